@@ -1,0 +1,270 @@
+//! The backend seam: everything that differs between databases.
+//!
+//! The crate never walks Diesel's typed AST itself (its operator nodes are
+//! private). It lets the real backend do what it already does for every
+//! query: render the SQL text and serialise each bind to its wire bytes.
+//! What differs per database is collected here: how to render and collect,
+//! which SQL types compare by byte equality (only those can be keyed by
+//! value), how an array bind is laid out, and which SQL dialect to parse.
+//! PostgreSQL is the first backend; SQLite and MySQL can follow by
+//! implementing [`CacheBackend`].
+
+use diesel::backend::Backend;
+use diesel::query_builder::QueryFragment;
+use diesel::QueryResult;
+use sqlparser::dialect::Dialect;
+
+/// One bind parameter as the backend would send it.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Bind {
+    /// The backend's identifier of the bind's SQL type (PostgreSQL: the OID;
+    /// custom types get a stable synthetic id derived from their name).
+    pub type_id: u32,
+    /// The wire bytes, `None` for SQL `NULL`.
+    pub bytes: Option<Vec<u8>>,
+}
+
+/// A Diesel backend the cache knows how to read queries for.
+pub trait CacheBackend: Backend + Default + Sized + 'static {
+    /// Render a query fragment to SQL text, exactly as Diesel sends it.
+    fn render<Q: QueryFragment<Self> + ?Sized>(query: &Q) -> QueryResult<String>;
+
+    /// Collect the bind parameters of a query fragment, in placeholder order.
+    fn collect_binds<Q: QueryFragment<Self> + ?Sized>(query: &Q) -> QueryResult<Vec<Bind>>;
+
+    /// Whether two values of this SQL type are equal in SQL exactly when
+    /// their bind bytes are equal. Only such values are keyed by value;
+    /// filters on other types depend on the whole table.
+    fn is_keyable(type_id: u32) -> bool;
+
+    /// The elements of an array bind (`col = ANY($n)`), or `None` when the
+    /// bind is not a one-dimensional array this backend can decode.
+    fn array_elements(bind: &Bind) -> Option<Vec<Bind>>;
+
+    /// The SQL dialect used to parse rendered queries.
+    fn dialect() -> &'static dyn Dialect;
+}
+
+pub mod pg {
+    //! PostgreSQL.
+    use super::{Bind, CacheBackend};
+    use diesel::pg::{Pg, PgMetadataLookup, PgQueryBuilder, PgTypeMetadata};
+    use diesel::query_builder::bind_collector::RawBytesBindCollector;
+    use diesel::query_builder::{QueryBuilder, QueryFragment};
+    use diesel::QueryResult;
+    use sqlparser::dialect::{Dialect, PostgreSqlDialect};
+
+    /// Built-in type OIDs whose equality is byte equality.
+    ///
+    /// Excluded on purpose: float4/float8 (`-0 = 0`, NaN), numeric (`1.0 = 1.00`),
+    /// bpchar (trailing blanks), interval (`1 day = 24 hours`), json/jsonb,
+    /// timetz, citext and every custom type (unknown semantics).
+    const KEYABLE_OIDS: &[u32] = &[
+        16,   // bool
+        17,   // bytea
+        18,   // "char"
+        19,   // name
+        20,   // int8
+        21,   // int2
+        23,   // int4
+        25,   // text
+        26,   // oid
+        1043, // varchar
+        1082, // date
+        1083, // time
+        1114, // timestamp
+        1184, // timestamptz
+        2950, // uuid
+    ];
+
+    /// Synthetic ids for custom types have this bit set; real OIDs of a
+    /// cluster stay far below it.
+    const SYNTHETIC_OID: u32 = 0x8000_0000;
+
+    /// A metadata lookup that never touches a connection.
+    ///
+    /// Built-in types never consult it; custom types (enums, domains) get a
+    /// stable id derived from their name, which is all a cache key needs.
+    /// This lets keys be computed without borrowing the connection and
+    /// without the catalogue queries Diesel runs for custom types.
+    struct SyntheticLookup;
+
+    impl PgMetadataLookup for SyntheticLookup {
+        fn lookup_type(&mut self, type_name: &str, schema: Option<&str>) -> PgTypeMetadata {
+            let mut h = xxhash_rust::xxh3::Xxh3::new();
+            h.update(schema.unwrap_or("").as_bytes());
+            h.update(&[0]);
+            h.update(type_name.as_bytes());
+            let oid = (h.digest() as u32) | SYNTHETIC_OID;
+            PgTypeMetadata::from_result(Ok((oid, oid ^ 1)))
+        }
+    }
+
+    impl CacheBackend for Pg {
+        fn render<Q: QueryFragment<Pg> + ?Sized>(query: &Q) -> QueryResult<String> {
+            let mut qb = PgQueryBuilder::default();
+            query.to_sql(&mut qb, &Pg)?;
+            Ok(qb.finish())
+        }
+
+        fn collect_binds<Q: QueryFragment<Pg> + ?Sized>(query: &Q) -> QueryResult<Vec<Bind>> {
+            let mut collector = RawBytesBindCollector::<Pg>::new();
+            let mut lookup = SyntheticLookup;
+            query.collect_binds(&mut collector, &mut lookup, &Pg)?;
+            Ok(collector
+                .metadata
+                .iter()
+                .zip(collector.binds)
+                .map(|(meta, bytes)| Bind {
+                    // An OID that failed to resolve still needs an identity;
+                    // 0 is never a real type and is never keyable.
+                    type_id: meta.oid().unwrap_or(0),
+                    bytes,
+                })
+                .collect())
+        }
+
+        fn is_keyable(type_id: u32) -> bool {
+            KEYABLE_OIDS.contains(&type_id)
+        }
+
+        fn array_elements(bind: &Bind) -> Option<Vec<Bind>> {
+            decode_array(bind.bytes.as_deref()?)
+        }
+
+        fn dialect() -> &'static dyn Dialect {
+            &PostgreSqlDialect {}
+        }
+    }
+
+    /// Decode PostgreSQL's binary array format (one dimension only):
+    /// `ndim i32, has_null i32, elem_oid u32, [len i32, lbound i32], then
+    /// per element: len i32 (-1 for NULL) and the bytes`.
+    fn decode_array(bytes: &[u8]) -> Option<Vec<Bind>> {
+        let mut rd = Reader(bytes);
+        let ndim = rd.i32()?;
+        let _has_null = rd.i32()?;
+        let elem_oid = rd.i32()? as u32;
+        match ndim {
+            0 => return rd.0.is_empty().then(Vec::new),
+            1 => {}
+            _ => return None,
+        }
+        let len = usize::try_from(rd.i32()?).ok()?;
+        let _lower_bound = rd.i32()?;
+        // Never trust a length to size an allocation before the bytes are seen.
+        let mut out = Vec::with_capacity(len.min(rd.0.len() / 4));
+        for _ in 0..len {
+            let n = rd.i32()?;
+            let bytes = if n < 0 {
+                None
+            } else {
+                Some(rd.take(n as usize)?.to_vec())
+            };
+            out.push(Bind {
+                type_id: elem_oid,
+                bytes,
+            });
+        }
+        rd.0.is_empty().then_some(out)
+    }
+
+    struct Reader<'a>(&'a [u8]);
+
+    impl<'a> Reader<'a> {
+        fn take(&mut self, n: usize) -> Option<&'a [u8]> {
+            if self.0.len() < n {
+                return None;
+            }
+            let (head, tail) = self.0.split_at(n);
+            self.0 = tail;
+            Some(head)
+        }
+
+        fn i32(&mut self) -> Option<i32> {
+            let b = self.take(4)?;
+            Some(i32::from_be_bytes([b[0], b[1], b[2], b[3]]))
+        }
+    }
+
+    #[cfg(test)]
+    mod tests {
+        use super::*;
+        use diesel::prelude::*;
+
+        diesel::table! {
+            items (id) {
+                id -> Int4,
+                name -> Text,
+                score -> Float8,
+            }
+        }
+
+        #[test]
+        fn renders_and_collects_binds() {
+            let q = items::table
+                .filter(items::id.eq(7))
+                .filter(items::name.eq("x"));
+            let sql = Pg::render(&q).unwrap();
+            assert!(sql.contains("\"items\".\"id\" = $1"), "{sql}");
+            let binds = Pg::collect_binds(&q).unwrap();
+            assert_eq!(binds.len(), 2);
+            assert_eq!(
+                binds[0],
+                Bind {
+                    type_id: 23,
+                    bytes: Some(7i32.to_be_bytes().to_vec())
+                }
+            );
+            assert_eq!(
+                binds[1],
+                Bind {
+                    type_id: 25,
+                    bytes: Some(b"x".to_vec())
+                }
+            );
+        }
+
+        #[test]
+        fn decodes_eq_any_arrays() {
+            let q = items::table.filter(items::id.eq_any(vec![1, 2, 3]));
+            let binds = Pg::collect_binds(&q).unwrap();
+            assert_eq!(binds.len(), 1);
+            let elems = Pg::array_elements(&binds[0]).unwrap();
+            assert_eq!(elems.len(), 3);
+            assert_eq!(
+                elems[2],
+                Bind {
+                    type_id: 23,
+                    bytes: Some(3i32.to_be_bytes().to_vec())
+                }
+            );
+            let empty = items::table.filter(items::id.eq_any(Vec::<i32>::new()));
+            let binds = Pg::collect_binds(&empty).unwrap();
+            assert_eq!(Pg::array_elements(&binds[0]).unwrap(), vec![]);
+        }
+
+        #[test]
+        fn rejects_malformed_arrays() {
+            for bad in [
+                &b""[..],
+                &[0, 0, 0, 1][..],
+                &[0, 0, 0, 2, 0, 0, 0, 0, 0, 0, 0, 23][..],
+            ] {
+                assert_eq!(decode_array(bad), None);
+            }
+            // Declares a million elements but carries none.
+            let mut lying = vec![0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 23];
+            lying.extend_from_slice(&1_000_000i32.to_be_bytes());
+            lying.extend_from_slice(&1i32.to_be_bytes());
+            assert_eq!(decode_array(&lying), None);
+        }
+
+        #[test]
+        fn floats_are_not_keyable() {
+            let binds = Pg::collect_binds(&items::table.filter(items::score.eq(1.5))).unwrap();
+            assert!(!Pg::is_keyable(binds[0].type_id));
+            assert!(Pg::is_keyable(23) && Pg::is_keyable(25));
+        }
+    }
+}

@@ -1,0 +1,453 @@
+//! The cache handle, its settings, and explicit invalidation.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, OnceLock, RwLock};
+use std::time::Duration;
+
+use diesel::expression::{AsExpression, TypedExpressionType};
+use diesel::pg::Pg;
+use diesel::query_builder::QueryFragment;
+use diesel::sql_types::SqlType;
+use diesel::Column;
+
+use crate::backend::CacheBackend;
+use crate::codec::{Bincode, Codec};
+use crate::error::{ConfigError, Error};
+use crate::key;
+use crate::stats::{Counters, Stats};
+use crate::store::{InProcessStore, Key, Store};
+use crate::write::Cascade;
+
+/// Entries live at most this long unless configured otherwise.
+pub const DEFAULT_TTL: Duration = Duration::from_secs(600);
+
+/// The longest TTL accepted (memcached treats relative TTLs above 30 days
+/// as timestamps; the crate keeps every store to the same bound).
+pub const MAX_TTL: Duration = Duration::from_secs(30 * 24 * 3600);
+
+/// A handle on one cache: a store, a codec, settings and statistics.
+///
+/// Cheap to clone (clones share everything) and safe to share between
+/// threads. Reads go through [`CacheDsl::cache`](crate::CacheDsl::cache).
+///
+/// ```
+/// use cachebot::Cache;
+/// use std::time::Duration;
+///
+/// let cache = Cache::builder().ttl(Duration::from_secs(60)).build().unwrap();
+/// assert_eq!(cache.stats().hits, 0);
+/// ```
+pub struct Cache<C: Codec = Bincode> {
+    pub(crate) core: Arc<Core>,
+    pub(crate) codec: Arc<C>,
+}
+
+impl<C: Codec> Clone for Cache<C> {
+    fn clone(&self) -> Self {
+        Cache {
+            core: self.core.clone(),
+            codec: self.codec.clone(),
+        }
+    }
+}
+
+/// Everything but the codec: what connection instrumentation shares.
+pub(crate) struct Core {
+    pub store: Box<dyn Store>,
+    pub ttl: Duration,
+    pub fingerprint: String,
+    pub never_cache: HashSet<String>,
+    pub enabled: AtomicBool,
+    pub cache_gets: bool,
+    pub counters: Counters,
+    /// Parent table -> child tables whose foreign keys cascade (delete or
+    /// update with CASCADE, SET NULL or SET DEFAULT): a write to the parent
+    /// may change rows of the children that no statement names.
+    pub cascades: RwLock<Cascades>,
+    pub cascades_learned: OnceLock<()>,
+}
+
+impl Cache<Bincode> {
+    /// A cache on the in-process store with default settings.
+    pub fn in_process() -> Cache {
+        Cache::from_parts(
+            Box::new(InProcessStore::new()),
+            Bincode,
+            Settings::default(),
+        )
+    }
+
+    /// Start configuring a cache. Defaults: in-process store, bincode, a TTL
+    /// of [`DEFAULT_TTL`], no schema fingerprint, nothing on the never-cache
+    /// list, caching enabled.
+    pub fn builder() -> CacheBuilder<Bincode> {
+        CacheBuilder {
+            store: None,
+            codec: Bincode,
+            settings: Settings::default(),
+        }
+    }
+}
+
+#[derive(Clone, Debug)]
+struct Settings {
+    ttl: Duration,
+    fingerprint: String,
+    never_cache: HashSet<String>,
+    enabled: bool,
+    cache_gets: bool,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            ttl: DEFAULT_TTL,
+            fingerprint: String::new(),
+            never_cache: HashSet::new(),
+            enabled: true,
+            cache_gets: true,
+        }
+    }
+}
+
+/// Settings for a [`Cache`], checked by [`build`](CacheBuilder::build).
+///
+/// ```
+/// use cachebot::{Cache, store::InProcessStore};
+/// let cache = Cache::builder()
+///     .store(InProcessStore::new())
+///     .schema_version("2026-11-25")
+///     .never_cache(["sessions"])
+///     .build()
+///     .unwrap();
+/// # let _ = cache;
+/// ```
+pub struct CacheBuilder<C: Codec> {
+    store: Option<Box<dyn Store>>,
+    codec: C,
+    settings: Settings,
+}
+
+impl<C: Codec> CacheBuilder<C> {
+    /// The store entries and generations live in (default: a fresh
+    /// [`InProcessStore`]).
+    pub fn store(mut self, store: impl Store) -> Self {
+        self.store = Some(Box::new(store));
+        self
+    }
+
+    /// The codec results are stored with (default: [`Bincode`]).
+    pub fn codec<C2: Codec>(self, codec: C2) -> CacheBuilder<C2> {
+        CacheBuilder {
+            store: self.store,
+            codec,
+            settings: self.settings,
+        }
+    }
+
+    /// How long an entry may live at most (default [`DEFAULT_TTL`]). The TTL
+    /// is a safety net; freshness comes from generations.
+    pub fn ttl(mut self, ttl: Duration) -> Self {
+        self.settings.ttl = ttl;
+        self
+    }
+
+    /// A string that changes whenever the shape of cached results changes
+    /// (a deploy that changes a model's fields). It is part of every entry
+    /// key, so processes of different versions never read each other's
+    /// entries. Sharing a store between builds with different models needs
+    /// it; within one build the Rust type name already separates results.
+    pub fn schema_version(mut self, version: impl Into<String>) -> Self {
+        self.settings.fingerprint = version.into();
+        self
+    }
+
+    /// Tables whose queries are never cached (django-cachebot's
+    /// `CACHEBOT_TABLE_BLACKLIST`): a query that reads any of them goes to
+    /// the database.
+    pub fn never_cache<I, S>(mut self, tables: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.settings
+            .never_cache
+            .extend(tables.into_iter().map(Into::into));
+        self
+    }
+
+    /// Start with caching switched on or off (default on); see
+    /// [`Cache::set_enabled`].
+    pub fn enabled(mut self, enabled: bool) -> Self {
+        self.settings.enabled = enabled;
+        self
+    }
+
+    /// Whether the derive's primary-key gets read through the cache (default
+    /// on; django-cachebot's `CACHEBOT_CACHE_GET`). A model opts out alone
+    /// with `#[cachebot(cache_get = false)]`.
+    pub fn cache_gets(mut self, on: bool) -> Self {
+        self.settings.cache_gets = on;
+        self
+    }
+
+    /// Check the settings and build the cache.
+    pub fn build(self) -> Result<Cache<C>, ConfigError> {
+        let s = &self.settings;
+        if s.ttl.is_zero() || s.ttl > MAX_TTL {
+            return Err(ConfigError(format!(
+                "ttl must be between 1 s and 30 days, got {:?}",
+                s.ttl
+            )));
+        }
+        if let Some(t) = s.never_cache.iter().find(|t| t.is_empty()) {
+            return Err(ConfigError(format!(
+                "never_cache holds an empty table name: {t:?}"
+            )));
+        }
+        let store = self
+            .store
+            .unwrap_or_else(|| Box::new(InProcessStore::new()));
+        Ok(Cache::from_parts(store, self.codec, self.settings))
+    }
+}
+
+impl<C: Codec> Cache<C> {
+    fn from_parts(store: Box<dyn Store>, codec: C, s: Settings) -> Cache<C> {
+        Cache {
+            core: Arc::new(Core {
+                store,
+                ttl: s.ttl,
+                fingerprint: s.fingerprint,
+                never_cache: s.never_cache,
+                enabled: AtomicBool::new(s.enabled),
+                cache_gets: s.cache_gets,
+                counters: Counters::default(),
+                cascades: RwLock::new(Cascades::default()),
+                cascades_learned: OnceLock::new(),
+            }),
+            codec: Arc::new(codec),
+        }
+    }
+
+    /// A snapshot of this cache's counters.
+    pub fn stats(&self) -> Stats {
+        self.core.counters.snapshot()
+    }
+
+    /// The store behind this cache.
+    pub fn store(&self) -> &dyn Store {
+        self.core.store.as_ref()
+    }
+
+    /// Switch caching on or off at run time. While off, every read goes to
+    /// the database (counted as a bypass) and nothing is stored;
+    /// invalidations are still sent, so switching back on serves nothing
+    /// stale.
+    pub fn set_enabled(&self, enabled: bool) {
+        self.core.enabled.store(enabled, Ordering::SeqCst);
+    }
+
+    /// Whether the derive's primary-key gets read through the cache.
+    pub fn caches_gets(&self) -> bool {
+        self.core.cache_gets
+    }
+
+    /// Whether caching is on.
+    pub fn is_enabled(&self) -> bool {
+        self.core.enabled.load(Ordering::SeqCst)
+    }
+
+    /// Invalidate everything this cache has stored, in every process that
+    /// shares the store. One generation bump: nothing is flushed.
+    ///
+    /// ```
+    /// let cache = cachebot::Cache::in_process();
+    /// cache.invalidate_all().unwrap();
+    /// assert_eq!(cache.stats().invalidations, 1);
+    /// ```
+    pub fn invalidate_all(&self) -> Result<(), Error> {
+        self.bump(&[key::global_key()])
+    }
+
+    /// Invalidate every cached query that reads `table` (its SQL name, as
+    /// Diesel renders it; `schema.table` outside `public`).
+    ///
+    /// ```
+    /// let cache = cachebot::Cache::in_process();
+    /// cache.invalidate_table("photos").unwrap();
+    /// ```
+    pub fn invalidate_table(&self, table: &str) -> Result<(), Error> {
+        if table.is_empty() {
+            return Err(Error::NoTable(String::new()));
+        }
+        self.bump(&[key::table_key(table)])
+    }
+
+    /// Invalidate the cached queries that a change to a row whose `column`
+    /// holds `value` may affect: those keyed on that value, and those that
+    /// depend on the column's table as a whole. Signal both the old and the
+    /// new value of a changed row.
+    ///
+    /// ```
+    /// diesel::table! { photos (id) { id -> Int4, user_id -> Int4 } }
+    /// let cache = cachebot::Cache::in_process();
+    /// cache.invalidate_value(photos::user_id, 7).unwrap();
+    /// assert_eq!(cache.stats().invalidations, 2); // the value and the table's rows
+    /// ```
+    pub fn invalidate_value<Col, V>(&self, column: Col, value: V) -> Result<(), Error>
+    where
+        Col: Column + QueryFragment<Pg>,
+        Col::SqlType: SqlType + TypedExpressionType,
+        V: AsExpression<Col::SqlType>,
+        V::Expression: QueryFragment<Pg>,
+    {
+        let (table, column) = single_column(&column)?;
+        let binds = Pg::collect_binds(&value.as_expression())?;
+        let value = match binds.as_slice() {
+            [b] => b.bytes.clone(),
+            _ => {
+                return Err(Error::Render(render_error(
+                    "the value must be a single bind",
+                )))
+            }
+        };
+        self.bump(&[
+            key::value_key(&table, &column, value.as_deref()),
+            key::rows_key(&table),
+        ])
+    }
+
+    pub(crate) fn bump(&self, keys: &[Key]) -> Result<(), Error> {
+        self.core.bump(keys)
+    }
+}
+
+/// Parent table -> child tables, per foreign-key action that writes the child.
+#[derive(Debug, Default)]
+pub(crate) struct Cascades {
+    on_delete: HashMap<String, Vec<String>>,
+    on_update: HashMap<String, Vec<String>>,
+}
+
+#[derive(diesel::QueryableByName)]
+struct ForeignKey {
+    #[diesel(sql_type = diesel::sql_types::Text)]
+    child: String,
+    #[diesel(sql_type = diesel::sql_types::Text)]
+    parent: String,
+    #[diesel(sql_type = diesel::sql_types::Bool)]
+    on_delete: bool,
+    #[diesel(sql_type = diesel::sql_types::Bool)]
+    on_update: bool,
+}
+
+impl Core {
+    /// Read the foreign keys whose actions cascade, once per cache.
+    pub(crate) fn learn_cascades(
+        &self,
+        conn: &mut diesel::PgConnection,
+    ) -> diesel::QueryResult<()> {
+        use diesel::RunQueryDsl;
+        if self.cascades_learned.get().is_some() {
+            return Ok(());
+        }
+        let fks: Vec<ForeignKey> = diesel::sql_query(
+            "SELECT conrelid::regclass::text AS child, confrelid::regclass::text AS parent, \
+             confdeltype IN ('c', 'n', 'd') AS on_delete, \
+             confupdtype IN ('c', 'n', 'd') AS on_update \
+             FROM pg_catalog.pg_constraint WHERE contype = 'f' \
+             AND (confdeltype IN ('c', 'n', 'd') OR confupdtype IN ('c', 'n', 'd'))",
+        )
+        .load(conn)?;
+        let mut cascades = Cascades::default();
+        for fk in fks {
+            let (Some(child), Some(parent)) = (
+                crate::names::table_name(&fk.child),
+                crate::names::table_name(&fk.parent),
+            ) else {
+                continue;
+            };
+            if fk.on_delete {
+                cascades
+                    .on_delete
+                    .entry(parent.clone())
+                    .or_default()
+                    .push(child.clone());
+            }
+            if fk.on_update {
+                cascades.on_update.entry(parent).or_default().push(child);
+            }
+        }
+        if let Ok(mut m) = self.cascades.write() {
+            *m = cascades;
+        }
+        let _ = self.cascades_learned.set(());
+        Ok(())
+    }
+
+    /// The "all" keys of `tables` and of every table a cascade of the given
+    /// kinds can reach from them.
+    pub(crate) fn table_keys_with_cascades(
+        &self,
+        tables: &[String],
+        kinds: &[Cascade],
+    ) -> Vec<Key> {
+        let mut seen: HashSet<String> = tables.iter().cloned().collect();
+        let mut queue: Vec<String> = tables.to_vec();
+        if let Ok(c) = self.cascades.read() {
+            while let Some(t) = queue.pop() {
+                let children = kinds.iter().flat_map(|k| match k {
+                    Cascade::Delete => c.on_delete.get(&t),
+                    Cascade::Update => c.on_update.get(&t),
+                });
+                for child in children.flatten() {
+                    if seen.insert(child.clone()) {
+                        queue.push(child.clone());
+                    }
+                }
+            }
+        }
+        let mut keys: Vec<Key> = seen.iter().map(|t| key::table_key(t)).collect();
+        keys.sort();
+        keys
+    }
+
+    /// Tables reached by cascades from `table`, not including it.
+    pub(crate) fn cascade_children(&self, table: &str, kind: Cascade) -> Vec<Key> {
+        let mut keys = self.table_keys_with_cascades(&[table.to_owned()], &[kind]);
+        let own = key::table_key(table);
+        keys.retain(|k| *k != own);
+        keys
+    }
+
+    /// Bump generations; counted, traced, and reported.
+    pub(crate) fn bump(&self, keys: &[Key]) -> Result<(), Error> {
+        let c = &self.counters;
+        match self.store.bump(keys) {
+            Ok(()) => {
+                Counters::add(&c.invalidations, keys.len() as u64);
+                Ok(())
+            }
+            Err(e) => {
+                Counters::add(&c.invalidation_errors, keys.len() as u64);
+                tracing::warn!(store = self.store.name(), error = %e, "invalidation failed");
+                Err(e.into())
+            }
+        }
+    }
+}
+
+pub(crate) fn render_error(msg: &str) -> diesel::result::Error {
+    diesel::result::Error::QueryBuilderError(msg.into())
+}
+
+/// The (table, column) a single Diesel column renders to.
+fn single_column<Col: QueryFragment<Pg>>(column: &Col) -> Result<(String, String), Error> {
+    let sql = Pg::render(column)?;
+    match crate::names::column_list(&sql).as_deref() {
+        Some([one]) => Ok(one.clone()),
+        _ => Err(Error::Render(render_error(&format!("not a column: {sql}")))),
+    }
+}

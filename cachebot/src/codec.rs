@@ -1,0 +1,122 @@
+//! How results become bytes.
+//!
+//! The codec is part of every entry key, so switching codecs never decodes
+//! one codec's bytes with another. The default is bincode 2 (compact and
+//! fast, see `perf-baseline.md`); postcard is available behind the
+//! `postcard` feature. A decode that fails, or that leaves bytes unread, is
+//! a miss, never an error for the application.
+
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+use crate::error::CodecError;
+
+/// Turns results into bytes and back.
+///
+/// ```
+/// use cachebot::codec::{Bincode, Codec};
+/// let bytes = Bincode.encode(&vec![(1, "a".to_string())]).unwrap();
+/// let back: Vec<(i32, String)> = Bincode.decode(&bytes).unwrap();
+/// assert_eq!(back, vec![(1, "a".to_string())]);
+/// ```
+pub trait Codec: Send + Sync + 'static {
+    /// A short, stable name; part of every entry key.
+    const NAME: &'static str;
+
+    /// Encode a value.
+    fn encode<T: Serialize + ?Sized>(&self, value: &T) -> Result<Vec<u8>, CodecError>;
+
+    /// Decode a value; trailing bytes are an error.
+    fn decode<T: DeserializeOwned>(&self, bytes: &[u8]) -> Result<T, CodecError>;
+}
+
+/// bincode 2 with its standard configuration (the default codec).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Bincode;
+
+impl Codec for Bincode {
+    const NAME: &'static str = "bincode2";
+
+    fn encode<T: Serialize + ?Sized>(&self, value: &T) -> Result<Vec<u8>, CodecError> {
+        bincode::serde::encode_to_vec(value, bincode::config::standard()).map_err(|e| CodecError {
+            codec: Self::NAME,
+            message: e.to_string(),
+        })
+    }
+
+    fn decode<T: DeserializeOwned>(&self, bytes: &[u8]) -> Result<T, CodecError> {
+        let err = |message: String| CodecError {
+            codec: Self::NAME,
+            message,
+        };
+        let (value, used) = bincode::serde::decode_from_slice(bytes, bincode::config::standard())
+            .map_err(|e| err(e.to_string()))?;
+        if used != bytes.len() {
+            return Err(err(format!("{} trailing bytes", bytes.len() - used)));
+        }
+        Ok(value)
+    }
+}
+
+/// postcard 1.x (feature `postcard`).
+#[cfg(feature = "postcard")]
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Postcard;
+
+#[cfg(feature = "postcard")]
+impl Codec for Postcard {
+    const NAME: &'static str = "postcard1";
+
+    fn encode<T: Serialize + ?Sized>(&self, value: &T) -> Result<Vec<u8>, CodecError> {
+        postcard::to_stdvec(value).map_err(|e| CodecError {
+            codec: Self::NAME,
+            message: e.to_string(),
+        })
+    }
+
+    fn decode<T: DeserializeOwned>(&self, bytes: &[u8]) -> Result<T, CodecError> {
+        let err = |message: String| CodecError {
+            codec: Self::NAME,
+            message,
+        };
+        let (value, rest) = postcard::take_from_bytes(bytes).map_err(|e| err(e.to_string()))?;
+        if !rest.is_empty() {
+            return Err(err(format!("{} trailing bytes", rest.len())));
+        }
+        Ok(value)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn round_trip<C: Codec>(c: C) {
+        let v = vec![
+            (1i64, Some("é\0x".to_string()), vec![0u8, 255]),
+            (2, None, vec![]),
+        ];
+        let bytes = c.encode(&v).unwrap();
+        let back: Vec<(i64, Option<String>, Vec<u8>)> = c.decode(&bytes).unwrap();
+        assert_eq!(back, v);
+        assert!(c
+            .decode::<Vec<(i64, Option<String>, Vec<u8>)>>(&bytes[..bytes.len() - 1])
+            .is_err());
+        let mut longer = bytes.clone();
+        longer.push(0);
+        assert!(c
+            .decode::<Vec<(i64, Option<String>, Vec<u8>)>>(&longer)
+            .is_err());
+    }
+
+    #[test]
+    fn bincode_round_trips_and_rejects_damage() {
+        round_trip(Bincode);
+    }
+
+    #[cfg(feature = "postcard")]
+    #[test]
+    fn postcard_round_trips_and_rejects_damage() {
+        round_trip(Postcard);
+    }
+}

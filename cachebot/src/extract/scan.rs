@@ -1,0 +1,794 @@
+//! A forgiving tokenizer and the conservative scans built on it: the fallback when sqlparser
+//! cannot parse a statement (or must not be given it), the token scan of AST fragments the walk
+//! does not model, and the batch splitter.
+//!
+//! The tokenizer never fails: unterminated strings, quoted identifiers and comments run to the
+//! end of the text, unknown characters are skipped.
+
+use std::collections::BTreeSet;
+
+use super::writes::WriteAcc;
+use super::{
+    finish, is_deterministic, is_time_special, join_name, Extracted, Uncacheable, WriteTargets,
+    MAX_FALLBACK_TABLES, MAX_OPERATOR_TOKENS, PARENLESS_VOLATILE,
+};
+
+/// A token.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(super) enum Tok {
+    /// A bare word, lowercased.
+    Word(String),
+    /// A double-quoted identifier, as written (`""` unescaped).
+    Quoted(String),
+    /// A string literal's content (any quoting).
+    Str(String),
+    Number,
+    /// `$n`.
+    Param,
+    LParen,
+    RParen,
+    Comma,
+    Dot,
+    Semi,
+    /// An operator (a run of operator characters).
+    Op(String),
+}
+
+/// Tokenize; each token with its starting byte offset.
+pub(super) fn lex(sql: &str) -> Vec<(Tok, usize)> {
+    let cs: Vec<(usize, char)> = sql.char_indices().collect();
+    let n = cs.len();
+    let at = |k: usize| cs.get(k).map(|&(_, c)| c);
+    let byte_at = |k: usize| cs.get(k).map_or(sql.len(), |&(b, _)| b);
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < n {
+        let (pos, c) = cs[i];
+        if c.is_whitespace() {
+            i += 1;
+        } else if c == '-' && at(i + 1) == Some('-') {
+            while i < n && cs[i].1 != '\n' {
+                i += 1;
+            }
+        } else if c == '/' && at(i + 1) == Some('*') {
+            // Block comments nest in PostgreSQL.
+            let mut depth = 0usize;
+            while i < n {
+                if cs[i].1 == '/' && at(i + 1) == Some('*') {
+                    depth += 1;
+                    i += 2;
+                } else if cs[i].1 == '*' && at(i + 1) == Some('/') {
+                    depth -= 1;
+                    i += 2;
+                    if depth == 0 {
+                        break;
+                    }
+                } else {
+                    i += 1;
+                }
+            }
+        } else if c == '\'' {
+            let (text, next) = quoted(&cs, i, '\'', false);
+            out.push((Tok::Str(text), pos));
+            i = next;
+        } else if c == '"' {
+            let (text, next) = quoted(&cs, i, '"', false);
+            out.push((Tok::Quoted(text), pos));
+            i = next;
+        } else if c == '$' && at(i + 1).is_some_and(|d| d.is_ascii_digit()) {
+            i += 1;
+            while at(i).is_some_and(|d| d.is_ascii_digit()) {
+                i += 1;
+            }
+            out.push((Tok::Param, pos));
+        } else if c == '$' {
+            // Dollar quoting: $$...$$ or $tag$...$tag$.
+            let mut j = i + 1;
+            while at(j).is_some_and(|d| d.is_alphanumeric() || d == '_') {
+                j += 1;
+            }
+            if at(j) == Some('$') {
+                let tag = &sql[pos..byte_at(j + 1)];
+                let body_start = byte_at(j + 1);
+                let (body, end) = match sql[body_start..].find(tag) {
+                    Some(k) => (&sql[body_start..body_start + k], body_start + k + tag.len()),
+                    None => (&sql[body_start..], sql.len()),
+                };
+                out.push((Tok::Str(body.to_string()), pos));
+                i = cs.partition_point(|&(b, _)| b < end);
+            } else {
+                out.push((Tok::Op("$".to_string()), pos));
+                i += 1;
+            }
+        } else if c.is_ascii_digit() || (c == '.' && at(i + 1).is_some_and(|d| d.is_ascii_digit()))
+        {
+            i += 1;
+            while let Some(d) = at(i) {
+                let exponent_sign = (d == '+' || d == '-')
+                    && i > 0
+                    && matches!(cs[i - 1].1, 'e' | 'E')
+                    && at(i + 1).is_some_and(|x| x.is_ascii_digit());
+                if d.is_ascii_alphanumeric() || d == '_' || d == '.' || exponent_sign {
+                    i += 1;
+                } else {
+                    break;
+                }
+            }
+            out.push((Tok::Number, pos));
+        } else if c.is_alphabetic() || c == '_' {
+            let start = i;
+            while at(i).is_some_and(|d| d.is_alphanumeric() || d == '_' || d == '$') {
+                i += 1;
+            }
+            let word: String = cs[start..i].iter().map(|&(_, ch)| ch).collect::<String>();
+            let lower = word.to_lowercase();
+            // String prefixes: E'..' (backslash escapes), B'..', X'..', N'..', U&'..'.
+            if at(i) == Some('\'') && matches!(lower.as_str(), "e" | "b" | "x" | "n") {
+                let (text, next) = quoted(&cs, i, '\'', lower == "e");
+                out.push((Tok::Str(text), pos));
+                i = next;
+            } else if lower == "u" && at(i) == Some('&') && matches!(at(i + 1), Some('\'' | '"')) {
+                let q = at(i + 1).unwrap_or('\'');
+                let (text, next) = quoted(&cs, i + 1, q, false);
+                out.push((
+                    if q == '"' {
+                        Tok::Quoted(text)
+                    } else {
+                        Tok::Str(text)
+                    },
+                    pos,
+                ));
+                i = next;
+            } else {
+                out.push((Tok::Word(lower), pos));
+            }
+        } else {
+            i += 1;
+            let tok = match c {
+                '(' => Tok::LParen,
+                ')' => Tok::RParen,
+                ',' => Tok::Comma,
+                '.' => Tok::Dot,
+                ';' => Tok::Semi,
+                c if is_op_char(c) => {
+                    let mut op = String::from(c);
+                    while let Some(d) = at(i) {
+                        let comment = (d == '-' && at(i + 1) == Some('-'))
+                            || (d == '/' && at(i + 1) == Some('*'));
+                        if !is_op_char(d) || comment {
+                            break;
+                        }
+                        op.push(d);
+                        i += 1;
+                    }
+                    Tok::Op(op)
+                }
+                // Brackets and anything unknown: not significant for any scan.
+                _ => continue,
+            };
+            out.push((tok, pos));
+        }
+    }
+    out
+}
+
+fn is_op_char(c: char) -> bool {
+    "+-*/<>=~!@#%^&|`?:".contains(c)
+}
+
+/// A quoted run starting at `cs[start]` (the opening quote); doubled quotes escape it, and with
+/// `backslash` so does `\`. Returns the content and the index after the closing quote.
+fn quoted(cs: &[(usize, char)], start: usize, quote: char, backslash: bool) -> (String, usize) {
+    let mut text = String::new();
+    let mut i = start + 1;
+    while let Some(&(_, c)) = cs.get(i) {
+        if backslash && c == '\\' {
+            if let Some(&(_, next)) = cs.get(i + 1) {
+                text.push(next);
+            }
+            i += 2;
+        } else if c == quote {
+            if cs.get(i + 1).map(|&(_, d)| d) == Some(quote) {
+                text.push(quote);
+                i += 2;
+            } else {
+                return (text, i + 1);
+            }
+        } else {
+            text.push(c);
+            i += 1;
+        }
+    }
+    (text, cs.len())
+}
+
+/// Words that are operators for the purpose of [`too_complex`].
+const OPERATOR_WORDS: &[&str] = &[
+    "and",
+    "or",
+    "not",
+    "is",
+    "in",
+    "like",
+    "ilike",
+    "between",
+    "collate",
+    "at",
+    "similar",
+    "union",
+    "intersect",
+    "except",
+    "escape",
+    "isnull",
+    "notnull",
+    "overlaps",
+];
+
+/// Whether the text has too many operators to be handed to the parser safely (see
+/// [`MAX_OPERATOR_TOKENS`]). Free for short texts.
+pub(super) fn too_complex(sql: &str) -> bool {
+    if sql.len() <= MAX_OPERATOR_TOKENS {
+        return false;
+    }
+    let operators = lex(sql)
+        .iter()
+        .filter(|(tok, _)| match tok {
+            Tok::Op(_) => true,
+            Tok::Word(w) => OPERATOR_WORDS.contains(&w.as_str()),
+            _ => false,
+        })
+        .count();
+    operators > MAX_OPERATOR_TOKENS
+}
+
+/// PostgreSQL's reserved key words (and those reserved except as function or type names): a
+/// bare one is never a table name.
+const RESERVED: &[&str] = &[
+    "all",
+    "analyse",
+    "analyze",
+    "and",
+    "any",
+    "array",
+    "as",
+    "asc",
+    "asymmetric",
+    "both",
+    "case",
+    "cast",
+    "check",
+    "collate",
+    "column",
+    "constraint",
+    "create",
+    "current_catalog",
+    "current_date",
+    "current_role",
+    "current_time",
+    "current_timestamp",
+    "current_user",
+    "default",
+    "deferrable",
+    "desc",
+    "distinct",
+    "do",
+    "else",
+    "end",
+    "except",
+    "false",
+    "fetch",
+    "for",
+    "foreign",
+    "from",
+    "grant",
+    "group",
+    "having",
+    "in",
+    "initially",
+    "intersect",
+    "into",
+    "lateral",
+    "leading",
+    "limit",
+    "localtime",
+    "localtimestamp",
+    "not",
+    "null",
+    "offset",
+    "on",
+    "only",
+    "or",
+    "order",
+    "placing",
+    "primary",
+    "references",
+    "returning",
+    "select",
+    "session_user",
+    "some",
+    "symmetric",
+    "system_user",
+    "table",
+    "then",
+    "to",
+    "trailing",
+    "true",
+    "union",
+    "unique",
+    "user",
+    "using",
+    "variadic",
+    "when",
+    "where",
+    "window",
+    "with",
+    "authorization",
+    "binary",
+    "collation",
+    "concurrently",
+    "cross",
+    "current_schema",
+    "freeze",
+    "full",
+    "ilike",
+    "inner",
+    "is",
+    "isnull",
+    "join",
+    "left",
+    "like",
+    "natural",
+    "notnull",
+    "outer",
+    "overlaps",
+    "right",
+    "similar",
+    "tablesample",
+    "verbose",
+];
+
+/// Bare words that may precede `(` without being a function call.
+const NOT_FUNCTIONS: &[&str] = &[
+    "all",
+    "and",
+    "any",
+    "array",
+    "as",
+    "at",
+    "between",
+    "bit",
+    "by",
+    "case",
+    "cast",
+    "char",
+    "character",
+    "check",
+    "collate",
+    "conflict",
+    "constraint",
+    "cube",
+    "decimal",
+    "default",
+    "distinct",
+    "do",
+    "double",
+    "else",
+    "escape",
+    "except",
+    "exists",
+    "extract",
+    "filter",
+    "float",
+    "for",
+    "foreign",
+    "from",
+    "group",
+    "grouping",
+    "having",
+    "ilike",
+    "in",
+    "index",
+    "insert",
+    "intersect",
+    "interval",
+    "into",
+    "is",
+    "join",
+    "key",
+    "lateral",
+    "like",
+    "limit",
+    "materialized",
+    "not",
+    "numeric",
+    "of",
+    "offset",
+    "on",
+    "only",
+    "or",
+    "order",
+    "over",
+    "overlay",
+    "partition",
+    "position",
+    "precision",
+    "primary",
+    "recursive",
+    "references",
+    "returning",
+    "rollup",
+    "row",
+    "select",
+    "set",
+    "sets",
+    "similar",
+    "some",
+    "substring",
+    "then",
+    "time",
+    "timestamp",
+    "to",
+    "trim",
+    "union",
+    "unique",
+    "using",
+    "values",
+    "varchar",
+    "varying",
+    "when",
+    "where",
+    "window",
+    "with",
+    "within",
+    "zone",
+];
+
+/// Words that end a FROM list at their nesting level.
+const FROM_LIST_END: &[&str] = &[
+    "where",
+    "group",
+    "having",
+    "order",
+    "limit",
+    "offset",
+    "fetch",
+    "for",
+    "window",
+    "union",
+    "intersect",
+    "except",
+    "returning",
+    "select",
+    "into",
+    "set",
+    "values",
+    "qualify",
+];
+
+/// What a token scan found.
+#[derive(Debug, Default)]
+pub(super) struct ScanResult {
+    /// Candidate tables (normalised).
+    pub tables: BTreeSet<String>,
+    /// Functions called (normalised name parts joined by `.`).
+    pub functions: BTreeSet<String>,
+    /// The first call to a non-allow-listed function, or a volatile keyword.
+    pub volatile: Option<String>,
+}
+
+/// A name at `toks[i]`: a quoted identifier or a non-reserved bare word.
+fn name_part(tok: Option<&(Tok, usize)>) -> Option<String> {
+    match tok.map(|(t, _)| t) {
+        Some(Tok::Quoted(s)) => Some(s.clone()),
+        Some(Tok::Word(w)) if !RESERVED.contains(&w.as_str()) => Some(w.clone()),
+        _ => None,
+    }
+}
+
+/// A dotted name starting at `toks[i]`: its parts and the index after it.
+fn dotted_name(toks: &[(Tok, usize)], i: usize) -> Option<(Vec<String>, usize)> {
+    let mut parts = vec![name_part(toks.get(i))?];
+    let mut j = i + 1;
+    while matches!(toks.get(j), Some((Tok::Dot, _))) {
+        match name_part(toks.get(j + 1)) {
+            Some(part) => {
+                parts.push(part);
+                j += 2;
+            }
+            None => break,
+        }
+    }
+    Some((parts, j))
+}
+
+/// Scan tokens for tables (after FROM/JOIN, after commas of a FROM list, and with `qualifiers`
+/// also every `x.` qualifier), function calls and volatile keywords.
+fn scan_tokens(toks: &[(Tok, usize)], qualifiers: bool) -> ScanResult {
+    let mut found = ScanResult::default();
+    // Per parenthesis level: inside a FROM list?
+    let mut in_from: Vec<bool> = vec![false];
+    // The next name is a table (after FROM, JOIN, a FROM-list comma).
+    let mut expect_table = false;
+    let mut i = 0;
+    while i < toks.len() {
+        let tok = &toks[i].0;
+        match tok {
+            Tok::Word(w) if w == "from" || w == "join" => {
+                if let Some(level) = in_from.last_mut() {
+                    *level = true;
+                }
+                expect_table = true;
+                i += 1;
+                continue;
+            }
+            Tok::Word(w) if expect_table && (w == "only" || w == "lateral") => {
+                i += 1;
+                continue;
+            }
+            Tok::Word(w) if FROM_LIST_END.contains(&w.as_str()) => {
+                if let Some(level) = in_from.last_mut() {
+                    *level = false;
+                }
+            }
+            _ => {}
+        }
+        match tok {
+            Tok::LParen => {
+                // `FROM ((a JOIN b) ...)`: still expecting tables inside.
+                in_from.push(expect_table);
+                i += 1;
+                continue;
+            }
+            Tok::RParen => {
+                in_from.pop();
+                if in_from.is_empty() {
+                    in_from.push(false);
+                }
+            }
+            Tok::Comma if in_from.last().copied().unwrap_or(false) => {
+                expect_table = true;
+                i += 1;
+                continue;
+            }
+            Tok::Str(s) if is_time_special(s) => {
+                found.volatile.get_or_insert_with(|| "now".to_string());
+            }
+            Tok::Word(_) | Tok::Quoted(_) => {
+                let after_dot = i > 0 && matches!(toks[i - 1].0, Tok::Dot);
+                if !after_dot {
+                    if let Some((parts, next)) = dotted_name(toks, i) {
+                        if let ([single], Tok::Word(_)) = (parts.as_slice(), tok) {
+                            volatile_word(&mut found, single, toks.get(next));
+                        }
+                        if matches!(toks.get(next), Some((Tok::LParen, _))) {
+                            call(&mut found, &parts);
+                        } else if expect_table {
+                            found.tables.insert(join_name(parts));
+                        } else if qualifiers {
+                            let star = matches!(toks.get(next), Some((Tok::Dot, _)))
+                                && matches!(toks.get(next + 1), Some((Tok::Op(op), _)) if op == "*");
+                            if star {
+                                found.tables.insert(join_name(parts));
+                            } else if parts.len() >= 2 {
+                                found
+                                    .tables
+                                    .insert(join_name(parts[..parts.len() - 1].to_vec()));
+                            }
+                        }
+
+                        expect_table = false;
+                        i = next;
+                        continue;
+                    }
+                    if let Tok::Word(w) = tok {
+                        volatile_word(&mut found, w, toks.get(i + 1));
+                        if matches!(toks.get(i + 1), Some((Tok::LParen, _)))
+                            && !NOT_FUNCTIONS.contains(&w.as_str())
+                        {
+                            call(&mut found, std::slice::from_ref(w));
+                        }
+                    }
+                }
+            }
+            _ => {}
+        }
+        expect_table = false;
+        i += 1;
+    }
+    found
+}
+
+/// A bare word that is a volatile value by itself (CURRENT_TIMESTAMP, USER...).
+fn volatile_word(found: &mut ScanResult, word: &str, next: Option<&(Tok, usize)>) {
+    let called = matches!(next, Some((Tok::LParen, _)));
+    if !called && PARENLESS_VOLATILE.contains(&word) {
+        found.volatile.get_or_insert_with(|| word.to_string());
+    }
+}
+
+/// A function call seen by the scan.
+fn call(found: &mut ScanResult, parts: &[String]) {
+    if let [single] = parts {
+        if NOT_FUNCTIONS.contains(&single.as_str()) {
+            return;
+        }
+    }
+    let joined = parts.join(".");
+    if !is_deterministic(parts) {
+        found.volatile.get_or_insert_with(|| joined.to_lowercase());
+    }
+    found.functions.insert(joined);
+}
+
+/// Scan the SQL rendering of an AST fragment: tables only after FROM/JOIN (qualifiers there
+/// name relations of the enclosing, already analysed query).
+pub(super) fn scan_fragment(text: &str) -> ScanResult {
+    scan_tokens(&lex(text), false)
+}
+
+/// The conservative analysis of SQL we could not (or would not) parse.
+pub(super) fn fallback_analyze(sql: &str) -> Extracted {
+    let toks = lex(sql);
+    let words = || {
+        toks.iter().filter_map(|(t, _)| match t {
+            Tok::Word(w) => Some(w.as_str()),
+            _ => None,
+        })
+    };
+    // It must look like one plain SELECT.
+    let first = toks.iter().find(|(t, _)| *t != Tok::LParen).map(|(t, _)| t);
+    let starts_with_select = matches!(first, Some(Tok::Word(w)) if w == "select");
+    let writes = words().any(|w| {
+        matches!(
+            w,
+            "insert" | "update" | "delete" | "merge" | "truncate" | "into"
+        )
+    });
+    // FOR UPDATE / NO KEY UPDATE / SHARE / KEY SHARE.
+    let locks = toks.windows(2).any(|pair| {
+        matches!(&pair[0].0, Tok::Word(w) if w == "for")
+            && matches!(&pair[1].0, Tok::Word(w) if matches!(w.as_str(), "update" | "share" | "no" | "key"))
+    });
+    let several = toks
+        .iter()
+        .position(|(t, _)| *t == Tok::Semi)
+        .is_some_and(|k| toks[k + 1..].iter().any(|(t, _)| *t != Tok::Semi));
+    if !starts_with_select || writes || locks || several {
+        return Extracted::Uncacheable(Uncacheable::NotARead);
+    }
+    let found = scan_tokens(&toks, true);
+    if let Some(name) = found.volatile {
+        return Extracted::Uncacheable(Uncacheable::Volatile(name));
+    }
+    if found.tables.is_empty() || found.tables.len() > MAX_FALLBACK_TABLES {
+        return Extracted::Uncacheable(Uncacheable::NoTable);
+    }
+    finish(Default::default(), found.tables, true, false)
+}
+
+/// The statements of a batch, split at `;` outside strings, quoted identifiers and comments.
+pub(super) fn split_statements(sql: &str) -> Vec<&str> {
+    let mut pieces = Vec::new();
+    let mut start = 0;
+    for (tok, pos) in lex(sql) {
+        if tok == Tok::Semi {
+            pieces.push(&sql[start..pos]);
+            start = pos + 1;
+        }
+    }
+    pieces.push(&sql[start..]);
+    pieces.retain(|p| !p.trim().is_empty());
+    pieces
+}
+
+/// Keywords of statements that may write without a target we can extract (EXECUTE runs a
+/// prepared statement of any kind).
+const OPAQUE_WRITES: &[&str] = &[
+    "merge", "copy", "alter", "drop", "create", "call", "grant", "revoke", "vacuum", "cluster",
+    "reindex", "refresh", "comment", "lock", "execute",
+];
+
+/// The conservative write targets of SQL we could not (or would not) parse.
+pub(super) fn fallback_writes(sql: &str) -> WriteTargets {
+    let toks = lex(sql);
+    let word = |k: usize| match toks.get(k) {
+        Some((Tok::Word(w), _)) => Some(w.as_str()),
+        _ => None,
+    };
+    let mut acc = WriteAcc::default();
+    let mut writes = false;
+    // The table named at `k` (after an optional ONLY).
+    let target = |mut k: usize, acc: &mut WriteAcc| -> usize {
+        if word(k) == Some("only") {
+            k += 1;
+        }
+        match dotted_name(&toks, k) {
+            Some((parts, next)) => {
+                acc.tables.insert(join_name(parts));
+                next
+            }
+            None => {
+                acc.unknown = true;
+                k
+            }
+        }
+    };
+    for (i, (tok, _)) in toks.iter().enumerate() {
+        let Tok::Word(w) = tok else { continue };
+        let qualified =
+            (i > 0 && toks[i - 1].0 == Tok::Dot) || matches!(toks.get(i + 1), Some((Tok::Dot, _)));
+        if qualified {
+            continue;
+        }
+        let prev = i.checked_sub(1).and_then(word);
+        match w.as_str() {
+            "insert" => {
+                writes = true;
+                if word(i + 1) == Some("into") {
+                    target(i + 2, &mut acc);
+                } else {
+                    acc.unknown = true;
+                }
+            }
+            "update" => {
+                writes = true;
+                // FOR [NO KEY] UPDATE locks; ON CONFLICT DO UPDATE writes the INSERT's table.
+                if !matches!(prev, Some("for" | "key" | "do")) {
+                    target(i + 1, &mut acc);
+                }
+            }
+            "delete" => {
+                writes = true;
+                if word(i + 1) == Some("from") {
+                    target(i + 2, &mut acc);
+                } else {
+                    acc.unknown = true;
+                }
+            }
+            "truncate" => {
+                writes = true;
+                let mut k = i + 1;
+                if word(k) == Some("table") {
+                    k += 1;
+                }
+                loop {
+                    k = target(k, &mut acc);
+                    if matches!(toks.get(k), Some((Tok::Op(op), _)) if op == "*") {
+                        k += 1;
+                    }
+                    if matches!(toks.get(k), Some((Tok::Comma, _))) {
+                        k += 1;
+                    } else {
+                        break;
+                    }
+                }
+            }
+            // Two-phase commit: COMMIT PREPARED makes a prepared transaction's writes visible
+            // (its statements may have run in another session); PREPARE TRANSACTION ends the
+            // current one without committing it.
+            "commit" if word(i + 1) == Some("prepared") => {
+                writes = true;
+                acc.unknown = true;
+            }
+            "prepare" if word(i + 1) == Some("transaction") => {
+                writes = true;
+                acc.unknown = true;
+            }
+            // ON CONFLICT DO UPDATE / DO NOTHING belong to an INSERT.
+            "do" if matches!(word(i + 1), Some("update" | "nothing")) => {}
+            "do" => {
+                writes = true;
+                acc.unknown = true;
+            }
+            w if OPAQUE_WRITES.contains(&w) => {
+                writes = true;
+                acc.unknown = true;
+            }
+            _ => {}
+        }
+    }
+    if !writes {
+        return WriteTargets::None;
+    }
+    acc.finish()
+}

@@ -1,0 +1,450 @@
+//! Keys: what names a cached result, and what it depends on.
+//!
+//! An entry key is a strong hash (xxh3-128) of everything that determines
+//! the result's bytes: the SQL text, every bind's type and bytes (length
+//! prefixed, `NULL` distinct from empty), the Rust result type, the codec,
+//! the schema fingerprint and the narrowing columns. Debug strings are never
+//! used: they are neither canonical nor injective.
+//!
+//! Dependencies are generation keys: one global, one "all rows" key per
+//! table (coarse invalidation), and per table either its "rows" key (the
+//! whole table) or one key per pinned (table, column, value).
+
+use xxhash_rust::xxh3::Xxh3;
+
+use crate::backend::{Bind, CacheBackend};
+use crate::extract::{Analysis, Atom, Pins, TableDeps, ValueRef};
+use crate::store::Key;
+
+/// Bumped when the layout of keys or entries changes, so old entries die.
+const FORMAT_VERSION: u32 = 1;
+
+/// Over this many value keys for one table, depend on the whole table.
+pub(crate) const MAX_VALUE_KEYS_PER_TABLE: usize = 256;
+
+/// One generation a cached result depends on, described for humans.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Dependency {
+    /// Everything cached (bumped by `invalidate_all` and by writes the crate
+    /// cannot attribute to a table).
+    Global,
+    /// Every query on the table (bumped by coarse invalidation).
+    Table(String),
+    /// Queries that depend on the table as a whole (bumped by every write to
+    /// one of its rows).
+    Rows(String),
+    /// Queries that depend on rows whose `column` holds `value` (`None`:
+    /// SQL `NULL`).
+    Value {
+        /// The table.
+        table: String,
+        /// The column.
+        column: String,
+        /// The value's bind bytes, `None` for `NULL`.
+        value: Option<Vec<u8>>,
+    },
+    /// Queries that depend on rows whose columns hold all these values (a
+    /// composite key a model declared with `#[cachebot(key(..))]`).
+    Composite {
+        /// The table.
+        table: String,
+        /// (column, value) in the key's declared order.
+        values: Vec<(String, Option<Vec<u8>>)>,
+    },
+}
+
+impl Dependency {
+    /// The generation key of this dependency.
+    pub fn key(&self) -> Key {
+        match self {
+            Dependency::Global => global_key(),
+            Dependency::Table(t) => table_key(t),
+            Dependency::Rows(t) => rows_key(t),
+            Dependency::Value {
+                table,
+                column,
+                value,
+            } => value_key(table, column, value.as_deref()),
+            Dependency::Composite { table, values } => {
+                let parts: Vec<(&str, Option<&[u8]>)> = values
+                    .iter()
+                    .map(|(c, v)| (c.as_str(), v.as_deref()))
+                    .collect();
+                composite_key(table, &parts)
+            }
+        }
+    }
+}
+
+fn field(h: &mut Xxh3, bytes: &[u8]) {
+    h.update(&(bytes.len() as u64).to_le_bytes());
+    h.update(bytes);
+}
+
+fn opt_field(h: &mut Xxh3, bytes: Option<&[u8]>) {
+    match bytes {
+        None => h.update(&[0]),
+        Some(b) => {
+            h.update(&[1]);
+            field(h, b);
+        }
+    }
+}
+
+fn generation_hash(tag: u8, parts: &[&[u8]], value: Option<Option<&[u8]>>) -> Key {
+    let mut h = Xxh3::new();
+    h.update(&FORMAT_VERSION.to_le_bytes());
+    h.update(&[b'g', tag]);
+    for p in parts {
+        field(&mut h, p);
+    }
+    if let Some(v) = value {
+        opt_field(&mut h, v);
+    }
+    Key::generation(h.digest128())
+}
+
+/// The global generation every cached result depends on.
+pub(crate) fn global_key() -> Key {
+    generation_hash(b'*', &[], None)
+}
+
+/// The table's "all" generation: bumped to invalidate every query on it.
+pub(crate) fn table_key(table: &str) -> Key {
+    generation_hash(b't', &[table.as_bytes()], None)
+}
+
+/// The table's "rows" generation: bumped by every row write.
+pub(crate) fn rows_key(table: &str) -> Key {
+    generation_hash(b'r', &[table.as_bytes()], None)
+}
+
+/// The generation of rows whose `column` holds `value`.
+pub(crate) fn value_key(table: &str, column: &str, value: Option<&[u8]>) -> Key {
+    generation_hash(b'v', &[table.as_bytes(), column.as_bytes()], Some(value))
+}
+
+/// The generation of rows whose columns hold all these values (a declared
+/// composite key), columns in declaration order.
+pub(crate) fn composite_key(table: &str, values: &[(&str, Option<&[u8]>)]) -> Key {
+    let mut h = Xxh3::new();
+    h.update(&FORMAT_VERSION.to_le_bytes());
+    h.update(b"gc");
+    field(&mut h, table.as_bytes());
+    h.update(&(values.len() as u64).to_le_bytes());
+    for (col, v) in values {
+        field(&mut h, col.as_bytes());
+        opt_field(&mut h, *v);
+    }
+    Key::generation(h.digest128())
+}
+
+/// Everything that identifies one cached result besides the query.
+pub(crate) struct EntryContext<'a> {
+    pub fingerprint: &'a str,
+    pub codec: &'static str,
+    pub result_type: &'static str,
+    pub narrowing: Option<&'a [(String, String)]>,
+}
+
+pub(crate) fn entry_key(ctx: &EntryContext<'_>, sql_hash: u128, binds: &[Bind]) -> Key {
+    let mut h = Xxh3::new();
+    h.update(&FORMAT_VERSION.to_le_bytes());
+    h.update(b"e");
+    field(&mut h, ctx.fingerprint.as_bytes());
+    field(&mut h, ctx.codec.as_bytes());
+    field(&mut h, ctx.result_type.as_bytes());
+    match ctx.narrowing {
+        None => h.update(&[0]),
+        Some(cols) => {
+            h.update(&[1]);
+            h.update(&(cols.len() as u64).to_le_bytes());
+            for (t, c) in cols {
+                field(&mut h, t.as_bytes());
+                field(&mut h, c.as_bytes());
+            }
+        }
+    }
+    h.update(&sql_hash.to_le_bytes());
+    h.update(&(binds.len() as u64).to_le_bytes());
+    for b in binds {
+        h.update(&b.type_id.to_le_bytes());
+        opt_field(&mut h, b.bytes.as_deref());
+    }
+    Key::entry(h.digest128())
+}
+
+/// The dependencies of an analysed query with these binds, sorted and
+/// deduplicated. `narrowing` lists the (table, column) pairs invalidation may
+/// key on; a table none of whose columns is listed depends on its rows as a
+/// whole (narrowing never drops a dependency).
+pub(crate) fn dependencies<DB: CacheBackend>(
+    analysis: &Analysis,
+    binds: &[Bind],
+    narrowing: Option<&[(String, String)]>,
+) -> Vec<Dependency> {
+    let mut deps = vec![Dependency::Global];
+    for t in &analysis.tables {
+        deps.push(Dependency::Table(t.table.clone()));
+        match table_values::<DB>(t, binds, narrowing) {
+            Some(values) => deps.extend(values),
+            None => deps.push(Dependency::Rows(t.table.clone())),
+        }
+    }
+    deps.sort();
+    deps.dedup();
+    deps
+}
+
+/// The value keys for one table, or `None` for the whole table.
+fn table_values<DB: CacheBackend>(
+    t: &TableDeps,
+    binds: &[Bind],
+    narrowing: Option<&[(String, String)]>,
+) -> Option<Vec<Dependency>> {
+    let Pins::AnyOf(conjunctions) = &t.pins else {
+        return None;
+    };
+    let allowed = |atom: &Atom| match narrowing {
+        None => true,
+        Some(cols) => cols
+            .iter()
+            .any(|(tb, c)| *tb == t.table && *c == atom.column),
+    };
+    let composites = crate::model::composites_of(&t.table);
+    let mut out = Vec::new();
+    for conj in conjunctions {
+        let usable: Vec<(&Atom, Vec<Option<Vec<u8>>>)> = conj
+            .atoms
+            .iter()
+            .filter(|a| allowed(a))
+            .filter_map(|a| atom_values::<DB>(a, binds).map(|vals| (a, vals)))
+            .collect();
+        // A declared composite whose every column is pinned to one value is
+        // the most precise key available.
+        let composite = composites.iter().find_map(|cols| {
+            cols.iter()
+                .map(|col| {
+                    usable
+                        .iter()
+                        .find(|(a, vals)| a.column == *col && vals.len() == 1)
+                        .map(|(_, vals)| (col.clone(), vals[0].clone()))
+                })
+                .collect::<Option<Vec<_>>>()
+        });
+        if let Some(values) = composite {
+            out.push(Dependency::Composite {
+                table: t.table.clone(),
+                values,
+            });
+            continue;
+        }
+        // Any one atom of a conjunction is a valid (wider) dependency: every
+        // row able to change the result matches all of them. Key on the one
+        // with the fewest values.
+        let (atom, vals) = usable.into_iter().min_by_key(|(_, vals)| vals.len())?;
+        out.extend(vals.into_iter().map(|value| Dependency::Value {
+            table: t.table.clone(),
+            column: atom.column.clone(),
+            value,
+        }));
+        if out.len() > MAX_VALUE_KEYS_PER_TABLE {
+            return None;
+        }
+    }
+    Some(out)
+}
+
+/// The values an atom pins, or `None` when it cannot be keyed (the type does
+/// not compare by bytes, a `NULL` bind, an undecodable array).
+fn atom_values<DB: CacheBackend>(atom: &Atom, binds: &[Bind]) -> Option<Vec<Option<Vec<u8>>>> {
+    let keyable = |b: &Bind| DB::is_keyable(b.type_id) && b.bytes.is_some();
+    match atom.value {
+        ValueRef::Null => Some(vec![None]),
+        ValueRef::Bind(i) => {
+            let b = binds.get(i).filter(|b| keyable(b))?;
+            Some(vec![b.bytes.clone()])
+        }
+        ValueRef::AnyOf(i) => {
+            let elems = DB::array_elements(binds.get(i)?)?;
+            if elems.iter().any(|e| !DB::is_keyable(e.type_id)) {
+                return None;
+            }
+            // NULL elements never compare equal: they pin no row.
+            Some(
+                elems
+                    .into_iter()
+                    .filter_map(|e| e.bytes)
+                    .map(Some)
+                    .collect(),
+            )
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::extract::Conjunction;
+    use diesel::pg::Pg;
+
+    fn int(v: i32) -> Bind {
+        Bind {
+            type_id: 23,
+            bytes: Some(v.to_be_bytes().to_vec()),
+        }
+    }
+
+    fn atom(column: &str, value: ValueRef) -> Atom {
+        Atom {
+            column: column.into(),
+            value,
+        }
+    }
+
+    fn analysis(pins: Pins) -> Analysis {
+        Analysis {
+            tables: vec![TableDeps {
+                table: "photos".into(),
+                pins,
+            }],
+            parsed: true,
+        }
+    }
+
+    fn value(column: &str, v: i32) -> Dependency {
+        Dependency::Value {
+            table: "photos".into(),
+            column: column.into(),
+            value: Some(v.to_be_bytes().to_vec()),
+        }
+    }
+
+    #[test]
+    fn distinct_binds_give_distinct_entry_keys() {
+        let ctx = EntryContext {
+            fingerprint: "",
+            codec: "c",
+            result_type: "T",
+            narrowing: None,
+        };
+        let text = |s: &str| Bind {
+            type_id: 25,
+            bytes: Some(s.as_bytes().to_vec()),
+        };
+        let k = |b: &[Bind]| entry_key(&ctx, 1, b);
+        assert_ne!(k(&[text("a"), text("b")]), k(&[text("a, b")]));
+        assert_ne!(k(&[text("ab"), text("")]), k(&[text("a"), text("b")]));
+        assert_ne!(
+            k(&[Bind {
+                type_id: 16,
+                bytes: Some(vec![1])
+            }]),
+            k(&[int(1)])
+        );
+        assert_ne!(
+            k(&[Bind {
+                type_id: 25,
+                bytes: None
+            }]),
+            k(&[text("")])
+        );
+        assert_eq!(k(&[int(1)]), k(&[int(1)]));
+    }
+
+    #[test]
+    fn keys_on_the_narrowest_atom() {
+        let a = analysis(Pins::AnyOf(vec![Conjunction {
+            atoms: vec![
+                atom("status", ValueRef::AnyOf(0)),
+                atom("user_id", ValueRef::Bind(1)),
+            ],
+        }]));
+        let arr = Bind {
+            type_id: 1007,
+            bytes: Some(array(&[1, 2])),
+        };
+        let deps = dependencies::<Pg>(&a, &[arr, int(7)], None);
+        assert!(deps.contains(&value("user_id", 7)), "{deps:?}");
+        assert!(!deps.iter().any(|d| matches!(d, Dependency::Rows(_))));
+        assert!(
+            deps.contains(&Dependency::Global)
+                && deps.contains(&Dependency::Table("photos".into()))
+        );
+    }
+
+    #[test]
+    fn narrowing_to_an_absent_column_widens_to_the_table() {
+        let a = analysis(Pins::AnyOf(vec![Conjunction {
+            atoms: vec![atom("user_id", ValueRef::Bind(0))],
+        }]));
+        let cols = [("photos".to_string(), "status".to_string())];
+        let deps = dependencies::<Pg>(&a, &[int(7)], Some(&cols));
+        assert!(
+            deps.contains(&Dependency::Rows("photos".into())),
+            "{deps:?}"
+        );
+        let cols = [("photos".to_string(), "user_id".to_string())];
+        let deps = dependencies::<Pg>(&a, &[int(7)], Some(&cols));
+        assert!(deps.contains(&value("user_id", 7)), "{deps:?}");
+    }
+
+    #[test]
+    fn unkeyable_values_widen_to_the_table() {
+        let a = analysis(Pins::AnyOf(vec![Conjunction {
+            atoms: vec![atom("score", ValueRef::Bind(0))],
+        }]));
+        let float = Bind {
+            type_id: 701,
+            bytes: Some(1.5f64.to_be_bytes().to_vec()),
+        };
+        assert!(dependencies::<Pg>(&a, &[float], None).contains(&Dependency::Rows("photos".into())));
+        let null = Bind {
+            type_id: 23,
+            bytes: None,
+        };
+        assert!(dependencies::<Pg>(&a, &[null], None).contains(&Dependency::Rows("photos".into())));
+        // A bind index the SQL names but the query did not collect.
+        assert!(dependencies::<Pg>(&a, &[], None).contains(&Dependency::Rows("photos".into())));
+    }
+
+    #[test]
+    fn too_many_values_widen_to_the_table() {
+        let a = analysis(Pins::AnyOf(vec![Conjunction {
+            atoms: vec![atom("id", ValueRef::AnyOf(0))],
+        }]));
+        let many: Vec<i32> = (0..=MAX_VALUE_KEYS_PER_TABLE as i32).collect();
+        let arr = Bind {
+            type_id: 1007,
+            bytes: Some(array(&many)),
+        };
+        assert!(dependencies::<Pg>(&a, &[arr], None).contains(&Dependency::Rows("photos".into())));
+    }
+
+    #[test]
+    fn is_null_pins_the_null_value() {
+        let a = analysis(Pins::AnyOf(vec![Conjunction {
+            atoms: vec![atom("deleted_at", ValueRef::Null)],
+        }]));
+        let deps = dependencies::<Pg>(&a, &[], None);
+        let null = Dependency::Value {
+            table: "photos".into(),
+            column: "deleted_at".into(),
+            value: None,
+        };
+        assert!(deps.contains(&null), "{deps:?}");
+        assert_ne!(null.key(), value_key("photos", "deleted_at", Some(b"")));
+    }
+
+    fn array(vals: &[i32]) -> Vec<u8> {
+        let mut b = Vec::new();
+        for x in [1i32, 0, 23, vals.len() as i32, 1] {
+            b.extend_from_slice(&x.to_be_bytes());
+        }
+        for v in vals {
+            b.extend_from_slice(&4i32.to_be_bytes());
+            b.extend_from_slice(&v.to_be_bytes());
+        }
+        b
+    }
+}

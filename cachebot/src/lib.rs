@@ -1,0 +1,82 @@
+//! Query caching for Diesel with automatic, precise invalidation.
+//!
+//! Add `.cache(&cache)` to a Diesel query and its results are cached in
+//! process or in memcached, and invalidated when a row they depend on
+//! changes:
+//!
+//! ```no_run
+//! use cachebot::prelude::*;
+//! use diesel::prelude::*;
+//!
+//! diesel::table! { photos (id) { id -> Int4, user_id -> Int4, status -> Int4 } }
+//!
+//! # fn run(conn: &mut PgConnection) -> QueryResult<()> {
+//! let cache = Cache::in_process();
+//! let q = || photos::table.select(photos::id).filter(photos::user_id.eq(7));
+//! let first: Vec<i32> = q().cache(&cache).load(conn)?; // miss: the database
+//! let again: Vec<i32> = q().cache(&cache).load(conn)?; // hit: the store
+//! assert_eq!(first, again);
+//! cache.invalidate_value(photos::user_id, 7).unwrap(); // what a write to user 7's photos does
+//! let fresh: Vec<i32> = q().cache(&cache).load(conn)?; // miss again
+//! # Ok(()) }
+//! ```
+//!
+//! # How it stays correct
+//!
+//! Every cached result depends on *generations*: random 64-bit values kept
+//! in the store, one per table, per "all rows of a table", and per
+//! (table, column, value) the query filters on by equality. A result is
+//! stored with the generations read *before* the database query, and served
+//! only while every one of them is unchanged; a write replaces the
+//! generations of the rows it touched. Nothing is deleted, so an evicted or
+//! lost generation turns into a miss, never a stale hit, and a reader that
+//! races a writer stores a result nobody will be served.
+//!
+//! The dependencies come from the SQL Diesel renders (its typed AST cannot
+//! be walked from outside): the crate renders the query with the real
+//! backend, collects the exact bind bytes, and parses the SQL to find, per
+//! table, the equality conditions every relevant row must meet. When in
+//! doubt it widens to the whole table; it never narrows.
+//!
+//! # Failure
+//!
+//! A read never fails because of the cache: a store that is down, slow or
+//! returns garbage turns the read into a database read, counted in
+//! [`Stats`] and traced with `tracing`.
+//!
+//! # Modules
+//!
+//! - [`store`]: where entries and generations live (in process, memcached).
+//! - [`codec`]: how results become bytes.
+//! - [`backend`]: what differs per database (rendering, binds, dialect).
+//! - [`extract`]: SQL text to dependencies.
+
+pub mod backend;
+mod cache;
+pub mod codec;
+mod entry;
+pub mod error;
+pub mod extract;
+mod instrument;
+mod key;
+pub mod model;
+mod names;
+mod read;
+mod render;
+mod stats;
+pub mod store;
+mod tx;
+pub mod write;
+
+pub use cache::{Cache, CacheBuilder, DEFAULT_TTL, MAX_TTL};
+pub use error::{CodecError, ConfigError, Error, StoreError, StoreErrorKind};
+pub use instrument::CacheInstrumentation;
+pub use key::Dependency;
+pub use model::CacheModel;
+pub use read::{CacheDsl, Cached, CachedFirst, CachedLoad, CachedRunQueryDsl, Explain};
+pub use stats::Stats;
+
+/// Everything a reading application needs: `use cachebot::prelude::*;`.
+pub mod prelude {
+    pub use crate::{Cache, CacheDsl, CachedRunQueryDsl};
+}

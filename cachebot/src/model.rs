@@ -1,0 +1,303 @@
+//! What `#[derive(CacheBot)]` generates code against.
+//!
+//! A [`CacheModel`] knows, for one row, which generations a change to it
+//! must bump: one per keyable column value, one per declared composite key,
+//! and the table's "rows" generation. The values are encoded through the
+//! very bind collector the read side uses, so a column value and the same
+//! value in a `WHERE` clause always produce the same key.
+
+use std::any::TypeId;
+use std::collections::HashMap;
+use std::marker::PhantomData;
+use std::sync::{OnceLock, RwLock};
+
+use diesel::pg::Pg;
+use diesel::query_builder::{AstPass, QueryFragment};
+use diesel::serialize::ToSql;
+use diesel::sql_types::HasSqlType;
+use diesel::QueryResult;
+
+use crate::backend::CacheBackend;
+use crate::key;
+use crate::store::Key;
+
+/// A Diesel model whose rows the cache can invalidate precisely.
+/// Implemented by `#[derive(CacheBot)]`; implement it by hand only for
+/// models the derive cannot read.
+pub trait CacheModel: Sized + 'static {
+    /// The model's Diesel table.
+    type Table: diesel::Table + Default;
+
+    /// Whether the primary-key get reads through the cache
+    /// (`#[cachebot(cache_get = false)]` turns it off).
+    const CACHE_GET: bool = true;
+
+    /// The table's SQL name, as the cache names tables.
+    fn table_name() -> &'static str;
+
+    /// Append the generation keys a change to this row (its old or its new
+    /// image) must bump.
+    fn row_keys(&self, out: &mut Vec<Key>);
+
+    /// The primary key's encoded value: how old and new images of one row
+    /// are matched.
+    fn identity(&self) -> Vec<u8>;
+
+    /// Declared composite keys, as column names.
+    fn composite_keys() -> &'static [&'static [&'static str]] {
+        &[]
+    }
+}
+
+/// Composite keys declared by models, per table. The read side keys a
+/// conjunction on a composite when it pins every column of one; without
+/// the registration it keys on one column, which is correct but wider.
+static COMPOSITES: OnceLock<RwLock<HashMap<String, Vec<Vec<String>>>>> = OnceLock::new();
+
+pub(crate) fn register_composites<M: CacheModel>() {
+    let keys = M::composite_keys();
+    if keys.is_empty() {
+        return;
+    }
+    let reg = COMPOSITES.get_or_init(Default::default);
+    if reg
+        .read()
+        .map(|m| m.contains_key(M::table_name()))
+        .unwrap_or(true)
+    {
+        return;
+    }
+    if let Ok(mut m) = reg.write() {
+        m.insert(
+            M::table_name().to_owned(),
+            keys.iter()
+                .map(|k| k.iter().map(|c| (*c).to_owned()).collect())
+                .collect(),
+        );
+    }
+}
+
+pub(crate) fn composites_of(table: &str) -> Vec<Vec<String>> {
+    COMPOSITES
+        .get()
+        .and_then(|r| r.read().ok().and_then(|m| m.get(table).cloned()))
+        .unwrap_or_default()
+}
+
+/// Support for the derive's generated code. Not a public API.
+#[doc(hidden)]
+pub mod __private {
+    use super::*;
+
+    pub use crate::store::Key;
+
+    /// One bind, collected like any query's binds.
+    struct OneBind<'a, ST, V: ?Sized>(&'a V, PhantomData<ST>);
+
+    impl<ST, V> QueryFragment<Pg> for OneBind<'_, ST, V>
+    where
+        Pg: HasSqlType<ST>,
+        V: ToSql<ST, Pg> + ?Sized,
+    {
+        fn walk_ast<'b>(&'b self, mut out: AstPass<'_, 'b, Pg>) -> QueryResult<()> {
+            out.push_bind_param::<ST, V>(self.0)
+        }
+    }
+
+    /// A value whose type does not compare by bytes, or that did not encode.
+    #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+    pub struct NotKeyable;
+
+    /// The encoded value: `Ok(Some(bytes))`, `Ok(None)` for NULL; `Err` if
+    /// the type is not keyable or does not encode.
+    pub fn encode<ST, V>(value: &V) -> Result<Option<Vec<u8>>, NotKeyable>
+    where
+        Pg: HasSqlType<ST>,
+        V: ToSql<ST, Pg> + ?Sized,
+    {
+        let binds =
+            Pg::collect_binds(&OneBind::<ST, V>(value, PhantomData)).map_err(|_| NotKeyable)?;
+        match binds.into_iter().next() {
+            Some(b) if Pg::is_keyable(b.type_id) => Ok(b.bytes),
+            _ => Err(NotKeyable),
+        }
+    }
+
+    /// (table, column) of a Diesel column, memoised per column type.
+    pub fn column_name<Col>(column: &Col) -> Option<(String, String)>
+    where
+        Col: QueryFragment<Pg> + 'static,
+    {
+        static NAMES: OnceLock<RwLock<HashMap<TypeId, (String, String)>>> = OnceLock::new();
+        let names = NAMES.get_or_init(Default::default);
+        let id = TypeId::of::<Col>();
+        if let Some(n) = names.read().ok().and_then(|m| m.get(&id).cloned()) {
+            return Some(n);
+        }
+        let sql = Pg::render(column).ok()?;
+        let mut list = crate::names::column_list(&sql)?;
+        let one = (list.len() == 1).then(|| list.remove(0))?;
+        if let Ok(mut m) = names.write() {
+            m.insert(id, one.clone());
+        }
+        Some(one)
+    }
+
+    /// The table name of a model, from one of its columns.
+    pub fn table_name_of<Col>(column: &Col) -> String
+    where
+        Col: QueryFragment<Pg> + 'static,
+    {
+        column_name(column).map(|(t, _)| t).unwrap_or_default()
+    }
+
+    /// Push the key of `column = value`. A value that cannot be keyed needs
+    /// no key of its own (readers filtering on it depend on the whole
+    /// table, covered by the rows key); a column whose name cannot be read
+    /// widens to everything.
+    pub fn push_value<Col, ST, V>(
+        out: &mut Vec<Key>,
+        column: &Col,
+        value: &V,
+    ) -> Option<Option<Vec<u8>>>
+    where
+        Col: QueryFragment<Pg> + 'static,
+        Pg: HasSqlType<ST>,
+        V: ToSql<ST, Pg> + ?Sized,
+    {
+        let Some((table, col)) = column_name(column) else {
+            out.push(key::global_key());
+            return None;
+        };
+        let bytes = encode::<ST, V>(value).ok()?;
+        out.push(key::value_key(&table, &col, bytes.as_deref()));
+        Some(bytes)
+    }
+
+    /// Push a composite key from already-encoded parts (`None` if any part
+    /// could not be keyed: then the single-column keys stand alone).
+    pub fn push_composite(
+        out: &mut Vec<Key>,
+        table: &str,
+        parts: &[(&str, Option<Option<Vec<u8>>>)],
+    ) {
+        let mut values = Vec::with_capacity(parts.len());
+        for (col, v) in parts {
+            match v {
+                Some(v) => values.push((*col, v.as_deref())),
+                None => return,
+            }
+        }
+        out.push(key::composite_key(table, &values));
+    }
+
+    /// Register the model's composite keys for the read side (idempotent).
+    pub fn register<M: CacheModel>() {
+        super::register_composites::<M>();
+    }
+
+    /// A model that does not hold every column of its table cannot report
+    /// the old and new values of the others: its writes then invalidate the
+    /// whole table. `own` are the model's columns as [`column_name`] reads them.
+    pub fn push_unless_covering<All>(
+        out: &mut Vec<Key>,
+        all_columns: &All,
+        own: &[Option<(String, String)>],
+    ) where
+        All: QueryFragment<Pg> + 'static,
+    {
+        static COVERS: OnceLock<RwLock<HashMap<TypeId, bool>>> = OnceLock::new();
+        let memo = COVERS.get_or_init(Default::default);
+        let id = TypeId::of::<All>();
+        let covers = match memo.read().ok().and_then(|m| m.get(&id).copied()) {
+            Some(c) => c,
+            None => {
+                let all = Pg::render(all_columns)
+                    .ok()
+                    .and_then(|sql| crate::names::column_list(&sql));
+                let c = match all {
+                    Some(all) => all
+                        .iter()
+                        .all(|col| own.iter().any(|o| o.as_ref() == Some(col))),
+                    None => false,
+                };
+                if let Ok(mut m) = memo.write() {
+                    m.insert(id, c);
+                }
+                c
+            }
+        };
+        if !covers {
+            let table = own.iter().flatten().next().map(|(t, _)| t.as_str());
+            out.push(table.map(key::table_key).unwrap_or_else(key::global_key));
+        }
+    }
+
+    /// Push the table's rows key.
+    pub fn push_rows(out: &mut Vec<Key>, table: &str) {
+        out.push(key::rows_key(table));
+    }
+
+    /// Length-prefixed concatenation, for identities of composite keys.
+    pub fn identity(parts: &[Option<Vec<u8>>]) -> Vec<u8> {
+        let mut out = Vec::new();
+        for p in parts {
+            match p {
+                None => out.push(0),
+                Some(b) => {
+                    out.push(1);
+                    out.extend_from_slice(&(b.len() as u64).to_le_bytes());
+                    out.extend_from_slice(b);
+                }
+            }
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::__private::*;
+    use crate::key;
+
+    diesel::table! {
+        things (id) {
+            id -> Int4,
+            label -> Nullable<Text>,
+            score -> Float8,
+        }
+    }
+
+    #[test]
+    fn values_encode_like_binds() {
+        assert_eq!(
+            encode::<diesel::sql_types::Int4, i32>(&7),
+            Ok(Some(7i32.to_be_bytes().to_vec()))
+        );
+        assert_eq!(
+            encode::<diesel::sql_types::Nullable<diesel::sql_types::Text>, Option<String>>(&None),
+            Ok(None)
+        );
+        assert_eq!(encode::<diesel::sql_types::Float8, f64>(&1.5), Err(NotKeyable));
+    }
+
+    #[test]
+    fn keys_match_the_read_side() {
+        let mut out = Vec::new();
+        push_value::<_, diesel::sql_types::Int4, i32>(&mut out, &things::id, &7);
+        push_value::<_, diesel::sql_types::Nullable<diesel::sql_types::Text>, Option<String>>(
+            &mut out,
+            &things::label,
+            &None,
+        );
+        push_value::<_, diesel::sql_types::Float8, f64>(&mut out, &things::score, &1.5);
+        assert_eq!(
+            out,
+            vec![
+                key::value_key("things", "id", Some(&7i32.to_be_bytes())),
+                key::value_key("things", "label", None),
+            ]
+        );
+        assert_eq!(table_name_of(&things::score), "things");
+    }
+}

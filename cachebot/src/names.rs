@@ -1,0 +1,144 @@
+//! Reading Diesel-rendered column references back into (table, column).
+//!
+//! Used where the caller hands the crate Diesel columns (narrowing,
+//! explicit invalidation): rendering them with the real backend and reading
+//! the quoted names back keeps `sql_name` renames and schemas right, and
+//! normalises names exactly as the SQL analysis does.
+
+/// Parse `"t"."c"`, `"s"."t"."c"` or a comma-separated list of them.
+/// `None` if anything else is in the text (an expression, a literal).
+pub(crate) fn column_list(sql: &str) -> Option<Vec<(String, String)>> {
+    let mut out = Vec::new();
+    for item in split_top(sql, ',')? {
+        let parts = split_top(item.trim(), '.')?
+            .into_iter()
+            .map(|p| identifier(p.trim()))
+            .collect::<Option<Vec<_>>>()?;
+        match parts.as_slice() {
+            [t, c] => out.push((t.clone(), c.clone())),
+            [s, t, c] if s == "public" => out.push((t.clone(), c.clone())),
+            [s, t, c] => out.push((format!("{s}.{t}"), c.clone())),
+            _ => return None,
+        }
+    }
+    (!out.is_empty()).then_some(out)
+}
+
+/// A table name as PostgreSQL prints a `regclass` (`photos`, `"Photos"`,
+/// `app.photos`), normalised like the SQL analysis names it.
+pub(crate) fn table_name(text: &str) -> Option<String> {
+    let parts = split_top(text.trim(), '.')?
+        .into_iter()
+        .map(|p| identifier(p.trim()))
+        .collect::<Option<Vec<_>>>()?;
+    match parts.as_slice() {
+        [t] => Some(t.clone()),
+        [s, t] if s == "public" => Some(t.clone()),
+        [s, t] => Some(format!("{s}.{t}")),
+        _ => None,
+    }
+}
+
+/// Split on `sep` outside double quotes. `None` on an unterminated quote.
+fn split_top(s: &str, sep: char) -> Option<Vec<&str>> {
+    let mut parts = Vec::new();
+    let mut start = 0;
+    let mut quoted = false;
+    for (i, ch) in s.char_indices() {
+        match ch {
+            '"' => quoted = !quoted,
+            c if c == sep && !quoted => {
+                parts.push(&s[start..i]);
+                start = i + c.len_utf8();
+            }
+            _ => {}
+        }
+    }
+    if quoted {
+        return None;
+    }
+    parts.push(&s[start..]);
+    Some(parts)
+}
+
+/// A quoted identifier as written (with `""` unescaped), or a bare word
+/// lowercased, as PostgreSQL folds it.
+fn identifier(s: &str) -> Option<String> {
+    if let Some(inner) = s.strip_prefix('"').and_then(|r| r.strip_suffix('"')) {
+        if inner.is_empty() {
+            return None;
+        }
+        return Some(inner.replace("\"\"", "\""));
+    }
+    let bare = !s.is_empty()
+        && s.chars()
+            .all(|c| c.is_alphanumeric() || c == '_' || c == '$')
+        && !s.starts_with(|c: char| c.is_ascii_digit());
+    bare.then(|| s.to_lowercase())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::column_list;
+
+    fn pairs(v: &[(&str, &str)]) -> Option<Vec<(String, String)>> {
+        Some(
+            v.iter()
+                .map(|(a, b)| (a.to_string(), b.to_string()))
+                .collect(),
+        )
+    }
+
+    #[test]
+    fn reads_diesel_column_renderings() {
+        assert_eq!(
+            column_list(r#""photos"."user_id""#),
+            pairs(&[("photos", "user_id")])
+        );
+        assert_eq!(
+            column_list(r#""photos"."user_id", "users"."id""#),
+            pairs(&[("photos", "user_id"), ("users", "id")])
+        );
+        assert_eq!(
+            column_list(r#""public"."photos"."id""#),
+            pairs(&[("photos", "id")])
+        );
+        assert_eq!(
+            column_list(r#""app"."photos"."id""#),
+            pairs(&[("app.photos", "id")])
+        );
+        assert_eq!(
+            column_list(r#""we""ird"."a.b""#),
+            pairs(&[("we\"ird", "a.b")])
+        );
+        assert_eq!(
+            column_list("Photos.User_Id"),
+            pairs(&[("photos", "user_id")])
+        );
+    }
+
+    #[test]
+    fn reads_regclass_names() {
+        use super::table_name;
+        assert_eq!(table_name("photos").as_deref(), Some("photos"));
+        assert_eq!(table_name("\"Photos\"").as_deref(), Some("Photos"));
+        assert_eq!(table_name("public.photos").as_deref(), Some("photos"));
+        assert_eq!(table_name("app.photos").as_deref(), Some("app.photos"));
+        assert_eq!(table_name("a.b.c"), None);
+    }
+
+    #[test]
+    fn rejects_anything_else() {
+        for bad in [
+            "",
+            "\"photos\"",
+            "$1",
+            "\"a\".\"b\" + 1",
+            "\"a",
+            "lower(\"a\".\"b\")",
+            "1a.b",
+        ] {
+            assert_eq!(column_list(bad), None, "{bad}");
+        }
+    }
+}

@@ -1,0 +1,96 @@
+//! Counters, per cache handle.
+//!
+//! Tests and operators read them to tell hits from misses without timing
+//! anything; every fallback to the database is counted here and traced.
+
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+
+/// A snapshot of a cache's counters. Subtract two snapshots to see what
+/// happened between them.
+///
+/// ```
+/// let cache = cachebot::Cache::in_process();
+/// let before = cache.stats();
+/// assert_eq!(cache.stats() - before, cachebot::Stats::default());
+/// ```
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Stats {
+    /// Reads served from the store.
+    pub hits: u64,
+    /// Cacheable reads that went to the database (no entry, stale entry,
+    /// corrupt entry).
+    pub misses: u64,
+    /// Entries written to the store.
+    pub stores: u64,
+    /// Reads that skipped the cache by design: inside a transaction, caching
+    /// disabled, a never-cache table, or a query the crate must not cache.
+    pub bypasses: u64,
+    /// Reads that skipped the cache because the store failed (down, timeout,
+    /// protocol error); served by the database.
+    pub fallbacks: u64,
+    /// Results too large for the store; served, not stored.
+    pub oversized: u64,
+    /// Entries that could not be decoded (corrupt or from an incompatible
+    /// build); treated as misses.
+    pub decode_errors: u64,
+    /// Generation bumps sent (one per key).
+    pub invalidations: u64,
+    /// Invalidations the store failed to take.
+    pub invalidation_errors: u64,
+}
+
+impl std::ops::Sub for Stats {
+    type Output = Stats;
+
+    fn sub(self, o: Stats) -> Stats {
+        Stats {
+            hits: self.hits - o.hits,
+            misses: self.misses - o.misses,
+            stores: self.stores - o.stores,
+            bypasses: self.bypasses - o.bypasses,
+            fallbacks: self.fallbacks - o.fallbacks,
+            oversized: self.oversized - o.oversized,
+            decode_errors: self.decode_errors - o.decode_errors,
+            invalidations: self.invalidations - o.invalidations,
+            invalidation_errors: self.invalidation_errors - o.invalidation_errors,
+        }
+    }
+}
+
+#[derive(Debug, Default)]
+pub(crate) struct Counters {
+    pub hits: AtomicU64,
+    pub misses: AtomicU64,
+    pub stores: AtomicU64,
+    pub bypasses: AtomicU64,
+    pub fallbacks: AtomicU64,
+    pub oversized: AtomicU64,
+    pub decode_errors: AtomicU64,
+    pub invalidations: AtomicU64,
+    pub invalidation_errors: AtomicU64,
+}
+
+impl Counters {
+    pub(crate) fn bump(c: &AtomicU64) {
+        c.fetch_add(1, Relaxed);
+    }
+
+    pub(crate) fn add(c: &AtomicU64, n: u64) {
+        c.fetch_add(n, Relaxed);
+    }
+
+    pub(crate) fn snapshot(&self) -> Stats {
+        Stats {
+            hits: self.hits.load(Relaxed),
+            misses: self.misses.load(Relaxed),
+            stores: self.stores.load(Relaxed),
+            bypasses: self.bypasses.load(Relaxed),
+            fallbacks: self.fallbacks.load(Relaxed),
+            oversized: self.oversized.load(Relaxed),
+            decode_errors: self.decode_errors.load(Relaxed),
+            invalidations: self.invalidations.load(Relaxed),
+            invalidation_errors: self.invalidation_errors.load(Relaxed),
+        }
+    }
+}

@@ -1,0 +1,362 @@
+//! Exact invalidation for writes: old and new images of every changed row.
+//!
+//! Diesel has no post-save signals, and its statements keep their parts
+//! private, so the crate runs writes itself:
+//!
+//! - **insert**: `INSERT ... RETURNING` gives the new images;
+//! - **delete**: `DELETE ... RETURNING` gives the old images;
+//! - **update**: the target's rows are locked and read first
+//!   (`SELECT ... FOR UPDATE` under the target's own `WHERE`), then updated
+//!   with `RETURNING`, in one transaction. Without the lock the old image
+//!   can be wrong under concurrent writers; with it, the rows updated are
+//!   exactly the rows read (a row that slips in anyway widens the
+//!   invalidation to its table).
+//!
+//! Each changed row's old and new image bump the generation of every
+//! keyable column value, every declared composite key and the table's
+//! "rows" generation. Inside a transaction the bumps wait for the outermost
+//! COMMIT (the connection must carry [`Cache::instrument`]'s
+//! instrumentation); outside, they happen before the call returns.
+
+use std::collections::HashSet;
+
+use diesel::connection::{Connection, TransactionManager};
+use diesel::expression::{Expression, SelectableExpression};
+use diesel::pg::{Pg, PgConnection};
+use diesel::query_builder::{
+    AsChangeset, AstPass, InsertStatement, IntoUpdateTarget, QueryFragment, QueryId,
+    ReturningClause, UpdateStatement, UpdateTarget,
+};
+use diesel::query_dsl::LoadQuery;
+use diesel::query_source::QuerySource;
+use diesel::result::Error as DieselError;
+use diesel::{QueryResult, RunQueryDsl, Selectable, SelectableHelper, Table};
+
+use crate::backend::CacheBackend;
+use crate::cache::Cache;
+use crate::codec::Codec;
+use crate::instrument::installed;
+use crate::key;
+use crate::model::CacheModel;
+use crate::store::Key;
+
+type Returning<M> = ReturningClause<diesel::dsl::AsSelect<M, Pg>>;
+
+/// Insert rows (any `diesel::insert_into(..).values(..)` statement, with or
+/// without `ON CONFLICT`) and invalidate what their new images can change.
+/// Returns the inserted (or upserted) rows.
+///
+/// An upsert's `DO UPDATE` replaces rows whose old images the statement
+/// cannot return, so upserts also invalidate the whole table.
+pub fn insert<'q, M, T, U, Op, C>(
+    cache: &Cache<C>,
+    conn: &mut PgConnection,
+    statement: InsertStatement<T, U, Op>,
+) -> QueryResult<Vec<M>>
+where
+    M: CacheModel + Selectable<Pg>,
+    C: Codec,
+    T: Table + QuerySource,
+    InsertStatement<T, U, Op>: QueryFragment<Pg>,
+    InsertStatement<T, U, Op, Returning<M>>:
+        diesel::query_builder::Query + LoadQuery<'q, PgConnection, M> + QueryFragment<Pg>,
+{
+    let guard = Guard::check(conn)?;
+    let upsert = Pg::render(&statement)
+        .map(|s| s.contains(" ON CONFLICT "))
+        .unwrap_or(true);
+    mark_own_write(conn);
+    let rows: Vec<M> = statement.returning(M::as_returning()).get_results(conn)?;
+    let mut keys = keys_of(&rows, &[]);
+    if upsert {
+        keys.push(key::table_key(M::table_name()));
+    }
+    guard.invalidate(cache, conn, keys);
+    Ok(rows)
+}
+
+/// Delete the rows of `target` (a table, or a table with `.filter(..)` or
+/// `.find(..)`) and invalidate what their old images can change, including
+/// the tables its foreign keys cascade to. Returns the deleted rows.
+pub fn delete<'q, M, T, C>(
+    cache: &Cache<C>,
+    conn: &mut PgConnection,
+    target: T,
+) -> QueryResult<Vec<M>>
+where
+    M: CacheModel + Selectable<Pg>,
+    C: Codec,
+    T: IntoUpdateTarget,
+    T::Table: QuerySource,
+    diesel::dsl::AsSelect<M, Pg>: SelectableExpression<T::Table>,
+    diesel::query_builder::DeleteStatement<T::Table, T::WhereClause, Returning<M>>:
+        diesel::query_builder::Query + LoadQuery<'q, PgConnection, M>,
+{
+    let guard = Guard::check(conn)?;
+    mark_own_write(conn);
+    let rows: Vec<M> = diesel::delete(target)
+        .returning(M::as_returning())
+        .get_results(conn)?;
+    let mut keys = keys_of(&[], &rows);
+    if !rows.is_empty() {
+        keys.extend(
+            cache
+                .core
+                .cascade_children(M::table_name(), Cascade::Delete),
+        );
+    }
+    guard.invalidate(cache, conn, keys);
+    Ok(rows)
+}
+
+/// Update the rows of `target` with `changes` and invalidate what their old
+/// and new images can change. Returns the updated rows (new images).
+///
+/// The rows are locked and read before the update, in one transaction (a
+/// savepoint inside an open transaction).
+pub fn update<'q, M, T, Ch, C>(
+    cache: &Cache<C>,
+    conn: &mut PgConnection,
+    target: T,
+    changes: Ch,
+) -> QueryResult<Vec<M>>
+where
+    M: CacheModel + Selectable<Pg>,
+    C: Codec,
+    T: IntoUpdateTarget + Clone,
+    T::Table: Table + QuerySource,
+    <T::Table as QuerySource>::FromClause: QueryFragment<Pg>,
+    T::WhereClause: QueryFragment<Pg>,
+    diesel::dsl::AsSelect<M, Pg>: QueryFragment<Pg> + Expression,
+    LockRows<M, T::Table, T::WhereClause>: LoadQuery<'q, PgConnection, M>,
+    Ch: AsChangeset<Target = T::Table>,
+    UpdateStatement<T::Table, T::WhereClause, Ch::Changeset>: diesel::query_builder::AsQuery,
+    UpdateStatement<T::Table, T::WhereClause, Ch::Changeset, Returning<M>>:
+        diesel::query_builder::Query + LoadQuery<'q, PgConnection, M>,
+{
+    let guard = Guard::check(conn)?;
+    let (old, new) = conn.transaction(|conn| {
+        let UpdateTarget {
+            table,
+            where_clause,
+        } = target.clone().into_update_target();
+        let old: Vec<M> = LockRows::<M, T::Table, _> {
+            selection: M::as_select(),
+            from: table.from_clause(),
+            where_clause,
+        }
+        .load(conn)?;
+        mark_own_write(conn);
+        let new: Vec<M> = diesel::update(target)
+            .set(changes)
+            .returning(M::as_returning())
+            .get_results(conn)?;
+        Ok::<_, DieselError>((old, new))
+    })?;
+    let mut keys = keys_of(&old, &new);
+    let locked: HashSet<Vec<u8>> = old.iter().map(CacheModel::identity).collect();
+    if new.iter().any(|row| !locked.contains(&row.identity())) {
+        // A row updated that was not locked first: its old image is unknown.
+        keys.push(key::table_key(M::table_name()));
+    }
+    if !new.is_empty() {
+        keys.extend(
+            cache
+                .core
+                .cascade_children(M::table_name(), Cascade::Update),
+        );
+    }
+    guard.invalidate(cache, conn, keys);
+    Ok(new)
+}
+
+/// Which foreign-key actions a write can trigger.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Cascade {
+    Delete,
+    Update,
+}
+
+fn keys_of<M: CacheModel>(old: &[M], new: &[M]) -> Vec<Key> {
+    let mut keys = Vec::new();
+    for row in old.iter().chain(new) {
+        row.row_keys(&mut keys);
+    }
+    keys.sort();
+    keys.dedup();
+    keys
+}
+
+fn mark_own_write(conn: &mut PgConnection) {
+    if let Some(i) = installed(conn) {
+        i.expect_own_write();
+    }
+}
+
+/// Checked before a write: where its invalidation will go.
+struct Guard;
+
+impl Guard {
+    fn check(conn: &mut PgConnection) -> QueryResult<Guard> {
+        let in_tx = !matches!(
+            <PgConnection as Connection>::TransactionManager::transaction_manager_status_mut(conn)
+                .transaction_depth(),
+            Ok(None)
+        );
+        if in_tx && installed(conn).is_none() {
+            return Err(DieselError::QueryBuilderError(
+                "cachebot: a write inside a transaction needs the connection instrumented \
+                 (Cache::instrument) so that invalidation waits for COMMIT"
+                    .into(),
+            ));
+        }
+        Ok(Guard)
+    }
+
+    fn invalidate<C: Codec>(self, cache: &Cache<C>, conn: &mut PgConnection, keys: Vec<Key>) {
+        if keys.is_empty() {
+            return;
+        }
+        match installed(conn) {
+            Some(i) => i.invalidate(keys),
+            // Errors are counted and traced by `bump`; the write itself succeeded.
+            None => {
+                let _ = cache.core.bump(&keys);
+            }
+        }
+    }
+}
+
+/// `SELECT <model columns> FROM <table> <where> FOR UPDATE`: the old images
+/// of an update's rows, locked until the update commits.
+#[doc(hidden)]
+pub struct LockRows<M: Selectable<Pg>, T: QuerySource, W> {
+    selection: diesel::dsl::AsSelect<M, Pg>,
+    from: T::FromClause,
+    where_clause: W,
+}
+
+impl<M, T, W> QueryFragment<Pg> for LockRows<M, T, W>
+where
+    M: Selectable<Pg>,
+    diesel::dsl::AsSelect<M, Pg>: QueryFragment<Pg>,
+    T: QuerySource,
+    T::FromClause: QueryFragment<Pg>,
+    W: QueryFragment<Pg>,
+{
+    fn walk_ast<'b>(&'b self, mut out: AstPass<'_, 'b, Pg>) -> QueryResult<()> {
+        out.unsafe_to_cache_prepared();
+        out.push_sql("SELECT ");
+        self.selection.walk_ast(out.reborrow())?;
+        out.push_sql(" FROM ");
+        self.from.walk_ast(out.reborrow())?;
+        self.where_clause.walk_ast(out.reborrow())?;
+        out.push_sql(" FOR UPDATE");
+        Ok(())
+    }
+}
+
+impl<M: Selectable<Pg>, T: QuerySource, W> QueryId for LockRows<M, T, W> {
+    type QueryId = ();
+    const HAS_STATIC_QUERY_ID: bool = false;
+}
+
+impl<M, T, W> diesel::query_builder::Query for LockRows<M, T, W>
+where
+    M: Selectable<Pg>,
+    T: QuerySource,
+    diesel::dsl::AsSelect<M, Pg>: Expression,
+{
+    type SqlType = <diesel::dsl::AsSelect<M, Pg> as Expression>::SqlType;
+}
+
+impl<M: Selectable<Pg>, T: QuerySource, W, Conn> RunQueryDsl<Conn> for LockRows<M, T, W> {}
+
+/// Values that can be inserted into `M`'s table with `RETURNING` `M`'s
+/// columns: what [`insert_values`] and the derive's `insert` accept (any
+/// Diesel `Insertable` of the table: a struct, a `Vec` of them, a tuple of
+/// `column.eq(value)`).
+pub trait InsertValues<'q, M>: Sized {
+    #[doc(hidden)]
+    fn insert<C: Codec>(self, cache: &Cache<C>, conn: &mut PgConnection) -> QueryResult<Vec<M>>;
+}
+
+impl<'q, M, V> InsertValues<'q, M> for V
+where
+    M: CacheModel + Selectable<Pg>,
+    M::Table: Table + QuerySource,
+    V: diesel::Insertable<M::Table>,
+    InsertStatement<M::Table, V::Values>: QueryFragment<Pg>,
+    InsertStatement<M::Table, V::Values, PlainInsert<M::Table, V::Values>, Returning<M>>:
+        diesel::query_builder::Query + LoadQuery<'q, PgConnection, M> + QueryFragment<Pg>,
+{
+    fn insert<C: Codec>(self, cache: &Cache<C>, conn: &mut PgConnection) -> QueryResult<Vec<M>> {
+        insert(
+            cache,
+            conn,
+            diesel::insert_into(M::Table::default()).values(self),
+        )
+    }
+}
+
+/// Names Diesel's private `Insert` operator through `InsertStatement`'s
+/// default type parameter.
+#[doc(hidden)]
+pub trait OperatorOf {
+    type Op;
+}
+
+impl<T: QuerySource, U, Op, Ret> OperatorOf for InsertStatement<T, U, Op, Ret> {
+    type Op = Op;
+}
+
+type PlainInsert<T, U> = <InsertStatement<T, U> as OperatorOf>::Op;
+
+/// Insert `values` into `M`'s table; see [`insert`].
+pub fn insert_values<'q, M, V, C>(
+    cache: &Cache<C>,
+    conn: &mut PgConnection,
+    values: V,
+) -> QueryResult<Vec<M>>
+where
+    V: InsertValues<'q, M>,
+    C: Codec,
+{
+    values.insert(cache, conn)
+}
+
+/// A changeset that can update the rows of target `T` of `M`'s table with
+/// exact invalidation: what the derive's `save` needs of `&Model`.
+pub trait UpdateChanges<'q, M, T>: Sized {
+    #[doc(hidden)]
+    fn update<C: Codec>(
+        self,
+        cache: &Cache<C>,
+        conn: &mut PgConnection,
+        target: T,
+    ) -> QueryResult<Vec<M>>;
+}
+
+impl<'q, M, T, Ch> UpdateChanges<'q, M, T> for Ch
+where
+    M: CacheModel + Selectable<Pg>,
+    T: IntoUpdateTarget + Clone,
+    T::Table: Table + QuerySource,
+    <T::Table as QuerySource>::FromClause: QueryFragment<Pg>,
+    T::WhereClause: QueryFragment<Pg>,
+    diesel::dsl::AsSelect<M, Pg>: QueryFragment<Pg> + Expression,
+    LockRows<M, T::Table, T::WhereClause>: LoadQuery<'q, PgConnection, M>,
+    Ch: AsChangeset<Target = T::Table>,
+    UpdateStatement<T::Table, T::WhereClause, Ch::Changeset>: diesel::query_builder::AsQuery,
+    UpdateStatement<T::Table, T::WhereClause, Ch::Changeset, Returning<M>>:
+        diesel::query_builder::Query + LoadQuery<'q, PgConnection, M>,
+{
+    fn update<C: Codec>(
+        self,
+        cache: &Cache<C>,
+        conn: &mut PgConnection,
+        target: T,
+    ) -> QueryResult<Vec<M>> {
+        update(cache, conn, target, self)
+    }
+}

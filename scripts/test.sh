@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# Lint and test the whole workspace against real PostgreSQL and memcached.
+#
+# Usage: scripts/test.sh [CARGO TEST ARGS...]
+#   CACHEBOT_SKIP_LINT=1 skips `cargo fmt --check` and `cargo clippy` (fast local loops).
+# Services come from scripts/services.sh (reuses DATABASE_URL / MEMCACHED_SERVERS when they
+# answer, starts private ones otherwise).
+set -euo pipefail
+
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$root"
+
+if ! command -v cargo >/dev/null 2>&1 && [[ -x "$HOME/.cargo/bin/cargo" ]]; then
+  PATH="$HOME/.cargo/bin:$PATH"
+fi
+
+step() { printf '\n==> %s\n' "$*" >&2; }
+
+if [[ "${CACHEBOT_SKIP_LINT:-0}" != 1 ]]; then
+  fmt_args=(--check)
+  if [[ -n "${CI:-}" || ! -t 1 ]]; then
+    fmt_args+=(--color never)
+  fi
+  step "cargo fmt --all -- --check"
+  cargo fmt --all -- "${fmt_args[@]}"
+  step "cargo clippy --workspace --all-targets -- -D warnings"
+  cargo clippy --workspace --all-targets -- -D warnings
+else
+  step "skipping fmt and clippy (CACHEBOT_SKIP_LINT=1)"
+fi
+
+step "cargo test --workspace $*"
+exec bash "$root/scripts/services.sh" -- cargo test --workspace "$@"
