@@ -278,7 +278,10 @@ mod tests {
             encode::<diesel::sql_types::Nullable<diesel::sql_types::Text>, Option<String>>(&None),
             Ok(None)
         );
-        assert_eq!(encode::<diesel::sql_types::Float8, f64>(&1.5), Err(NotKeyable));
+        assert_eq!(
+            encode::<diesel::sql_types::Float8, f64>(&1.5),
+            Err(NotKeyable)
+        );
     }
 
     #[test]

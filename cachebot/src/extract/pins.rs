@@ -424,13 +424,27 @@ impl<'r> Eval<'r> {
                     right,
                 } = conjunct
                 {
-                    if let (Some(a), Some(b)) = (eval.column(left), eval.column(right)) {
-                        eval.union(a, b);
-                    }
+                    eval.link(left, right);
                 }
             }
         }
         eval
+    }
+
+    /// Record `left = right` if it equates columns (pairwise for row constructors).
+    fn link(&mut self, left: &Expr, right: &Expr) {
+        match (strip(left), strip(right)) {
+            (Expr::Tuple(l), Expr::Tuple(r)) if l.len() == r.len() => {
+                for (a, b) in l.iter().zip(r) {
+                    self.link(a, b);
+                }
+            }
+            (l, r) => {
+                if let (Some(a), Some(b)) = (self.column(l), self.column(r)) {
+                    self.union(a, b);
+                }
+            }
+        }
     }
 
     fn id(&mut self, col: Col) -> usize {
@@ -530,6 +544,28 @@ impl<'r> Eval<'r> {
         Some(Dnf::from([atoms]))
     }
 
+    /// `left = right`: a column and a placeholder (either order), or row constructors of them
+    /// (`(a, b) = ($1, $2)` is `a = $1 AND b = $2`).
+    fn eq(&self, left: &Expr, right: &Expr) -> Option<Dnf> {
+        match (strip(left), strip(right)) {
+            (Expr::Tuple(l), Expr::Tuple(r)) => {
+                if l.len() != r.len() || l.is_empty() {
+                    return None;
+                }
+                l.iter()
+                    .zip(r)
+                    .fold(None, |acc, (a, b)| and(acc, self.eq(a, b)))
+            }
+            (l, r) => {
+                let (col, bind) = match (self.column(l), placeholder(r)) {
+                    (Some(col), Some(bind)) => (col, bind),
+                    _ => (self.column(r)?, placeholder(l)?),
+                };
+                self.atom(&col, ValueRef::Bind(bind))
+            }
+        }
+    }
+
     /// The AND of the formula's conditions.
     fn formula(&self, conds: &[(&Expr, bool)]) -> Option<Dnf> {
         conds.iter().fold(None, |acc, (cond, nullable)| {
@@ -561,13 +597,7 @@ impl<'r> Eval<'r> {
                 left,
                 op: BinaryOperator::Eq,
                 right,
-            } => {
-                let (col, bind) = match (self.column(left), placeholder(right)) {
-                    (Some(col), Some(bind)) => (col, bind),
-                    _ => (self.column(right)?, placeholder(left)?),
-                };
-                self.atom(&col, ValueRef::Bind(bind))
-            }
+            } => self.eq(left, right),
             Expr::AnyOp {
                 left,
                 compare_op: BinaryOperator::Eq,
@@ -580,13 +610,13 @@ impl<'r> Eval<'r> {
                 negated: false,
                 ..
             } => {
-                let col = self.column(expr)?;
+                // `x IN (a, b)` is `x = a OR x = b`.
                 if items.is_empty() {
                     return None;
                 }
                 let mut out = Dnf::new();
                 for item in items {
-                    out.extend(self.atom(&col, ValueRef::Bind(placeholder(item)?))?);
+                    out.extend(self.eq(expr, item)?);
                 }
                 Some(out)
             }

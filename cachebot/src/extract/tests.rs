@@ -154,6 +154,40 @@ fn in_list_of_placeholders_is_a_union() {
 }
 
 #[test]
+fn row_constructor_equality_pins_each_column() {
+    check(
+        r#"SELECT "t"."id" FROM "t" WHERE ("t"."a", "t"."b") = ($1, $2)"#,
+        "t: a=$1 & b=$2",
+    );
+    check(
+        r#"SELECT "t"."id" FROM "t" WHERE ($1, $2) = ("t"."a", "t"."b")"#,
+        "t: a=$1 & b=$2",
+    );
+    check(
+        r#"SELECT "t"."id" FROM "t" WHERE ("t"."a", "t"."b") IN (($1, $2), ($3, $4))"#,
+        "t: a=$1 & b=$2 | a=$3 & b=$4",
+    );
+    // A literal element pins nothing, the others still do.
+    check(
+        r#"SELECT "t"."id" FROM "t" WHERE ("t"."a", "t"."b") = ($1, 2)"#,
+        "t: a=$1",
+    );
+    check(
+        r#"SELECT "t"."id" FROM "t" WHERE ("t"."a", "t"."b") = ($1)"#,
+        "t: *",
+    );
+    check(
+        r#"SELECT "t"."id" FROM "t" WHERE ("t"."a", "t"."b") IN (($1, 2), (3, 4))"#,
+        "t: *",
+    );
+    // Row equality between relations links pairwise.
+    check(
+        r#"SELECT "a"."id" FROM "a" INNER JOIN "b" ON ("b"."x", "b"."y") = ("a"."x", "a"."y") WHERE "a"."x" = $1 AND "a"."y" = $2"#,
+        "a: x=$1 & y=$2; b: x=$1 & y=$2",
+    );
+}
+
+#[test]
 fn is_null_pins_null() {
     check(
         r#"SELECT "t"."id" FROM "t" WHERE ("t"."a" IS NULL)"#,
