@@ -67,35 +67,32 @@ pub struct BelongsTo {
 impl Model {
     /// Read a model from a derive input.
     pub fn from_input(input: &DeriveInput) -> Result<Model> {
-        let named = match &input.data {
-            Data::Struct(s) => match &s.fields {
-                Fields::Named(named) => named,
-                Fields::Unnamed(f) => {
-                    return Err(Error::new(
+        let named =
+            match &input.data {
+                Data::Struct(s) => match &s.fields {
+                    Fields::Named(named) => named,
+                    Fields::Unnamed(f) => return Err(Error::new(
                         f.span(),
                         "#[derive(CacheBot)] needs a struct with named fields, not a tuple struct",
-                    ))
-                }
-                Fields::Unit => {
-                    return Err(Error::new(
+                    )),
+                    Fields::Unit => return Err(Error::new(
                         input.ident.span(),
                         "#[derive(CacheBot)] needs a struct with named fields, not a unit struct",
+                    )),
+                },
+                Data::Enum(e) => {
+                    return Err(Error::new(
+                        e.enum_token.span,
+                        "#[derive(CacheBot)] needs a struct with named fields, not an enum",
                     ))
                 }
-            },
-            Data::Enum(e) => {
-                return Err(Error::new(
-                    e.enum_token.span,
-                    "#[derive(CacheBot)] needs a struct with named fields, not an enum",
-                ))
-            }
-            Data::Union(u) => {
-                return Err(Error::new(
-                    u.union_token.span,
-                    "#[derive(CacheBot)] needs a struct with named fields, not a union",
-                ))
-            }
-        };
+                Data::Union(u) => {
+                    return Err(Error::new(
+                        u.union_token.span,
+                        "#[derive(CacheBot)] needs a struct with named fields, not a union",
+                    ))
+                }
+            };
 
         let mut errors = Errors::default();
 
@@ -132,7 +129,11 @@ impl Model {
                     column = Some(c);
                 }
             }
-            fields.push(Field { ident, ty: f.ty.clone(), column });
+            fields.push(Field {
+                ident,
+                ty: f.ty.clone(),
+                column,
+            });
         }
 
         let mut table: Option<Path> = None;
@@ -186,7 +187,10 @@ impl Model {
         }
 
         let table = table.unwrap_or_else(|| {
-            Path::from(Ident::new(&infer_table_name(&input.ident.to_string()), input.ident.span()))
+            Path::from(Ident::new(
+                &infer_table_name(&input.ident.to_string()),
+                input.ident.span(),
+            ))
         });
 
         let primary_key = match primary_key {
@@ -267,7 +271,10 @@ impl Model {
                 errors.push(Error::new(span, "this key is declared twice"));
                 continue;
             }
-            keys.push(CompositeKey { fields: indices, span });
+            keys.push(CompositeKey {
+                fields: indices,
+                span,
+            });
         }
 
         errors.finish()?;
@@ -290,7 +297,9 @@ impl Model {
 
     /// The fields that hold a column of the table, with their column.
     pub fn mapped(&self) -> impl Iterator<Item = (&Field, &Ident)> + '_ {
-        self.fields.iter().filter_map(|f| f.column.as_ref().map(|c| (f, c)))
+        self.fields
+            .iter()
+            .filter_map(|f| f.column.as_ref().map(|c| (f, c)))
     }
 }
 
@@ -304,7 +313,11 @@ impl Field {
 
 /// Index of the mapped field holding `column`.
 fn find_column(fields: &[Field], column: &Ident) -> Option<usize> {
-    fields.iter().position(|f| f.column.as_ref().is_some_and(|c| c.unraw() == column.unraw()))
+    fields.iter().position(|f| {
+        f.column
+            .as_ref()
+            .is_some_and(|c| c.unraw() == column.unraw())
+    })
 }
 
 /// Diesel's default table name: snake case of the struct name, plus `s`
@@ -368,9 +381,9 @@ impl Parse for CachebotItem {
                 input.parse::<Token![=]>()?;
                 let value: Expr = input.parse()?;
                 match &value {
-                    Expr::Lit(syn::ExprLit { lit: Lit::Bool(b), .. }) => {
-                        Ok(CachebotItem::CacheGet(name, b.value))
-                    }
+                    Expr::Lit(syn::ExprLit {
+                        lit: Lit::Bool(b), ..
+                    }) => Ok(CachebotItem::CacheGet(name, b.value)),
                     other => Err(Error::new(
                         other.span(),
                         "`cache_get` takes `true` or `false` (without quotes)",
@@ -390,7 +403,10 @@ impl Parse for CachebotItem {
                     &content,
                     Ident::parse_any,
                 )?;
-                let span = name.span().join(parens.span.close()).unwrap_or_else(|| name.span());
+                let span = name
+                    .span()
+                    .join(parens.span.close())
+                    .unwrap_or_else(|| name.span());
                 if columns.is_empty() {
                     return Err(Error::new(
                         parens.span.join(),
@@ -516,7 +532,10 @@ fn sql_identifier(input: ParseStream) -> Result<Ident> {
         let mut ident = syn::parse_str::<Ident>(&name)
             .or_else(|_| syn::parse_str::<Ident>(&format!("r#{name}")))
             .map_err(|_| {
-                Error::new(s.span(), format!("`{name}` is not a valid column identifier"))
+                Error::new(
+                    s.span(),
+                    format!("`{name}` is not a valid column identifier"),
+                )
             })?;
         ident.set_span(s.span());
         Ok(ident)
@@ -583,7 +602,10 @@ impl Parse for BelongsTo {
             });
             Ident::new(&format!("{}_id", snake.unwrap_or_default()), parent.span())
         });
-        Ok(BelongsTo { parent, foreign_key })
+        Ok(BelongsTo {
+            parent,
+            foreign_key,
+        })
     }
 }
 
@@ -601,8 +623,17 @@ mod tests {
     fn names(m: &Model) -> Vec<(String, Option<String>)> {
         m.fields
             .iter()
-            .map(|f| (f.ident.to_string(), f.column.as_ref().map(|c| c.unraw().to_string())))
+            .map(|f| {
+                (
+                    f.ident.to_string(),
+                    f.column.as_ref().map(|c| c.unraw().to_string()),
+                )
+            })
             .collect()
+    }
+
+    fn path(p: &Path) -> String {
+        quote!(#p).to_string()
     }
 
     fn err(tokens: TokenStream) -> String {
@@ -618,21 +649,27 @@ mod tests {
             pub struct FooBar { id: i32, text: String }
         })
         .unwrap();
-        assert_eq!(m.table, syn::parse_quote!(foo_bars));
+        assert_eq!(path(&m.table), "foo_bars");
         assert!(m.cache_get);
         assert!(m.keys.is_empty());
         assert!(m.belongs_to.is_empty());
         assert_eq!(m.primary_key, vec![0]);
         assert_eq!(
             names(&m),
-            vec![("id".into(), Some("id".into())), ("text".into(), Some("text".into()))]
+            vec![
+                ("id".into(), Some("id".into())),
+                ("text".into(), Some("text".into()))
+            ]
         );
     }
 
     #[test]
     fn diesel_table_name_rule() {
         assert_eq!(infer_table_name("Photo"), "photos");
-        assert_eq!(infer_table_name("ManyModelFirstModel"), "many_model_first_models");
+        assert_eq!(
+            infer_table_name("ManyModelFirstModel"),
+            "many_model_first_models"
+        );
         assert_eq!(infer_table_name("HTTPLog"), "h_t_t_p_logs");
     }
 
@@ -651,7 +688,7 @@ mod tests {
             }
         })
         .unwrap();
-        assert_eq!(m.table, syn::parse_quote!(crate::schema::photos));
+        assert_eq!(path(&m.table), "crate :: schema :: photos");
         assert_eq!(
             names(&m),
             vec![
@@ -761,7 +798,7 @@ mod tests {
         })
         .unwrap();
         assert_eq!(m.belongs_to[0].foreign_key.to_string(), "many_model_id");
-        assert_eq!(m.table, syn::parse_quote!(links));
+        assert_eq!(path(&m.table), "links");
     }
 
     #[test]
@@ -771,19 +808,27 @@ mod tests {
         assert!(err(quote! { #[cachebot(key(nope))] struct A { id: i32 } })
             .contains("`A` has no field `nope`"));
         assert!(err(quote! { #[cachebot(key())] struct A { id: i32 } }).contains("empty key"));
-        assert!(err(quote! { #[cachebot(cache_get = "yes")] struct A { id: i32 } })
-            .contains("`true` or `false`"));
-        assert!(err(quote! { #[cachebot(cache_get)] struct A { id: i32 } })
-            .contains("needs a value"));
+        assert!(
+            err(quote! { #[cachebot(cache_get = "yes")] struct A { id: i32 } })
+                .contains("`true` or `false`")
+        );
+        assert!(
+            err(quote! { #[cachebot(cache_get)] struct A { id: i32 } }).contains("needs a value")
+        );
         assert!(err(quote! {
             #[cachebot(cache_get = false)] #[cachebot(cache_get = true)] struct A { id: i32 }
         })
         .contains("duplicate `cache_get`"));
-        assert!(err(quote! { #[cachebot(key(id, id))] struct A { id: i32 } })
-            .contains("appears twice"));
-        assert!(err(quote! { #[cachebot(key(b, a), key(a, b))] struct A { id: i32, a: i32, b: i32 } })
-            .contains("declared twice"));
-        assert!(err(quote! { #[cachebot] struct A { id: i32 } }).contains("expected #[cachebot(..)]"));
+        assert!(
+            err(quote! { #[cachebot(key(id, id))] struct A { id: i32 } }).contains("appears twice")
+        );
+        assert!(err(
+            quote! { #[cachebot(key(b, a), key(a, b))] struct A { id: i32, a: i32, b: i32 } }
+        )
+        .contains("declared twice"));
+        assert!(
+            err(quote! { #[cachebot] struct A { id: i32 } }).contains("expected #[cachebot(..)]")
+        );
         assert!(err(quote! { #[cachebot()] struct A { id: i32 } }).contains("empty #[cachebot()]"));
         assert!(err(quote! { struct A { #[cachebot(key(id))] id: i32 } })
             .contains("goes on the struct"));
@@ -792,8 +837,10 @@ mod tests {
         assert!(err(quote! { enum A { B } }).contains("not an enum"));
         assert!(err(quote! { union A { b: i32 } }).contains("not a union"));
         assert!(err(quote! { struct A { key: i32 } }).contains("has no `id` field"));
-        assert!(err(quote! { #[diesel(primary_key(code))] struct A { id: i32 } })
-            .contains("primary-key column `code`"));
+        assert!(
+            err(quote! { #[diesel(primary_key(code))] struct A { id: i32 } })
+                .contains("primary-key column `code`")
+        );
     }
 
     #[test]

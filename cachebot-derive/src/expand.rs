@@ -152,7 +152,7 @@ fn impl_cache_model(model: &Model, n: &Names) -> TokenStream {
     let table_name = match first_pk {
         Some(col) => quote! {
             let name = #p::table_name_of(&#col);
-            if name.is_empty() {
+            if ::std::string::String::is_empty(&name) {
                 ::std::borrow::ToOwned::to_owned(#table_fallback)
             } else {
                 name
@@ -192,7 +192,11 @@ fn impl_cache_model(model: &Model, n: &Names) -> TokenStream {
             let at = name_index(i).unwrap_or_default();
             quote! {
                 (
-                    #names[#at].as_ref().map_or(#fallback, |(_, c)| c.as_str()),
+                    ::std::option::Option::map_or(
+                        ::std::option::Option::as_ref(&#names[#at]),
+                        #fallback,
+                        |(_, c)| ::std::string::String::as_str(c),
+                    ),
                     ::std::clone::Clone::clone(&#local),
                 )
             }
@@ -205,7 +209,8 @@ fn impl_cache_model(model: &Model, n: &Names) -> TokenStream {
             );
         }
     };
-    let mut composites: Vec<TokenStream> = model.keys.iter().map(|k| composite(&k.fields)).collect();
+    let mut composites: Vec<TokenStream> =
+        model.keys.iter().map(|k| composite(&k.fields)).collect();
     if model.primary_key.len() > 1 {
         composites.push(composite(&model.primary_key));
     }
@@ -213,7 +218,11 @@ fn impl_cache_model(model: &Model, n: &Names) -> TokenStream {
     let identity_parts = model.pk_fields().map(|f| {
         let col = column_path(model, f);
         let field = &f.ident;
-        quote!(#p::encode::<::diesel::dsl::SqlTypeOf<#col>, _>(&self.#field).ok().flatten())
+        quote! {
+            ::std::option::Option::flatten(::std::result::Result::ok(
+                #p::encode::<::diesel::dsl::SqlTypeOf<#col>, _>(&self.#field),
+            ))
+        }
     });
 
     let composite_keys = if model.keys.is_empty() {
@@ -245,7 +254,10 @@ fn impl_cache_model(model: &Model, n: &Names) -> TokenStream {
                 static KEYS: ::std::sync::OnceLock<
                     ::std::vec::Vec<&'static [&'static str]>,
                 > = ::std::sync::OnceLock::new();
-                KEYS.get_or_init(|| ::std::vec![#(#keys),*]).as_slice()
+                ::std::vec::Vec::as_slice(::std::sync::OnceLock::get_or_init(
+                    &KEYS,
+                    || ::std::vec![#(#keys),*],
+                ))
             }
         }
     };
@@ -260,7 +272,10 @@ fn impl_cache_model(model: &Model, n: &Names) -> TokenStream {
             fn table_name() -> &'static str {
                 static NAME: ::std::sync::OnceLock<::std::string::String> =
                     ::std::sync::OnceLock::new();
-                NAME.get_or_init(|| { #table_name }).as_str()
+                ::std::string::String::as_str(::std::sync::OnceLock::get_or_init(
+                    &NAME,
+                    || { #table_name },
+                ))
             }
 
             fn row_keys(&self, #out: &mut ::std::vec::Vec<#p::Key>) {
@@ -295,8 +310,24 @@ fn impl_methods(model: &Model, n: &Names) -> TokenStream {
     let (impl_generics, ty_generics, where_clause) = model.generics.split_for_impl();
     let table = &model.table;
     let table_str = quote!(#table).to_string().replace(' ', "");
-    let Names { cache, conn, id, ids, row, rows, missing, query, codec, values, lt_q, lt_a, .. } =
-        n;
+    let Names {
+        cache,
+        conn,
+        id,
+        ids,
+        row,
+        rows,
+        missing,
+        query,
+        codec,
+        values,
+        lt_q,
+        lt_a,
+        ..
+    } = n;
+    let load_missing_fn = Ident::new("load_missing", Span::mixed_site());
+    let id_of_fn = Ident::new("id_of", Span::mixed_site());
+    let values_arg = Ident::new("values", Span::mixed_site());
     let pk_ty = pk_type(model);
     let composite_pk = model.primary_key.len() > 1;
     let select = quote!(<Self as ::diesel::SelectableHelper<::diesel::pg::Pg>>::as_select());
@@ -308,7 +339,11 @@ fn impl_methods(model: &Model, n: &Names) -> TokenStream {
     let cache_param = quote!(#cache: &::cachebot::Cache<#codec>);
     let conn_param = quote!(#conn: &mut ::diesel::PgConnection);
     let codec_param = quote!(#codec: ::cachebot::codec::Codec);
-    let caches_gets = quote!(<Self as ::cachebot::CacheModel>::CACHE_GET && #cache.caches_gets());
+    let caches_gets = quote! {
+        <Self as ::cachebot::CacheModel>::CACHE_GET && ::cachebot::Cache::caches_gets(#cache)
+    };
+    let first = |rows: TokenStream| quote!(::std::iter::Iterator::next(&mut ::std::iter::IntoIterator::into_iter(#rows)));
+    let load_cached = |query: TokenStream| quote!(::cachebot::Cached::load(::cachebot::CacheDsl::cache(#query, #cache), #conn));
 
     // get
     let get_query = find(quote!(#id));
@@ -318,6 +353,8 @@ fn impl_methods(model: &Model, n: &Names) -> TokenStream {
          `#[cachebot(cache_get = false)]` or the cache was built with `cache_gets(false)`; \
          then it queries the database. Generated by `#[derive(CacheBot)]`."
     ));
+    let get_cached = load_cached(quote!(#query));
+    let get_first = first(quote!(#rows));
     let get = quote! {
         #get_doc
         pub fn get<#codec_param>(
@@ -327,11 +364,11 @@ fn impl_methods(model: &Model, n: &Names) -> TokenStream {
         ) -> ::diesel::QueryResult<::std::option::Option<Self>> {
             let #query = #get_query;
             let #rows: ::std::vec::Vec<Self> = if #caches_gets {
-                ::cachebot::CacheDsl::cache(#query, #cache).load(#conn)?
+                #get_cached?
             } else {
                 ::diesel::RunQueryDsl::load(#query, #conn)?
             };
-            ::std::result::Result::Ok(::std::iter::IntoIterator::into_iter(#rows).next())
+            ::std::result::Result::Ok(#get_first)
         }
     };
 
@@ -342,14 +379,18 @@ fn impl_methods(model: &Model, n: &Names) -> TokenStream {
     let load_missing = if composite_pk {
         // No `= ANY` for tuples: one query per missing id.
         quote! {
-            |#conn: &mut ::diesel::PgConnection, #missing: &[#pk_ty]| {
-                let mut #rows = ::std::vec::Vec::with_capacity(#missing.len());
+            |#conn: &mut ::diesel::PgConnection,
+             #missing: &[#pk_ty]|
+             -> ::diesel::QueryResult<::std::vec::Vec<Self>> {
+                let mut #rows = ::std::vec::Vec::with_capacity(<[#pk_ty]>::len(#missing));
                 for #id in #missing {
                     let #query = #find_one;
-                    let loaded: ::std::vec::Vec<Self> = ::diesel::RunQueryDsl::load(#query, #conn)?;
-                    #rows.extend(loaded);
+                    ::std::iter::Extend::extend(
+                        &mut #rows,
+                        ::diesel::RunQueryDsl::load::<Self>(#query, #conn)?,
+                    );
                 }
-                ::diesel::QueryResult::Ok(#rows)
+                ::std::result::Result::Ok(#rows)
             }
         }
     } else {
@@ -359,12 +400,17 @@ fn impl_methods(model: &Model, n: &Names) -> TokenStream {
             .map(|f| column_path(model, f))
             .unwrap_or_default();
         quote! {
-            |#conn: &mut ::diesel::PgConnection, #missing: &[#pk_ty]| {
+            |#conn: &mut ::diesel::PgConnection,
+             #missing: &[#pk_ty]|
+             -> ::diesel::QueryResult<::std::vec::Vec<Self>> {
                 ::diesel::RunQueryDsl::load(
                     ::diesel::QueryDsl::select(
                         ::diesel::QueryDsl::filter(
                             #table::table,
-                            ::diesel::ExpressionMethods::eq_any(#pk_col, #missing.to_vec()),
+                            ::diesel::ExpressionMethods::eq_any(
+                                #pk_col,
+                                <[#pk_ty]>::to_vec(#missing),
+                            ),
                         ),
                         #select,
                     ),
@@ -394,28 +440,33 @@ fn impl_methods(model: &Model, n: &Names) -> TokenStream {
             #conn_param,
             #ids: &[#pk_ty],
         ) -> ::diesel::QueryResult<::std::vec::Vec<Self>> {
-            let load_missing = #load_missing;
-            let id_of = |#row: &Self| -> #pk_ty { #id_of };
+            let #load_missing_fn = #load_missing;
+            let #id_of_fn = |#row: &Self| -> #pk_ty { #id_of };
             if #caches_gets {
-                return #cache.get_many(
+                return ::cachebot::Cache::get_many(
+                    #cache,
                     #conn,
                     #ids,
                     |#id: &#pk_ty| #find_one,
-                    load_missing,
-                    id_of,
+                    #load_missing_fn,
+                    #id_of_fn,
                 );
             }
+            // The same order as the cached path: by `ids`, each row once.
             let mut #rows: ::std::vec::Vec<::std::option::Option<Self>> =
                 ::std::iter::Iterator::collect(::std::iter::Iterator::map(
-                    ::std::iter::IntoIterator::into_iter(load_missing(#conn, #ids)?),
+                    ::std::iter::IntoIterator::into_iter(#load_missing_fn(#conn, #ids)?),
                     ::std::option::Option::Some,
                 ));
             ::std::result::Result::Ok(::std::iter::Iterator::collect(
-                ::std::iter::Iterator::filter_map(#ids.iter(), |#id| {
-                    ::std::iter::Iterator::find(#rows.iter_mut(), |#row| {
-                        #row.as_ref().is_some_and(|#row| id_of(#row) == *#id)
-                    })?
-                    .take()
+                ::std::iter::Iterator::filter_map(::std::iter::IntoIterator::into_iter(#ids), |#id| {
+                    ::std::option::Option::take(::std::iter::Iterator::find(
+                        &mut ::std::iter::IntoIterator::into_iter(&mut #rows),
+                        |#row| match &**#row {
+                            ::std::option::Option::Some(#row) => #id_of_fn(#row) == *#id,
+                            ::std::option::Option::None => false,
+                        },
+                    )?)
                 }),
             ))
         }
@@ -451,6 +502,7 @@ fn impl_methods(model: &Model, n: &Names) -> TokenStream {
              only writes to rows with these values (before or after) invalidate it. \
              Generated by `#[derive(CacheBot)]`."
         ));
+        let by_cached = load_cached(quote!(#query));
         quote! {
             #method_doc
             #[allow(clippy::too_many_arguments)]
@@ -461,7 +513,7 @@ fn impl_methods(model: &Model, n: &Names) -> TokenStream {
             ) -> ::diesel::QueryResult<::std::vec::Vec<Self>> {
                 #p::register::<Self>();
                 let #query = ::diesel::QueryDsl::select(#q, #select);
-                ::cachebot::CacheDsl::cache(#query, #cache).load(#conn)
+                #by_cached
             }
         }
     });
@@ -478,12 +530,12 @@ fn impl_methods(model: &Model, n: &Names) -> TokenStream {
         pub fn insert<#lt_q, #values, #codec_param>(
             #cache_param,
             #conn_param,
-            values: #values,
+            #values_arg: #values,
         ) -> ::diesel::QueryResult<::std::vec::Vec<Self>>
         where
             #values: ::cachebot::write::InsertValues<#lt_q, Self>,
         {
-            ::cachebot::write::insert_values::<Self, #values, #codec>(#cache, #conn, values)
+            ::cachebot::write::insert_values::<Self, #values, #codec>(#cache, #conn, #values_arg)
         }
     };
 
@@ -495,6 +547,7 @@ fn impl_methods(model: &Model, n: &Names) -> TokenStream {
          row is gone.\n\n\
          Needs `#[derive(AsChangeset)]` on `{name}`. Generated by `#[derive(CacheBot)]`."
     ));
+    let save_first = first(quote!(#rows));
     let save = quote! {
         #save_doc
         pub fn save<#lt_a, #codec_param>(
@@ -514,9 +567,7 @@ fn impl_methods(model: &Model, n: &Names) -> TokenStream {
                 Self,
                 ::diesel::dsl::Find<#table::table, #pk_ty>,
             >>::update(self, #cache, #conn, ::diesel::QueryDsl::find(#table::table, #pk_self))?;
-            ::std::iter::IntoIterator::into_iter(#rows)
-                .next()
-                .ok_or(::diesel::result::Error::NotFound)
+            ::std::option::Option::ok_or(#save_first, ::diesel::result::Error::NotFound)
         }
     };
 
@@ -539,7 +590,7 @@ fn impl_methods(model: &Model, n: &Names) -> TokenStream {
                 #conn,
                 ::diesel::QueryDsl::find(#table::table, #pk_self),
             )?;
-            ::std::result::Result::Ok(#rows.len())
+            ::std::result::Result::Ok(::std::vec::Vec::len(&#rows))
         }
     };
 
@@ -597,7 +648,10 @@ mod tests {
     }
 
     fn lacks(haystack: &str, needle: &str) {
-        assert!(!squash(haystack).contains(&squash(needle)), "expansion has {needle}");
+        assert!(
+            !squash(haystack).contains(&squash(needle)),
+            "expansion has {needle}"
+        );
     }
 
     fn photo() -> String {
@@ -622,9 +676,24 @@ mod tests {
     fn cache_model_impl() {
         let s = photo();
         contains(&s, quote!(impl ::cachebot::CacheModel for Photo));
-        contains(&s, quote!(type Table = schema::photos::table;));
-        contains(&s, quote!(const CACHE_GET: bool = true;));
-        contains(&s, quote!(::cachebot::model::__private::table_name_of(&schema::photos::id)));
+        contains(
+            &s,
+            quote!(
+                type Table = schema::photos::table;
+            ),
+        );
+        contains(
+            &s,
+            quote!(
+                const CACHE_GET: bool = true;
+            ),
+        );
+        contains(
+            &s,
+            quote!(::cachebot::model::__private::table_name_of(
+                &schema::photos::id
+            )),
+        );
         contains(
             &s,
             quote!(::cachebot::model::__private::push_value::<
@@ -668,9 +737,12 @@ mod tests {
         contains(
             &s,
             quote!(::cachebot::model::__private::identity(&[
-                ::cachebot::model::__private::encode::<::diesel::dsl::SqlTypeOf<schema::photos::id>, _>(&self.id)
-                    .ok()
-                    .flatten()
+                ::cachebot::model::__private::encode::<
+                    ::diesel::dsl::SqlTypeOf<schema::photos::id>,
+                    _,
+                >(&self.id)
+                .ok()
+                .flatten()
             ])),
         );
         contains(
@@ -686,7 +758,7 @@ mod tests {
     fn inherent_methods() {
         let s = photo();
         contains(&s, quote!(pub fn get<C: ::cachebot::codec::Codec>));
-        contains(&s, quote!(id: i32,) );
+        contains(&s, quote!(id: i32,));
         contains(
             &s,
             quote!(::diesel::QueryDsl::select(
@@ -694,12 +766,27 @@ mod tests {
                 <Self as ::diesel::SelectableHelper<::diesel::pg::Pg>>::as_select()
             )),
         );
-        contains(&s, quote!(<Self as ::cachebot::CacheModel>::CACHE_GET && cache.caches_gets()));
+        contains(
+            &s,
+            quote!(<Self as ::cachebot::CacheModel>::CACHE_GET && cache.caches_gets()),
+        );
         contains(&s, quote!(pub fn get_many<C: ::cachebot::codec::Codec>));
-        contains(&s, quote!(::diesel::ExpressionMethods::eq_any(schema::photos::id, missing.to_vec())));
-        contains(&s, quote!(pub fn get_by_user_id_and_status<C: ::cachebot::codec::Codec>));
+        contains(
+            &s,
+            quote!(::diesel::ExpressionMethods::eq_any(
+                schema::photos::id,
+                missing.to_vec()
+            )),
+        );
+        contains(
+            &s,
+            quote!(pub fn get_by_user_id_and_status<C: ::cachebot::codec::Codec>),
+        );
         contains(&s, quote!(user_id: i32, status: i32));
-        contains(&s, quote!(::cachebot::model::__private::register::<Self>();));
+        contains(
+            &s,
+            quote!(::cachebot::model::__private::register::<Self>();),
+        );
         contains(
             &s,
             quote!(::diesel::QueryDsl::filter(
@@ -710,7 +797,10 @@ mod tests {
                 ::diesel::ExpressionMethods::eq(schema::photos::status, status)
             )),
         );
-        contains(&s, quote!(pub fn insert<'q, V, C: ::cachebot::codec::Codec>));
+        contains(
+            &s,
+            quote!(pub fn insert<'q, V, C: ::cachebot::codec::Codec>),
+        );
         contains(&s, quote!(V: ::cachebot::write::InsertValues<'q, Self>,));
         contains(
             &s,
@@ -724,7 +814,10 @@ mod tests {
                 ::diesel::QueryDsl::find(schema::photos::table, ::std::clone::Clone::clone(&self.id)),
             )?;),
         );
-        contains(&s, quote!(#[doc = "Cached reads and invalidating writes for `Photo` (table `schema::photos`), generated by `#[derive(CacheBot)]`.\n\nBelongs to `User` (through `user_id`)."]));
+        contains(
+            &s,
+            quote!(#[doc = "Cached reads and invalidating writes for `Photo` (table `schema::photos`), generated by `#[derive(CacheBot)]`.\n\nBelongs to `User` (through `user_id`)."]),
+        );
     }
 
     #[test]
@@ -753,14 +846,27 @@ mod tests {
         contains(
             &s,
             quote!(::cachebot::model::__private::identity(&[
-                ::cachebot::model::__private::encode::<::diesel::dsl::SqlTypeOf<memberships::group_id>, _>(&self.group_id).ok().flatten(),
-                ::cachebot::model::__private::encode::<::diesel::dsl::SqlTypeOf<memberships::member>, _>(&self.user_id).ok().flatten()
+                ::cachebot::model::__private::encode::<
+                    ::diesel::dsl::SqlTypeOf<memberships::group_id>,
+                    _,
+                >(&self.group_id)
+                .ok()
+                .flatten(),
+                ::cachebot::model::__private::encode::<
+                    ::diesel::dsl::SqlTypeOf<memberships::member>,
+                    _,
+                >(&self.user_id)
+                .ok()
+                .flatten()
             ])),
         );
         // The composite primary key is pushed as a composite key...
         contains(
             &s,
-            quote!((names[1usize].as_ref().map_or("member", |(_, c)| c.as_str()), ::std::clone::Clone::clone(&v1),)),
+            quote!((
+                names[1usize].as_ref().map_or("member", |(_, c)| c.as_str()),
+                ::std::clone::Clone::clone(&v1),
+            )),
         );
         // ...but not declared: `composite_keys` keeps its default.
         lacks(&s, "fn composite_keys");
@@ -823,9 +929,15 @@ mod tests {
             #[diesel(table_name = t)]
             struct M<'a, C, V> { id: i32, c: ::std::marker::PhantomData<&'a (C, V)> }
         });
-        contains(&s, quote!(impl<'a, C, V> ::cachebot::CacheModel for M<'a, C, V>));
+        contains(
+            &s,
+            quote!(impl<'a, C, V> ::cachebot::CacheModel for M<'a, C, V>),
+        );
         contains(&s, quote!(pub fn get<C1: ::cachebot::codec::Codec>));
-        contains(&s, quote!(pub fn insert<'q, V1, C1: ::cachebot::codec::Codec>));
+        contains(
+            &s,
+            quote!(pub fn insert<'q, V1, C1: ::cachebot::codec::Codec>),
+        );
         contains(&s, quote!(pub fn save<'a1, C1: ::cachebot::codec::Codec>));
     }
 

@@ -2,7 +2,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, OnceLock, RwLock};
+use std::sync::{Arc, Mutex, OnceLock, RwLock};
 use std::time::Duration;
 
 use diesel::expression::{AsExpression, TypedExpressionType};
@@ -66,6 +66,12 @@ pub(crate) struct Core {
     /// may change rows of the children that no statement names.
     pub cascades: RwLock<Cascades>,
     pub cascades_learned: OnceLock<()>,
+    /// Bumps the store did not take (down, timed out). Retried before every
+    /// read and every bump; a read that depends on one of them bypasses the
+    /// cache until it is delivered, so an entry stored before the write can
+    /// never be served after it, whenever the store comes back.
+    pub undelivered: Mutex<HashSet<Key>>,
+    pub has_undelivered: AtomicBool,
 }
 
 impl Cache<Bincode> {
@@ -226,6 +232,8 @@ impl<C: Codec> Cache<C> {
                 counters: Counters::default(),
                 cascades: RwLock::new(Cascades::default()),
                 cascades_learned: OnceLock::new(),
+                undelivered: Mutex::new(HashSet::new()),
+                has_undelivered: AtomicBool::new(false),
             }),
             codec: Arc::new(codec),
         }
@@ -422,19 +430,72 @@ impl Core {
         keys
     }
 
-    /// Bump generations; counted, traced, and reported.
+    /// Bump generations; counted, traced, and reported. Keys the store does
+    /// not take are kept and retried (see `undelivered`).
     pub(crate) fn bump(&self, keys: &[Key]) -> Result<(), Error> {
         let c = &self.counters;
-        match self.store.bump(keys) {
+        let mut all: Vec<Key> = keys.to_vec();
+        if self.has_undelivered.load(Ordering::Acquire) {
+            if let Ok(pending) = self.undelivered.lock() {
+                all.extend(pending.iter().copied());
+            }
+            all.sort();
+            all.dedup();
+        }
+        match self.store.bump(&all) {
             Ok(()) => {
                 Counters::add(&c.invalidations, keys.len() as u64);
+                if all.len() != keys.len() {
+                    self.forget_delivered(&all);
+                }
                 Ok(())
             }
             Err(e) => {
                 Counters::add(&c.invalidation_errors, keys.len() as u64);
-                tracing::warn!(store = self.store.name(), error = %e, "invalidation failed");
+                tracing::warn!(store = self.store.name(), error = %e, "invalidation failed; kept for retry");
+                if let Ok(mut pending) = self.undelivered.lock() {
+                    pending.extend(keys.iter().copied());
+                    self.has_undelivered.store(true, Ordering::Release);
+                }
                 Err(e.into())
             }
+        }
+    }
+
+    /// Retry undelivered bumps. `true` when none is left.
+    pub(crate) fn deliver_pending(&self) -> bool {
+        if !self.has_undelivered.load(Ordering::Acquire) {
+            return true;
+        }
+        let keys: Vec<Key> = match self.undelivered.lock() {
+            Ok(pending) => pending.iter().copied().collect(),
+            Err(_) => return false,
+        };
+        if self.store.bump(&keys).is_ok() {
+            self.forget_delivered(&keys);
+            tracing::info!(keys = keys.len(), "undelivered invalidations delivered");
+        }
+        !self.has_undelivered.load(Ordering::Acquire)
+    }
+
+    /// Whether any of `keys` waits for an undelivered bump.
+    pub(crate) fn depends_on_undelivered(&self, keys: &[Key]) -> bool {
+        if self.deliver_pending() {
+            return false;
+        }
+        match self.undelivered.lock() {
+            Ok(pending) => keys.iter().any(|k| pending.contains(k)),
+            Err(_) => true,
+        }
+    }
+
+    fn forget_delivered(&self, delivered: &[Key]) {
+        if let Ok(mut pending) = self.undelivered.lock() {
+            for k in delivered {
+                pending.remove(k);
+            }
+            self.has_undelivered
+                .store(!pending.is_empty(), Ordering::Release);
         }
     }
 }

@@ -215,3 +215,53 @@ mod tests {
         assert_eq!(statement_text("COMMIT"), "COMMIT");
     }
 }
+
+/// Instruments every connection an r2d2 pool hands out (feature `r2d2`).
+///
+/// ```no_run
+/// # #[cfg(feature = "r2d2")] {
+/// use diesel::r2d2::{ConnectionManager, Pool};
+/// use diesel::PgConnection;
+/// let cache = cachebot::Cache::in_process();
+/// let pool = Pool::builder()
+///     .connection_customizer(Box::new(cache.pool_customizer()))
+///     .build(ConnectionManager::<PgConnection>::new("postgres://localhost/app"))
+///     .unwrap();
+/// # }
+/// ```
+#[cfg(feature = "r2d2")]
+#[derive(Clone)]
+pub struct PoolCustomizer {
+    core: Arc<Core>,
+}
+
+#[cfg(feature = "r2d2")]
+impl std::fmt::Debug for PoolCustomizer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("PoolCustomizer")
+    }
+}
+
+#[cfg(feature = "r2d2")]
+impl diesel::r2d2::CustomizeConnection<diesel::PgConnection, diesel::r2d2::Error>
+    for PoolCustomizer
+{
+    fn on_acquire(&self, conn: &mut diesel::PgConnection) -> Result<(), diesel::r2d2::Error> {
+        self.core
+            .learn_cascades(conn)
+            .map_err(diesel::r2d2::Error::QueryError)?;
+        conn.set_instrumentation(CacheInstrumentation::new(self.core.clone()));
+        Ok(())
+    }
+}
+
+#[cfg(feature = "r2d2")]
+impl<C: Codec> Cache<C> {
+    /// An r2d2 connection customizer that instruments every pooled
+    /// connection (feature `r2d2`).
+    pub fn pool_customizer(&self) -> PoolCustomizer {
+        PoolCustomizer {
+            core: self.core.clone(),
+        }
+    }
+}

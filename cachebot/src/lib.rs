@@ -71,6 +71,8 @@ pub mod write;
 pub use cache::{Cache, CacheBuilder, DEFAULT_TTL, MAX_TTL};
 pub use error::{CodecError, ConfigError, Error, StoreError, StoreErrorKind};
 pub use instrument::CacheInstrumentation;
+#[cfg(feature = "r2d2")]
+pub use instrument::PoolCustomizer;
 pub use key::Dependency;
 pub use model::CacheModel;
 pub use read::{CacheDsl, Cached, CachedFirst, CachedLoad, CachedRunQueryDsl, Explain};

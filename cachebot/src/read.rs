@@ -364,6 +364,11 @@ impl<C: Codec> Cache<C> {
                 return load();
             }
         };
+        if inner.depends_on_undelivered(&gen_keys) {
+            Counters::bump(&c.fallbacks);
+            tracing::debug!("depends on an undelivered invalidation; reading the database");
+            return load();
+        }
         let store = inner.store.as_ref();
         let fetched = match store.fetch(entry_key, &gen_keys) {
             Ok(f) => f,
@@ -541,6 +546,13 @@ impl<C: Codec> Cache<C> {
         }
         if plans.len() != ids.len() {
             Counters::add(&c.bypasses, ids.len() as u64);
+            return load_missing(conn, ids).map(in_order);
+        }
+        if plans
+            .iter()
+            .any(|(_, gens)| self.core.depends_on_undelivered(gens))
+        {
+            Counters::add(&c.fallbacks, ids.len() as u64);
             return load_missing(conn, ids).map(in_order);
         }
         // One round trip: every entry and the union of their generations.

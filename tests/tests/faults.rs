@@ -325,3 +325,38 @@ fn several_memcached_servers_share_the_keys() {
     let _: Photo = q(ids[1]).cache(&cache).get_result(&mut conn).unwrap();
     expect(&cache, b, 1, 1, "after invalidating one id");
 }
+
+#[test]
+fn invalidations_lost_while_the_store_is_unreachable_are_delivered_before_any_hit() {
+    let db = TestDb::new();
+    let mut conn = db.conn();
+    let seed = seed(&mut conn);
+    let mut mc = MemcachedProcess::spawn();
+    let cache = cache_on(&[mc.addr()], Duration::from_millis(200));
+    let q = || {
+        photos::table
+            .filter(photos::user_id.eq(seed.ann.id))
+            .order(photos::id)
+    };
+    let _: Vec<Photo> = q().cache(&cache).load(&mut conn).unwrap();
+    // The store stops answering (a partition, not a restart: it keeps its items).
+    mc.pause();
+    rename_silently(&mut conn, seed.photos[0].id, "written-while-unreachable");
+    let b = cache.stats();
+    assert!(cache
+        .invalidate_value(photos::user_id, seed.ann.id)
+        .is_err());
+    assert_eq!(since(&cache, b).invalidation_errors, 2);
+    mc.resume();
+    // The old entry and its old generations are still in the store; the
+    // undelivered bump goes first, so the read is a miss with fresh rows.
+    let b = cache.stats();
+    let rows: Vec<Photo> = q().cache(&cache).load(&mut conn).unwrap();
+    let d = since(&cache, b);
+    assert_eq!((d.hits, d.misses), (0, 1), "{d:?}");
+    assert_eq!(rows, q().load::<Photo>(&mut conn).unwrap());
+    assert_eq!(rows[0].title, "written-while-unreachable");
+    let b = cache.stats();
+    let _: Vec<Photo> = q().cache(&cache).load(&mut conn).unwrap();
+    expect(&cache, b, 1, 0, "hits again once delivered");
+}

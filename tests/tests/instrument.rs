@@ -274,3 +274,27 @@ fn user_instrumentation_keeps_working_when_chained() {
     );
     assert!(since(&cache, cachebot::Stats::default()).invalidations > 0);
 }
+
+#[test]
+fn a_pool_customizer_instruments_every_connection() {
+    let db = TestDb::new();
+    let cache = Cache::in_process();
+    let pool = diesel::r2d2::Pool::builder()
+        .max_size(2)
+        .connection_customizer(Box::new(cache.pool_customizer()))
+        .build(diesel::r2d2::ConnectionManager::<PgConnection>::new(
+            db.url(),
+        ))
+        .unwrap();
+    let seed = seed(&mut pool.get().unwrap());
+    let q = || photos::table.filter(photos::user_id.eq(seed.bob.id));
+    let _: Vec<Photo> = q().cache(&cache).load(&mut pool.get().unwrap()).unwrap();
+    diesel::update(photos::table)
+        .set(photos::status.eq(7))
+        .execute(&mut pool.get().unwrap())
+        .unwrap();
+    let b = cache.stats();
+    let rows: Vec<Photo> = q().cache(&cache).load(&mut pool.get().unwrap()).unwrap();
+    expect(&cache, b, 0, 1, "pooled write invalidated");
+    assert!(rows.iter().all(|p| p.status == 7));
+}

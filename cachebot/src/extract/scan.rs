@@ -787,6 +787,15 @@ pub(super) fn fallback_writes(sql: &str) -> WriteTargets {
             _ => {}
         }
     }
+    // SELECT lo_unlink(...) and the like.
+    let found = scan_tokens(&toks, false);
+    if found
+        .functions
+        .iter()
+        .any(|f| super::writes::is_writer_function(f))
+    {
+        return WriteTargets::Unknown;
+    }
     if !writes {
         return WriteTargets::None;
     }

@@ -1337,6 +1337,38 @@ fn write_fallback_on_parse_failure() {
     check_writes("PREPARE TRANSACTION 'tx1'", WriteTargets::Unknown);
     check_writes("ROLLBACK PREPARED 'tx1'", WriteTargets::None);
     check_writes("EXECUTE p(1", WriteTargets::Unknown);
+    // Known writer functions.
+    check_writes("SELECT lo_unlink(42) ((", WriteTargets::Unknown);
+    check_writes("SELECT pg_catalog.lo_unlink(42) ((", WriteTargets::Unknown);
+    check_writes("SELECT my_func(42) ((", WriteTargets::None);
+}
+
+#[test]
+fn huge_batches_keep_per_statement_precision() {
+    // Over the operator budget as a whole, but each statement is small.
+    let mut sql = String::new();
+    for i in 0..1_000 {
+        sql.push_str(&format!(
+            r#"UPDATE "t{}" SET "a" = 1 WHERE "id" = 1 AND "b" = 2; "#,
+            i % 3
+        ));
+    }
+    sql.push_str("SELECT lo_unlink(1)");
+    check_writes(&sql, WriteTargets::Unknown);
+    let mut sql = String::new();
+    for i in 0..1_000 {
+        sql.push_str(&format!(
+            r#"UPDATE "t{}" SET "a" = 1 WHERE "id" = 1 AND "b" = 2; "#,
+            i % 3
+        ));
+    }
+    check_writes(&sql, tables(&["t0", "t1", "t2"]));
+    // A single huge statement takes the keyword fallback.
+    let mut sql = String::from(r#"DELETE FROM "t" WHERE "a" = 1"#);
+    for _ in 0..5_000 {
+        sql.push_str(r#" OR "a" = 1"#);
+    }
+    check_writes(&sql, tables(&["t"]));
 }
 
 // ---------------------------------------------------------------------------------------------

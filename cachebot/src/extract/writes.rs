@@ -67,31 +67,40 @@ impl WriteAcc {
 }
 
 pub(super) fn write_targets(sql: &str, dialect: &dyn Dialect) -> WriteTargets {
-    if scan::too_complex(sql) {
-        return scan::fallback_writes(sql);
-    }
     let mut acc = WriteAcc::default();
-    match Parser::parse_sql(dialect, sql) {
-        Ok(statements) => {
-            for statement in &statements {
-                statement_into(statement, &mut acc);
-            }
-        }
-        Err(_) => {
-            // One bad statement should not blind us to the others: parse them one by one.
-            for piece in scan::split_statements(sql) {
-                match Parser::parse_sql(dialect, piece) {
-                    Ok(statements) => {
-                        for statement in &statements {
-                            statement_into(statement, &mut acc);
-                        }
-                    }
-                    Err(_) => acc.merge(scan::fallback_writes(piece)),
-                }
-            }
+    if parse_into(sql, dialect, &mut acc) {
+        return acc.finish();
+    }
+    // One bad (or huge) statement should not blind us to the others: one by one.
+    for piece in scan::split_statements(sql) {
+        if !parse_into(piece, dialect, &mut acc) {
+            acc.merge(scan::fallback_writes(piece));
         }
     }
     acc.finish()
+}
+
+/// Parse `sql` (unless too complex) and add what its statements write; false if not parsed
+/// (then `acc` is untouched).
+fn parse_into(sql: &str, dialect: &dyn Dialect, acc: &mut WriteAcc) -> bool {
+    if scan::too_complex(sql) {
+        return false;
+    }
+    match Parser::parse_sql(dialect, sql) {
+        Ok(statements) => {
+            for statement in &statements {
+                statement_into(statement, acc);
+            }
+            true
+        }
+        Err(_) => false,
+    }
+}
+
+/// Whether a called function (name parts joined by `.`) is a known writer.
+pub(super) fn is_writer_function(name: &str) -> bool {
+    let last = name.rsplit('.').next().unwrap_or(name).to_lowercase();
+    WRITER_FUNCTIONS.contains(&last.as_str())
 }
 
 /// The writes of a query: writable CTEs, data-modifying bodies, SELECT INTO, known writing
@@ -101,11 +110,7 @@ fn query_into(query: &Query, acc: &mut WriteAcc) {
     cx.query(query);
     acc.tables.extend(cx.writes.tables);
     acc.unknown |= cx.writes.unknown;
-    let writer = cx.functions.iter().any(|f| {
-        let name = f.rsplit('.').next().unwrap_or(f).to_lowercase();
-        WRITER_FUNCTIONS.contains(&name.as_str())
-    });
-    if writer {
+    if cx.functions.iter().any(|f| is_writer_function(f)) {
         acc.unknown = true;
     }
 }
