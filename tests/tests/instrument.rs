@@ -12,6 +12,9 @@ use common::{caches, expect, seed, since};
 use diesel::connection::SimpleConnection;
 use diesel::prelude::*;
 
+/// A write made on a connection, by some path other than the crate's API.
+type Write<'a> = Box<dyn Fn(&mut PgConnection) + 'a>;
+
 fn instrumented(db: &TestDb, cache: &Cache) -> PgConnection {
     let mut conn = db.conn();
     cache.instrument(&mut conn).unwrap();
@@ -41,7 +44,7 @@ fn plain_diesel_writes_invalidate_their_tables() {
             (q().load(conn).unwrap(), users_q().load(conn).unwrap())
         };
         read(&mut reader);
-        let writes: Vec<(&str, Box<dyn Fn(&mut PgConnection)>)> = vec![
+        let writes: Vec<(&str, Write)> = vec![
             (
                 "diesel::update",
                 Box::new(|c| {
