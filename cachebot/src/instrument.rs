@@ -107,6 +107,7 @@ impl CacheInstrumentation {
         if let Some(ctl) = tx::control(sql) {
             let keys = self.tracker.apply(ctl, ok);
             if !keys.is_empty() {
+                crate::hook!(CommitBeforeInvalidate);
                 let _ = self.core.bump(&keys);
             }
             return;

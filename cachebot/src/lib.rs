@@ -57,6 +57,8 @@ pub mod codec;
 mod entry;
 pub mod error;
 pub mod extract;
+#[cfg(feature = "test-hooks")]
+pub mod hooks;
 mod instrument;
 mod key;
 pub mod model;
@@ -79,6 +81,15 @@ pub use read::{CacheDsl, Cached, CachedFirst, CachedLoad, CachedRunQueryDsl, Exp
 pub use stats::Stats;
 
 /// Everything a reading application needs: `use cachebot::prelude::*;`.
+/// Fires a test hook (feature `test-hooks`); nothing otherwise.
+macro_rules! hook {
+    ($point:ident) => {
+        #[cfg(feature = "test-hooks")]
+        crate::hooks::fire(crate::hooks::Point::$point);
+    };
+}
+pub(crate) use hook;
+
 pub mod prelude {
     pub use crate::{Cache, CacheDsl, CachedRunQueryDsl};
 }

@@ -409,7 +409,9 @@ impl<C: Codec> Cache<C> {
                 }
             },
         };
+        crate::hook!(ReadSnapshotTaken);
         let rows = load()?;
+        crate::hook!(ReadBeforeStore);
         self.put(entry_key, &snapshot, &rows);
         Ok(rows)
     }

@@ -214,6 +214,7 @@ impl Guard {
     }
 
     fn invalidate<C: Codec>(self, cache: &Cache<C>, conn: &mut PgConnection, keys: Vec<Key>) {
+        crate::hook!(WriteBeforeInvalidate);
         if keys.is_empty() {
             return;
         }
