@@ -1,0 +1,429 @@
+//! The stale-read checker: several threads in two processes share one
+//! PostgreSQL schema and one memcached, making random cached reads and
+//! random writes of every kind (plain Diesel, `sql_query`, `batch_execute`,
+//! the write API, inside and outside transactions, some rolled back).
+//!
+//! A read is checked when no write was in flight from before it started
+//! until after its uncached twin finished (a shared write clock in the
+//! database tells): then the cached result must equal the database's.
+//! Reads that overlap a write are allowed the state from just before it,
+//! so they are counted but not judged. Any stale read fails the test with
+//! the query, both results and the recent writes.
+//!
+//! `CACHEBOT_CHECKER_OPS` sets the operations per process (default 12,000,
+//! so CI checks at least 20,000 across both processes).
+
+mod common;
+
+use std::collections::VecDeque;
+use std::process::Command;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use cachebot::prelude::*;
+use cachebot::store::MemcachedStore;
+use cachebot_tests::models::{Photo, User};
+use cachebot_tests::schema::{photos, users};
+use cachebot_tests::TestDb;
+use diesel::connection::SimpleConnection;
+use diesel::prelude::*;
+
+const THREADS: usize = 4;
+
+#[derive(Default)]
+struct Tally {
+    ops: AtomicU64,
+    reads: AtomicU64,
+    checked: AtomicU64,
+    checked_hits: AtomicU64,
+    writes: AtomicU64,
+    stale: AtomicU64,
+}
+
+struct Shared {
+    url: String,
+    cache: Cache,
+    users: Vec<i32>,
+    tally: Tally,
+    log: Mutex<VecDeque<String>>,
+    failures: Mutex<Vec<String>>,
+}
+
+#[derive(QueryableByName)]
+struct Clock {
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    started: i64,
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    completed: i64,
+}
+
+fn clock(conn: &mut PgConnection) -> Clock {
+    diesel::sql_query("SELECT started, completed FROM checker_clock")
+        .get_result(conn)
+        .unwrap()
+}
+
+fn tick(conn: &mut PgConnection, column: &str) {
+    conn.batch_execute(&format!("UPDATE checker_clock SET {column} = {column} + 1"))
+        .unwrap();
+}
+
+/// One cached read and its uncached twin, as comparable text.
+fn read(
+    conn: &mut PgConnection,
+    cache: Option<&Cache>,
+    users: &[i32],
+    pick: u32,
+    v: i32,
+) -> (String, String) {
+    let u = users[(v.unsigned_abs() as usize) % users.len()];
+    macro_rules! both {
+        ($name:expr, $q:expr, $ty:ty, $m:ident) => {{
+            let got: $ty = match cache {
+                Some(c) => $q.cache(c).$m(conn).unwrap(),
+                None => $q.$m(conn).unwrap(),
+            };
+            (format!("{} u={u} v={v}", $name), format!("{got:?}"))
+        }};
+    }
+    match pick % 9 {
+        0 => both!(
+            "by user",
+            photos::table
+                .filter(photos::user_id.eq(u))
+                .order(photos::id),
+            Vec<Photo>,
+            load
+        ),
+        1 => both!(
+            "by user and status",
+            photos::table
+                .filter(photos::user_id.eq(u))
+                .filter(photos::status.eq(v % 3))
+                .order(photos::id),
+            Vec<Photo>,
+            load
+        ),
+        2 => both!(
+            "by status",
+            photos::table
+                .filter(photos::status.eq(v % 3))
+                .order(photos::id),
+            Vec<Photo>,
+            load
+        ),
+        3 => both!(
+            "join on user name",
+            photos::table
+                .inner_join(users::table)
+                .filter(users::name.eq(format!("user{}", v % 6)))
+                .order(photos::id),
+            Vec<(Photo, User)>,
+            load
+        ),
+        4 => both!(
+            "count by user",
+            photos::table.filter(photos::user_id.eq(u)).count(),
+            i64,
+            get_result
+        ),
+        5 => both!(
+            "find",
+            photos::table.filter(photos::id.eq(v % 60 + 1)),
+            Vec<Photo>,
+            load
+        ),
+        6 => both!(
+            "eq_any",
+            photos::table
+                .filter(photos::id.eq_any(vec![v % 60 + 1, (v + 7) % 60 + 1]))
+                .order(photos::id),
+            Vec<Photo>,
+            load
+        ),
+        7 => both!(
+            "first page",
+            photos::table.order(photos::id).limit(5),
+            Vec<Photo>,
+            load
+        ),
+        _ => both!(
+            "not status",
+            photos::table
+                .filter(photos::user_id.eq(u))
+                .filter(photos::status.ne(v % 3))
+                .order(photos::id),
+            Vec<Photo>,
+            load
+        ),
+    }
+}
+
+/// One random write, by one of the ways an application writes.
+fn write(conn: &mut PgConnection, users: &[i32], kind: u32, v: i32) -> QueryResult<String> {
+    let u = users[(v.unsigned_abs() as usize) % users.len()];
+    let id = v % 60 + 1;
+    match kind % 8 {
+        0 => {
+            diesel::update(photos::table.find(id))
+                .set(photos::status.eq(v % 3))
+                .execute(conn)?;
+            Ok(format!("update status id={id}"))
+        }
+        1 => {
+            diesel::sql_query(format!("UPDATE photos SET user_id = {u} WHERE id = {id}"))
+                .execute(conn)?;
+            Ok(format!("sql_query move id={id} to user {u}"))
+        }
+        2 => {
+            diesel::insert_into(photos::table)
+                .values((
+                    photos::user_id.eq(u),
+                    photos::status.eq(v % 3),
+                    photos::title.eq("new"),
+                ))
+                .execute(conn)?;
+            Ok(format!("insert for user {u}"))
+        }
+        3 => {
+            diesel::delete(
+                photos::table
+                    .filter(photos::id.eq(id))
+                    .filter(photos::id.gt(40)),
+            )
+            .execute(conn)
+            .unwrap();
+            Ok(format!("delete id={id} if > 40"))
+        }
+        4 => {
+            conn.transaction::<_, diesel::result::Error, _>(|c| {
+                diesel::update(photos::table.find(id))
+                    .set(photos::user_id.eq(u))
+                    .execute(c)?;
+                diesel::update(photos::table.find((id + 1) % 60 + 1))
+                    .set(photos::status.eq(v % 3))
+                    .execute(c)
+            })?;
+            Ok(format!("transaction: move id={id}, status of the next"))
+        }
+        5 => {
+            let _ = conn.transaction::<(), _, _>(|c| {
+                diesel::update(photos::table)
+                    .set(photos::status.eq(99))
+                    .execute(c)?;
+                Err(diesel::result::Error::RollbackTransaction)
+            });
+            Ok("rolled back: statuses of a user = 99".into())
+        }
+        6 => {
+            conn.transaction::<_, diesel::result::Error, _>(|c| {
+                let _ = c.transaction::<(), _, _>(|c| {
+                    diesel::update(photos::table)
+                        .set(photos::title.eq("gone"))
+                        .execute(c)?;
+                    Err(diesel::result::Error::RollbackTransaction)
+                });
+                c.transaction(|c| {
+                    diesel::update(photos::table.find(id))
+                        .set(photos::title.eq(format!("t{v}")))
+                        .execute(c)
+                })
+            })?;
+            Ok(format!(
+                "savepoints: rolled back one title, kept another of id={id}"
+            ))
+        }
+        _ => {
+            conn.batch_execute(&format!(
+                "UPDATE users SET name = 'user{}' WHERE id = {u}",
+                v % 6
+            ))
+            .unwrap();
+            Ok(format!("batch_execute rename user {u}"))
+        }
+    }
+}
+
+fn worker(shared: &Shared, ops: u64, seed: u64, writer: bool) {
+    let mut rng = fastrand::Rng::with_seed(seed);
+    let mut conn = PgConnection::establish(&shared.url).unwrap();
+    shared.cache.instrument(&mut conn).unwrap();
+    let mut plain = PgConnection::establish(&shared.url).unwrap();
+    for _ in 0..ops {
+        shared.tally.ops.fetch_add(1, Ordering::Relaxed);
+        let v = rng.i32(0..10_000);
+        if writer {
+            // A pause between writes leaves windows with no write in flight.
+            std::thread::sleep(std::time::Duration::from_micros(rng.u64(1000..5000)));
+            tick(&mut plain, "started");
+            // Deadlocks and serialization failures are real outcomes of
+            // concurrent writes: the write is rolled back, nothing to check.
+            let what = match write(&mut conn, &shared.users, rng.u32(..), v) {
+                Ok(what) => what,
+                Err(e) => format!("failed: {e}"),
+            };
+            tick(&mut plain, "completed");
+            shared.tally.writes.fetch_add(1, Ordering::Relaxed);
+            let mut log = shared.log.lock().unwrap();
+            log.push_back(format!("{:?} {what}", Instant::now()));
+            if log.len() > 40 {
+                log.pop_front();
+            }
+            continue;
+        }
+        let pick = rng.u32(..);
+        let before = clock(&mut plain);
+        let stats = shared.cache.stats();
+        let (query, cached) = read(&mut conn, Some(&shared.cache), &shared.users, pick, v);
+        let hit = shared.cache.stats().hits > stats.hits;
+        let (_, truth) = read(&mut plain, None, &shared.users, pick, v);
+        let after = clock(&mut plain);
+        shared.tally.reads.fetch_add(1, Ordering::Relaxed);
+        if after.started != before.completed {
+            continue; // a write was in flight: the old state is allowed
+        }
+        shared.tally.checked.fetch_add(1, Ordering::Relaxed);
+        if hit {
+            shared.tally.checked_hits.fetch_add(1, Ordering::Relaxed);
+        }
+        if cached != truth {
+            shared.tally.stale.fetch_add(1, Ordering::Relaxed);
+            let log: Vec<String> = shared.log.lock().unwrap().iter().cloned().collect();
+            shared.failures.lock().unwrap().push(format!(
+                "STALE {query} (hit: {hit})\n  cached: {cached}\n  truth:  {truth}\n  recent writes of this process:\n    {}",
+                log.join("\n    ")
+            ));
+        }
+    }
+}
+
+fn run(
+    url: String,
+    prefix: String,
+    ops: u64,
+    process: u64,
+) -> (u64, u64, u64, u64, u64, Vec<String>) {
+    let store = MemcachedStore::builder()
+        .servers(cachebot_tests::memcached_servers())
+        .prefix(prefix)
+        .build()
+        .unwrap();
+    let cache = Cache::builder().store(store).build().unwrap();
+    let mut conn = PgConnection::establish(&url).unwrap();
+    let users: Vec<i32> = users::table
+        .select(users::id)
+        .order(users::id)
+        .load(&mut conn)
+        .unwrap();
+    let shared = Arc::new(Shared {
+        url,
+        cache,
+        users,
+        tally: Tally::default(),
+        log: Mutex::new(VecDeque::new()),
+        failures: Mutex::new(Vec::new()),
+    });
+    let threads: Vec<_> = (0..THREADS as u64)
+        .map(|t| {
+            let shared = shared.clone();
+            // One writer and THREADS - 1 readers per process.
+            // The writer makes a tenth of the operations; the readers share the rest.
+            let (writer, share) = if t == 0 {
+                (true, ops / 10)
+            } else {
+                (false, (ops - ops / 10) / (THREADS as u64 - 1))
+            };
+            std::thread::spawn(move || worker(&shared, share, process * 1000 + t, writer))
+        })
+        .collect();
+    for t in threads {
+        t.join().unwrap();
+    }
+    let t = &shared.tally;
+    println!(
+        "CHECKER_STATS process {process}: {:?}",
+        shared.cache.stats()
+    );
+    let failures = shared.failures.lock().unwrap().clone();
+    (
+        t.ops.load(Ordering::Relaxed),
+        t.writes.load(Ordering::Relaxed),
+        t.checked.load(Ordering::Relaxed),
+        t.checked_hits.load(Ordering::Relaxed),
+        t.stale.load(Ordering::Relaxed),
+        failures,
+    )
+}
+
+#[test]
+fn stale_read_checker() {
+    let ops: u64 = std::env::var("CACHEBOT_CHECKER_OPS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(12_000);
+    if let Ok(role) = std::env::var("CACHEBOT_CHECKER_CHILD") {
+        // The second process: same schema, same store, its own threads.
+        let (url, prefix) = role.split_once('|').expect("child role");
+        let (o, w, c, h, s, failures) = run(url.into(), prefix.into(), ops, 2);
+        println!("CHECKER_CHILD ops={o} writes={w} checked={c} checked_hits={h} stale={s}");
+        for f in &failures {
+            println!("{f}");
+        }
+        assert_eq!(s, 0, "stale reads in the child process");
+        return;
+    }
+    let db = TestDb::new();
+    let mut conn = db.conn();
+    conn.batch_execute(
+        "CREATE TABLE checker_clock (started BIGINT NOT NULL, completed BIGINT NOT NULL);
+         INSERT INTO checker_clock VALUES (0, 0);
+         INSERT INTO users (name) SELECT 'user' || (g % 6) FROM generate_series(1, 12) g;
+         INSERT INTO photos (user_id, status, title)
+             SELECT (SELECT min(id) FROM users) + g % 12, g % 3, 'p' || g FROM generate_series(1, 60) g;",
+    )
+    .unwrap();
+    let prefix = common::unique_prefix();
+    let child = Command::new(std::env::current_exe().unwrap())
+        .args([
+            "--exact",
+            "stale_read_checker",
+            "--nocapture",
+            "--test-threads",
+            "1",
+        ])
+        .env("CACHEBOT_CHECKER_CHILD", format!("{}|{}", db.url(), prefix))
+        .env("CACHEBOT_CHECKER_OPS", ops.to_string())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let started = Instant::now();
+    let (o, w, c, h, s, failures) = run(db.url(), prefix, ops, 1);
+    let out = child.wait_with_output().unwrap();
+    let child_out = format!(
+        "{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let child_line = child_out
+        .lines()
+        .find(|l| l.starts_with("CHECKER_CHILD"))
+        .unwrap_or("no report")
+        .to_owned();
+    println!(
+        "CHECKER parent ops={o} writes={w} checked={c} checked_hits={h} stale={s}; {child_line}; {:.1?}",
+        started.elapsed()
+    );
+    assert!(failures.is_empty(), "stale reads:\n{}", failures.join("\n"));
+    assert!(
+        out.status.success(),
+        "the child process failed:\n{child_out}"
+    );
+    assert!(child_line.contains("stale=0"), "{child_line}\n{child_out}");
+    assert!(
+        c > o / 20,
+        "too few reads were checked ({c} of {o}): the check would prove nothing"
+    );
+    assert!(h > c / 10, "too few checked reads were hits ({h} of {c})");
+}
