@@ -6,7 +6,7 @@
 //! other Diesel key is skipped, since Diesel's derives validate them.
 //! `#[cachebot(...)]` is validated strictly.
 
-use proc_macro2::{Span, TokenStream, TokenTree};
+use proc_macro2::{Span, TokenTree};
 use syn::ext::IdentExt;
 use syn::parse::{Parse, ParseStream};
 use syn::punctuated::Punctuated;
@@ -105,8 +105,8 @@ impl Model {
             let mut renamed = None;
             for attr in &f.attrs {
                 if attr.path().is_ident("cachebot") {
-                    errors.push(Error::new(
-                        attr.span(),
+                    errors.push(Error::new_spanned(
+                        attr,
                         "#[cachebot(..)] goes on the struct, not on a field",
                     ));
                     continue;
@@ -169,12 +169,10 @@ impl Model {
                 Ok(items) => {
                     for item in items {
                         match item {
+                            // Diesel rejects a second table_name on the derives that take
+                            // one; the first wins here.
                             DieselItem::TableName(p) => {
-                                // Diesel rejects a second table_name on the derives that take
-                                // one; the first wins here.
-                                if table.is_none() {
-                                    table = Some(p);
-                                }
+                                table.get_or_insert(p);
                             }
                             DieselItem::PrimaryKey(k) => primary_key = Some(k),
                             DieselItem::BelongsTo(b) => belongs_to.push(b),
@@ -293,13 +291,6 @@ impl Model {
     /// The primary key's fields, in key order.
     pub fn pk_fields(&self) -> impl Iterator<Item = &Field> + '_ {
         self.primary_key.iter().map(|&i| &self.fields[i])
-    }
-
-    /// The fields that hold a column of the table, with their column.
-    pub fn mapped(&self) -> impl Iterator<Item = (&Field, &Ident)> + '_ {
-        self.fields
-            .iter()
-            .filter_map(|f| f.column.as_ref().map(|c| (f, c)))
     }
 }
 
@@ -437,8 +428,8 @@ fn cachebot_items(attr: &Attribute) -> Result<Vec<CachebotItem>> {
                 .into_iter()
                 .collect())
         }
-        other => Err(Error::new(
-            other.span(),
+        _ => Err(Error::new_spanned(
+            attr,
             format!("expected #[cachebot(..)]: {CACHEBOT_HELP}"),
         )),
     }
@@ -611,13 +602,14 @@ impl Parse for BelongsTo {
 
 /// For tests: parse a derive input from tokens.
 #[cfg(test)]
-pub fn parse(tokens: TokenStream) -> Result<Model> {
+pub fn parse(tokens: proc_macro2::TokenStream) -> Result<Model> {
     Model::from_input(&syn::parse2(tokens)?)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proc_macro2::TokenStream;
     use quote::quote;
 
     fn names(m: &Model) -> Vec<(String, Option<String>)> {
@@ -726,7 +718,7 @@ mod tests {
             pub struct User { pub id: i32, pub email: Option<String> }
         })
         .unwrap();
-        assert_eq!(m.mapped().count(), 2);
+        assert_eq!(m.fields.iter().filter(|f| f.column.is_some()).count(), 2);
         let ty = &m.fields[1].ty;
         assert_eq!(quote!(#ty).to_string(), "Option < String >");
     }
@@ -771,7 +763,12 @@ mod tests {
             }
         })
         .unwrap();
-        let mapped: Vec<String> = m.mapped().map(|(f, _)| f.ident.to_string()).collect();
+        let mapped: Vec<String> = m
+            .fields
+            .iter()
+            .filter(|f| f.column.is_some())
+            .map(|f| f.ident.to_string())
+            .collect();
         assert_eq!(mapped, ["id", "user_id", "album", "plain", "x"]);
         let fks: Vec<(String, String)> = m
             .belongs_to

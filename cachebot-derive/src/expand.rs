@@ -282,9 +282,25 @@ fn impl_cache_model(model: &Model, n: &Names) -> TokenStream {
                 #(#pushes)*
                 let #names = [#(#name_exprs),*];
                 #(#composites)*
+                // The library memoises coverage per type of its second
+                // argument: a type of this model's own keeps two models of
+                // one table (one covering, one not) from sharing the answer.
+                struct __CachebotAllColumns<T>(T);
+                impl<T> ::diesel::query_builder::QueryFragment<::diesel::pg::Pg>
+                    for __CachebotAllColumns<T>
+                where
+                    T: ::diesel::query_builder::QueryFragment<::diesel::pg::Pg>,
+                {
+                    fn walk_ast<'b>(
+                        &'b self,
+                        pass: ::diesel::query_builder::AstPass<'_, 'b, ::diesel::pg::Pg>,
+                    ) -> ::diesel::QueryResult<()> {
+                        ::diesel::query_builder::QueryFragment::walk_ast(&self.0, pass)
+                    }
+                }
                 #p::push_unless_covering(
                     #out,
-                    &<#table::table as ::diesel::Table>::all_columns(),
+                    &__CachebotAllColumns(<#table::table as ::diesel::Table>::all_columns()),
                     &#names,
                 );
                 #p::push_rows(#out, <Self as ::cachebot::CacheModel>::table_name());
@@ -343,7 +359,11 @@ fn impl_methods(model: &Model, n: &Names) -> TokenStream {
         <Self as ::cachebot::CacheModel>::CACHE_GET && ::cachebot::Cache::caches_gets(#cache)
     };
     let first = |rows: TokenStream| quote!(::std::iter::Iterator::next(&mut ::std::iter::IntoIterator::into_iter(#rows)));
-    let load_cached = |query: TokenStream| quote!(::cachebot::Cached::load(::cachebot::CacheDsl::cache(#query, #cache), #conn));
+    let load_cached = |query: TokenStream| {
+        quote! {
+            ::cachebot::CachedRunQueryDsl::load(::cachebot::CacheDsl::cache(#query, #cache), #conn)
+        }
+    };
 
     // get
     let get_query = find(quote!(#id));
@@ -642,11 +662,13 @@ mod tests {
         s.split_whitespace().collect()
     }
 
+    #[track_caller]
     fn contains(haystack: &str, needle: TokenStream) {
         let (h, n) = (squash(haystack), squash(&needle.to_string()));
         assert!(h.contains(&n), "expansion lacks\n  {n}\nin\n  {h}");
     }
 
+    #[track_caller]
     fn lacks(haystack: &str, needle: &str) {
         assert!(
             !squash(haystack).contains(&squash(needle)),
@@ -675,6 +697,7 @@ mod tests {
     #[test]
     fn cache_model_impl() {
         let s = photo();
+        let p = quote!(::cachebot::model::__private);
         contains(&s, quote!(impl ::cachebot::CacheModel for Photo));
         contains(
             &s,
@@ -688,131 +711,216 @@ mod tests {
                 const CACHE_GET: bool = true;
             ),
         );
+        contains(&s, quote!(#p::table_name_of(&schema::photos::id)));
+        // Renamed column: the column's path and SQL type, the field's value.
         contains(
             &s,
-            quote!(::cachebot::model::__private::table_name_of(
-                &schema::photos::id
-            )),
-        );
-        contains(
-            &s,
-            quote!(::cachebot::model::__private::push_value::<
-                _,
-                ::diesel::dsl::SqlTypeOf<schema::photos::title>,
-                _,
-            >(out, &schema::photos::title, &self.name,)),
+            quote! {
+                let v3 = #p::push_value::<_, ::diesel::dsl::SqlTypeOf<schema::photos::title>, _>(
+                    out, &schema::photos::title, &self.name,
+                );
+            },
         );
         // The embedded field has no column: it is not keyed, and the
         // coverage check widens writes to the table.
         lacks(&s, "self.extra");
         contains(
             &s,
-            quote!(let names = [
-                ::cachebot::model::__private::column_name(&schema::photos::id),
-                ::cachebot::model::__private::column_name(&schema::photos::user_id),
-                ::cachebot::model::__private::column_name(&schema::photos::status),
-                ::cachebot::model::__private::column_name(&schema::photos::title)
-            ];),
+            quote! {
+                let names = [
+                    #p::column_name(&schema::photos::id),
+                    #p::column_name(&schema::photos::user_id),
+                    #p::column_name(&schema::photos::status),
+                    #p::column_name(&schema::photos::title)
+                ];
+            },
+        );
+        // The declared key, from the values already encoded.
+        contains(
+            &s,
+            quote! {
+                #p::push_composite(
+                    out,
+                    <Self as ::cachebot::CacheModel>::table_name(),
+                    &[
+                        (
+                            ::std::option::Option::map_or(
+                                ::std::option::Option::as_ref(&names[1usize]),
+                                "user_id",
+                                |(_, c)| ::std::string::String::as_str(c),
+                            ),
+                            ::std::clone::Clone::clone(&v1),
+                        ),
+                        (
+                            ::std::option::Option::map_or(
+                                ::std::option::Option::as_ref(&names[2usize]),
+                                "status",
+                                |(_, c)| ::std::string::String::as_str(c),
+                            ),
+                            ::std::clone::Clone::clone(&v2),
+                        )
+                    ],
+                );
+            },
         );
         contains(
             &s,
-            quote!(::cachebot::model::__private::push_composite(
-                out,
-                <Self as ::cachebot::CacheModel>::table_name(),
-                &[
-                    (names[1usize].as_ref().map_or("user_id", |(_, c)| c.as_str()), ::std::clone::Clone::clone(&v1),),
-                    (names[2usize].as_ref().map_or("status", |(_, c)| c.as_str()), ::std::clone::Clone::clone(&v2),)
-                ],
-            );),
+            quote! {
+                #p::push_unless_covering(
+                    out,
+                    &__CachebotAllColumns(<schema::photos::table as ::diesel::Table>::all_columns()),
+                    &names,
+                );
+                #p::push_rows(out, <Self as ::cachebot::CacheModel>::table_name());
+            },
         );
         contains(
             &s,
-            quote!(::cachebot::model::__private::push_unless_covering(
-                out,
-                &<schema::photos::table as ::diesel::Table>::all_columns(),
-                &names,
-            );
-            ::cachebot::model::__private::push_rows(out, <Self as ::cachebot::CacheModel>::table_name());),
+            quote! {
+                #p::identity(&[::std::option::Option::flatten(::std::result::Result::ok(
+                    #p::encode::<::diesel::dsl::SqlTypeOf<schema::photos::id>, _>(&self.id),
+                ))])
+            },
         );
         contains(
             &s,
-            quote!(::cachebot::model::__private::identity(&[
-                ::cachebot::model::__private::encode::<
-                    ::diesel::dsl::SqlTypeOf<schema::photos::id>,
-                    _,
-                >(&self.id)
-                .ok()
-                .flatten()
-            ])),
-        );
-        contains(
-            &s,
-            quote!(::std::vec::Vec::leak(::std::vec![
-                name(&schema::photos::user_id, "user_id"),
-                name(&schema::photos::status, "status")
-            ])),
+            quote! {
+                ::std::vec::Vec::leak(::std::vec![
+                    name(&schema::photos::user_id, "user_id"),
+                    name(&schema::photos::status, "status")
+                ])
+            },
         );
     }
 
     #[test]
     fn inherent_methods() {
         let s = photo();
-        contains(&s, quote!(pub fn get<C: ::cachebot::codec::Codec>));
-        contains(&s, quote!(id: i32,));
+        let select = quote!(<Self as ::diesel::SelectableHelper<::diesel::pg::Pg>>::as_select());
+        contains(&s, quote!(impl Photo));
         contains(
             &s,
-            quote!(::diesel::QueryDsl::select(
-                ::diesel::QueryDsl::find(schema::photos::table, id),
-                <Self as ::diesel::SelectableHelper<::diesel::pg::Pg>>::as_select()
-            )),
+            quote! {
+                pub fn get<C: ::cachebot::codec::Codec>(
+                    cache: &::cachebot::Cache<C>,
+                    conn: &mut ::diesel::PgConnection,
+                    id: i32,
+                ) -> ::diesel::QueryResult<::std::option::Option<Self>>
+            },
         );
         contains(
             &s,
-            quote!(<Self as ::cachebot::CacheModel>::CACHE_GET && cache.caches_gets()),
+            quote! {
+                let query = ::diesel::QueryDsl::select(
+                    ::diesel::QueryDsl::find(schema::photos::table, id),
+                    #select
+                );
+            },
+        );
+        contains(
+            &s,
+            quote! {
+                if <Self as ::cachebot::CacheModel>::CACHE_GET
+                    && ::cachebot::Cache::caches_gets(cache)
+                {
+                    ::cachebot::CachedRunQueryDsl::load(::cachebot::CacheDsl::cache(query, cache), conn)?
+                } else {
+                    ::diesel::RunQueryDsl::load(query, conn)?
+                }
+            },
         );
         contains(&s, quote!(pub fn get_many<C: ::cachebot::codec::Codec>));
         contains(
             &s,
             quote!(::diesel::ExpressionMethods::eq_any(
                 schema::photos::id,
-                missing.to_vec()
+                <[i32]>::to_vec(missing),
             )),
         );
         contains(
             &s,
-            quote!(pub fn get_by_user_id_and_status<C: ::cachebot::codec::Codec>),
-        );
-        contains(&s, quote!(user_id: i32, status: i32));
-        contains(
-            &s,
-            quote!(::cachebot::model::__private::register::<Self>();),
-        );
-        contains(
-            &s,
-            quote!(::diesel::QueryDsl::filter(
-                ::diesel::QueryDsl::filter(
-                    schema::photos::table,
-                    ::diesel::ExpressionMethods::eq(schema::photos::user_id, user_id)
-                ),
-                ::diesel::ExpressionMethods::eq(schema::photos::status, status)
-            )),
+            quote! {
+                return ::cachebot::Cache::get_many(
+                    cache,
+                    conn,
+                    ids,
+                    |id: &i32| ::diesel::QueryDsl::select(
+                        ::diesel::QueryDsl::find(schema::photos::table, ::std::clone::Clone::clone(id)),
+                        #select
+                    ),
+                    load_missing,
+                    id_of,
+                );
+            },
         );
         contains(
             &s,
-            quote!(pub fn insert<'q, V, C: ::cachebot::codec::Codec>),
-        );
-        contains(&s, quote!(V: ::cachebot::write::InsertValues<'q, Self>,));
-        contains(
-            &s,
-            quote!(&'a Self: ::cachebot::write::UpdateChanges<'a, Self, ::diesel::dsl::Find<schema::photos::table, i32>,>,),
+            quote!(let id_of = |row: &Self| -> i32 { ::std::clone::Clone::clone(&row.id) };),
         );
         contains(
             &s,
-            quote!(::cachebot::write::delete::<Self, _, C>(
-                cache,
-                conn,
-                ::diesel::QueryDsl::find(schema::photos::table, ::std::clone::Clone::clone(&self.id)),
-            )?;),
+            quote! {
+                pub fn get_by_user_id_and_status<C: ::cachebot::codec::Codec>(
+                    cache: &::cachebot::Cache<C>,
+                    conn: &mut ::diesel::PgConnection,
+                    user_id: i32,
+                    status: i32
+                ) -> ::diesel::QueryResult<::std::vec::Vec<Self>> {
+                    ::cachebot::model::__private::register::<Self>();
+                    let query = ::diesel::QueryDsl::select(
+                        ::diesel::QueryDsl::filter(
+                            ::diesel::QueryDsl::filter(
+                                schema::photos::table,
+                                ::diesel::ExpressionMethods::eq(schema::photos::user_id, user_id)
+                            ),
+                            ::diesel::ExpressionMethods::eq(schema::photos::status, status)
+                        ),
+                        #select
+                    );
+                    ::cachebot::CachedRunQueryDsl::load(::cachebot::CacheDsl::cache(query, cache), conn)
+                }
+            },
+        );
+        contains(
+            &s,
+            quote! {
+                pub fn insert<'q, V, C: ::cachebot::codec::Codec>(
+                    cache: &::cachebot::Cache<C>,
+                    conn: &mut ::diesel::PgConnection,
+                    values: V,
+                ) -> ::diesel::QueryResult<::std::vec::Vec<Self>>
+                where
+                    V: ::cachebot::write::InsertValues<'q, Self>,
+                {
+                    ::cachebot::write::insert_values::<Self, V, C>(cache, conn, values)
+                }
+            },
+        );
+        contains(
+            &s,
+            quote! {
+                pub fn save<'a, C: ::cachebot::codec::Codec>(
+                    &'a self,
+                    cache: &::cachebot::Cache<C>,
+                    conn: &mut ::diesel::PgConnection,
+                ) -> ::diesel::QueryResult<Self>
+                where
+                    &'a Self: ::cachebot::write::UpdateChanges<
+                        'a,
+                        Self,
+                        ::diesel::dsl::Find<schema::photos::table, i32>,
+                    >,
+            },
+        );
+        contains(
+            &s,
+            quote! {
+                ::cachebot::write::delete::<Self, _, C>(
+                    cache,
+                    conn,
+                    ::diesel::QueryDsl::find(schema::photos::table, ::std::clone::Clone::clone(&self.id)),
+                )?;
+            },
         );
         contains(
             &s,
@@ -831,6 +939,7 @@ mod tests {
                 pub role: String,
             }
         });
+        let p = quote!(::cachebot::model::__private);
         contains(&s, quote!(id: (i32, i64,),));
         contains(
             &s,
@@ -838,40 +947,48 @@ mod tests {
         );
         contains(
             &s,
-            quote!((
-                ::std::clone::Clone::clone(&self.group_id),
-                ::std::clone::Clone::clone(&self.user_id),
-            )),
+            quote! {
+                ::diesel::QueryDsl::find(
+                    memberships::table,
+                    (
+                        ::std::clone::Clone::clone(&self.group_id),
+                        ::std::clone::Clone::clone(&self.user_id),
+                    )
+                )
+            },
         );
         contains(
             &s,
-            quote!(::cachebot::model::__private::identity(&[
-                ::cachebot::model::__private::encode::<
-                    ::diesel::dsl::SqlTypeOf<memberships::group_id>,
-                    _,
-                >(&self.group_id)
-                .ok()
-                .flatten(),
-                ::cachebot::model::__private::encode::<
-                    ::diesel::dsl::SqlTypeOf<memberships::member>,
-                    _,
-                >(&self.user_id)
-                .ok()
-                .flatten()
-            ])),
+            quote! {
+                #p::identity(&[
+                    ::std::option::Option::flatten(::std::result::Result::ok(
+                        #p::encode::<::diesel::dsl::SqlTypeOf<memberships::group_id>, _>(&self.group_id),
+                    )),
+                    ::std::option::Option::flatten(::std::result::Result::ok(
+                        #p::encode::<::diesel::dsl::SqlTypeOf<memberships::member>, _>(&self.user_id),
+                    ))
+                ])
+            },
         );
         // The composite primary key is pushed as a composite key...
         contains(
             &s,
-            quote!((
-                names[1usize].as_ref().map_or("member", |(_, c)| c.as_str()),
-                ::std::clone::Clone::clone(&v1),
-            )),
+            quote! {
+                (
+                    ::std::option::Option::map_or(
+                        ::std::option::Option::as_ref(&names[1usize]),
+                        "member",
+                        |(_, c)| ::std::string::String::as_str(c),
+                    ),
+                    ::std::clone::Clone::clone(&v1),
+                )
+            },
         );
         // ...but not declared: `composite_keys` keeps its default.
         lacks(&s, "fn composite_keys");
-        // No `= ANY` over tuples.
+        // No `= ANY` over tuples: missing ids are loaded one by one.
         lacks(&s, "eq_any");
+        contains(&s, quote!(for id in missing));
     }
 
     #[test]
@@ -890,37 +1007,55 @@ mod tests {
                 fn table_name() -> &'static str {
                     static NAME: ::std::sync::OnceLock<::std::string::String> =
                         ::std::sync::OnceLock::new();
-                    NAME.get_or_init(|| {
-                        let name = #p::table_name_of(&t::id);
-                        if name.is_empty() {
-                            ::std::borrow::ToOwned::to_owned("t")
-                        } else {
-                            name
-                        }
-                    })
-                    .as_str()
+                    ::std::string::String::as_str(::std::sync::OnceLock::get_or_init(
+                        &NAME,
+                        || {
+                            let name = #p::table_name_of(&t::id);
+                            if ::std::string::String::is_empty(&name) {
+                                ::std::borrow::ToOwned::to_owned("t")
+                            } else {
+                                name
+                            }
+                        },
+                    ))
                 }
                 fn row_keys(&self, out: &mut ::std::vec::Vec<#p::Key>) {
                     let v0 = #p::push_value::<_, ::diesel::dsl::SqlTypeOf<t::id>, _>(
                         out, &t::id, &self.id,
                     );
                     let names = [#p::column_name(&t::id)];
+                    struct __CachebotAllColumns<T>(T);
+                    impl<T> ::diesel::query_builder::QueryFragment<::diesel::pg::Pg>
+                        for __CachebotAllColumns<T>
+                    where
+                        T: ::diesel::query_builder::QueryFragment<::diesel::pg::Pg>,
+                    {
+                        fn walk_ast<'b>(
+                            &'b self,
+                            pass: ::diesel::query_builder::AstPass<'_, 'b, ::diesel::pg::Pg>,
+                        ) -> ::diesel::QueryResult<()> {
+                            ::diesel::query_builder::QueryFragment::walk_ast(&self.0, pass)
+                        }
+                    }
                     #p::push_unless_covering(
                         out,
-                        &<t::table as ::diesel::Table>::all_columns(),
+                        &__CachebotAllColumns(<t::table as ::diesel::Table>::all_columns()),
                         &names,
                     );
                     #p::push_rows(out, <Self as ::cachebot::CacheModel>::table_name());
                 }
                 fn identity(&self) -> ::std::vec::Vec<u8> {
-                    #p::identity(&[#p::encode::<::diesel::dsl::SqlTypeOf<t::id>, _>(&self.id)
-                        .ok()
-                        .flatten()])
+                    #p::identity(&[::std::option::Option::flatten(::std::result::Result::ok(
+                        #p::encode::<::diesel::dsl::SqlTypeOf<t::id>, _>(&self.id),
+                    ))])
                 }
             }
         };
         let trait_impl = &s[..s.find("# [doc").unwrap()];
         assert_eq!(squash(trait_impl), squash(&expected.to_string()));
+        // No declared key: no get_by, no registration.
+        lacks(&s, "get_by_");
+        lacks(&s, "register");
     }
 
     #[test]
@@ -933,6 +1068,7 @@ mod tests {
             &s,
             quote!(impl<'a, C, V> ::cachebot::CacheModel for M<'a, C, V>),
         );
+        contains(&s, quote!(impl<'a, C, V> M<'a, C, V>));
         contains(&s, quote!(pub fn get<C1: ::cachebot::codec::Codec>));
         contains(
             &s,
@@ -942,7 +1078,9 @@ mod tests {
     }
 
     #[test]
-    fn locals_are_hygienic() {
+    fn keys_named_like_the_methods_parameters() {
+        // The key's parameters are the fields' identifiers (call site); the
+        // method's own `cache` and `conn` are mixed-site, so they coexist.
         let m = parse(quote! {
             #[diesel(table_name = t)]
             #[cachebot(key(cache, conn))]
@@ -950,13 +1088,20 @@ mod tests {
         })
         .unwrap();
         let n = Names::new(&m);
-        // Same text, different hygiene: the key's parameters are the
-        // fields' (call site), the method's own are mixed-site.
-        assert_eq!(n.cache.to_string(), "cache");
-        assert!(format!("{:?}", n.cache.span()) != format!("{:?}", m.fields[1].ident.span()));
+        assert_eq!(
+            (n.cache.to_string(), n.conn.to_string()),
+            ("cache".into(), "conn".into())
+        );
         contains(
             &expand(&m).to_string(),
-            quote!(pub fn get_by_cache_and_conn<C: ::cachebot::codec::Codec>),
+            quote! {
+                pub fn get_by_cache_and_conn<C: ::cachebot::codec::Codec>(
+                    cache: &::cachebot::Cache<C>,
+                    conn: &mut ::diesel::PgConnection,
+                    cache: i32,
+                    conn: i32
+                )
+            },
         );
     }
 }

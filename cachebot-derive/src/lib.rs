@@ -25,7 +25,7 @@ use syn::{parse_macro_input, DeriveInput};
 
 /// Derive `cachebot::CacheModel` and the cached get / invalidating write
 /// methods for a Diesel model. See the crate documentation.
-#[proc_macro_derive(CacheBot, attributes(cachebot))]
+#[proc_macro_derive(CacheBot, attributes(cachebot, diesel))]
 pub fn derive_cache_bot(input: TokenStream) -> TokenStream {
     let input = parse_macro_input!(input as DeriveInput);
     attr::Model::from_input(&input)

@@ -39,10 +39,23 @@ mod schema {
         }
     }
 
-    diesel::allow_tables_to_appear_in_same_query!(photos, memberships, widgets);
+    diesel::table! {
+        odds (id) {
+            id -> Int4,
+            cache -> Int4,
+            conn -> Int4,
+            out -> Int4,
+            names -> Int4,
+            rows -> Nullable<Int4>,
+            #[sql_name = "type"]
+            type_ -> Text,
+        }
+    }
+
+    diesel::allow_tables_to_appear_in_same_query!(photos, memberships, widgets, odds);
 }
 
-use schema::{memberships, photos, widgets};
+use schema::{memberships, odds, photos, widgets};
 
 /// Every attribute at once, and a renamed field.
 #[derive(
@@ -60,7 +73,7 @@ use schema::{memberships, photos, widgets};
 )]
 #[diesel(table_name = photos, check_for_backend(diesel::pg::Pg))]
 #[cachebot(key(user_id, status))]
-#[cachebot(key(title))]
+#[cachebot(key(name))]
 pub struct Photo {
     pub id: i32,
     pub user_id: i32,
@@ -132,15 +145,40 @@ pub struct PhotoWithOwner {
     pub status: i32,
 }
 
+/// Fields named like the generated code's locals and parameters, and a
+/// keyword column.
+#[derive(
+    Debug, Clone, PartialEq, Queryable, Selectable, AsChangeset, CacheBot, Serialize, Deserialize,
+)]
+#[diesel(table_name = odds)]
+#[cachebot(key(cache, conn), key(out, names, rows), key(kind))]
+pub struct Odd {
+    pub id: i32,
+    pub cache: i32,
+    pub conn: i32,
+    pub out: i32,
+    pub names: i32,
+    pub rows: Option<i32>,
+    #[diesel(column_name = type_)]
+    pub kind: String,
+}
+
 #[allow(dead_code)]
 fn methods_type_check(cache: &Cache, conn: &mut PgConnection) -> QueryResult<()> {
     let photo: Option<Photo> = Photo::get(cache, conn, 1)?;
     let photos: Vec<Photo> = Photo::get_many(cache, conn, &[1, 2])?;
     let _: Vec<Photo> = Photo::get_by_user_id_and_status(cache, conn, 1, 2)?;
-    let _: Vec<Photo> = Photo::get_by_title(cache, conn, "x".to_owned())?;
+    let _: Vec<Photo> = Photo::get_by_name(cache, conn, "x".to_owned())?;
     let _: Vec<Photo> = Photo::insert(cache, conn, photos.clone())?;
-    let _: Vec<Photo> =
-        Photo::insert(cache, conn, (photos::user_id.eq(1), photos::status.eq(2), photos::title.eq("t")))?;
+    let _: Vec<Photo> = Photo::insert(
+        cache,
+        conn,
+        (
+            photos::user_id.eq(1),
+            photos::status.eq(2),
+            photos::title.eq("t"),
+        ),
+    )?;
     if let Some(p) = photo {
         let _: Photo = p.save(cache, conn)?;
         let _: usize = p.delete(cache, conn)?;
@@ -159,8 +197,17 @@ fn methods_type_check(cache: &Cache, conn: &mut PgConnection) -> QueryResult<()>
         let _: usize = w.delete(cache, conn)?;
     }
     let _: Option<PhotoWithOwner> = PhotoWithOwner::get(cache, conn, 1)?;
+    let _: Vec<Odd> = Odd::get_by_cache_and_conn(cache, conn, 1, 2)?;
+    let odd: Vec<Odd> = Odd::get_by_out_and_names_and_rows(cache, conn, 1, 2, None)?;
+    let _: Vec<Odd> = Odd::get_by_kind(cache, conn, "k".into())?;
+    if let Some(o) = odd.first() {
+        let _: Odd = o.save(cache, conn)?;
+    }
     // Other codecs.
-    let postcard_free = Cache::builder().codec(cachebot::codec::Bincode).build().unwrap();
+    let postcard_free = Cache::builder()
+        .codec(cachebot::codec::Bincode)
+        .build()
+        .unwrap();
     let _: Option<Photo> = Photo::get(&postcard_free, conn, 1)?;
     Ok(())
 }
@@ -194,9 +241,12 @@ fn value(table: &str, column: &str, bytes: Option<&[u8]>) -> Key {
 #[test]
 fn metadata() {
     assert_eq!(Photo::table_name(), "photos");
-    assert!(Photo::CACHE_GET);
-    assert!(!PhotoStatus::CACHE_GET);
-    assert_eq!(Photo::composite_keys(), &[&["user_id", "status"][..], &["title"][..]]);
+    const { assert!(Photo::CACHE_GET) };
+    const { assert!(!PhotoStatus::CACHE_GET) };
+    assert_eq!(
+        Photo::composite_keys(),
+        &[&["user_id", "status"][..], &["title"][..]]
+    );
     assert!(Membership::composite_keys().is_empty());
     // `sql_name` renames are read from the rendered columns.
     assert_eq!(Widget::table_name(), "widget_rows");
@@ -222,7 +272,10 @@ fn photo_keys() {
     assert!(!keys.contains(&Dependency::Table("photos".into()).key()));
     assert_eq!(keys.len(), 5 + 2 + 1, "{keys:?}");
     // The identity is the encoded primary key.
-    assert_eq!(photo().identity(), cachebot::model::__private::identity(&[Some(be(7))]));
+    assert_eq!(
+        photo().identity(),
+        cachebot::model::__private::identity(&[Some(be(7))])
+    );
 }
 
 #[test]
@@ -263,7 +316,47 @@ fn composite_primary_key() {
             Some(2i64.to_be_bytes().to_vec())
         ])
     );
-    assert_eq!(column_name(&memberships::member), Some(("memberships".into(), "member".into())));
+    assert_eq!(
+        column_name(&memberships::member),
+        Some(("memberships".into(), "member".into()))
+    );
+}
+
+#[test]
+fn hygiene_and_sql_names() {
+    assert_eq!(
+        Odd::composite_keys(),
+        &[
+            &["cache", "conn"][..],
+            &["out", "names", "rows"][..],
+            &["type"][..]
+        ]
+    );
+    let keys = keys_of(&Odd {
+        id: 1,
+        cache: 2,
+        conn: 3,
+        out: 4,
+        names: 5,
+        rows: None,
+        kind: "k".into(),
+    });
+    assert!(keys.contains(&value("odds", "type", Some(b"k"))));
+    assert!(keys.contains(&value("odds", "rows", None)));
+    // 7 values, 3 composites, rows.
+    assert_eq!(keys.len(), 7 + 3 + 1, "{keys:?}");
+    let _ = odds::table;
+}
+
+#[test]
+fn two_models_of_one_table_do_not_share_coverage() {
+    // One covers the table, the other does not: in either order, only the
+    // partial one widens to the table.
+    let table = Dependency::Table("photos".into()).key();
+    for _ in 0..2 {
+        assert!(keys_of(&PhotoStatus { id: 1, status: 2 }).contains(&table));
+        assert!(!keys_of(&photo()).contains(&table));
+    }
 }
 
 #[test]

@@ -71,6 +71,8 @@ mod tx;
 pub mod write;
 
 pub use cache::{Cache, CacheBuilder, DEFAULT_TTL, MAX_TTL};
+/// `#[derive(CacheBot)]`: see [`CacheModel`] and the crate's README.
+pub use cachebot_derive::CacheBot;
 pub use error::{CodecError, ConfigError, Error, StoreError, StoreErrorKind};
 pub use instrument::CacheInstrumentation;
 #[cfg(feature = "r2d2")]

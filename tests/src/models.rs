@@ -1,6 +1,10 @@
 //! Rust models for every table in [`crate::schema`]: a queryable struct per table and a
 //! `New*` insertable struct per table (owned fields, `id` left to the database).
+//!
+//! The queryable structs derive [`CacheBot`]: cached `get`/`get_many` by primary key and
+//! invalidating `insert`/`save`/`delete` (`save` through their `AsChangeset`).
 
+use cachebot::CacheBot;
 use chrono::{DateTime, NaiveDate, NaiveDateTime, Utc};
 use diesel::prelude::*;
 use serde::{Deserialize, Serialize};
@@ -11,7 +15,18 @@ use crate::schema::{
 };
 
 /// A row of `first_models` (F).
-#[derive(Debug, Clone, PartialEq, Queryable, Selectable, Identifiable, Serialize, Deserialize)]
+#[derive(
+    Debug,
+    Clone,
+    PartialEq,
+    Queryable,
+    Selectable,
+    Identifiable,
+    AsChangeset,
+    CacheBot,
+    Serialize,
+    Deserialize,
+)]
 #[diesel(table_name = first_models, check_for_backend(diesel::pg::Pg))]
 pub struct FirstModel {
     /// Primary key.
@@ -37,6 +52,8 @@ pub struct NewFirstModel {
     Selectable,
     Identifiable,
     Associations,
+    AsChangeset,
+    CacheBot,
     Serialize,
     Deserialize,
 )]
@@ -70,6 +87,8 @@ pub struct NewSecondModel {
     Selectable,
     Identifiable,
     Associations,
+    AsChangeset,
+    CacheBot,
     Serialize,
     Deserialize,
 )]
@@ -95,7 +114,18 @@ pub struct NewThirdModel {
 }
 
 /// A row of `many_models` (M).
-#[derive(Debug, Clone, PartialEq, Queryable, Selectable, Identifiable, Serialize, Deserialize)]
+#[derive(
+    Debug,
+    Clone,
+    PartialEq,
+    Queryable,
+    Selectable,
+    Identifiable,
+    AsChangeset,
+    CacheBot,
+    Serialize,
+    Deserialize,
+)]
 #[diesel(table_name = many_models, check_for_backend(diesel::pg::Pg))]
 pub struct ManyModel {
     /// Primary key.
@@ -121,6 +151,8 @@ pub struct NewManyModel {
     Selectable,
     Identifiable,
     Associations,
+    AsChangeset,
+    CacheBot,
     Serialize,
     Deserialize,
 )]
@@ -155,6 +187,8 @@ pub struct NewManyModelFirstModel {
     Selectable,
     Identifiable,
     Associations,
+    AsChangeset,
+    CacheBot,
     Serialize,
     Deserialize,
 )]
@@ -181,7 +215,18 @@ pub struct NewManyModelThirdModel {
 }
 
 /// A row of `generic_models` (G): points at any row through `(content_type, object_id)`.
-#[derive(Debug, Clone, PartialEq, Queryable, Selectable, Identifiable, Serialize, Deserialize)]
+#[derive(
+    Debug,
+    Clone,
+    PartialEq,
+    Queryable,
+    Selectable,
+    Identifiable,
+    AsChangeset,
+    CacheBot,
+    Serialize,
+    Deserialize,
+)]
 #[diesel(table_name = generic_models, check_for_backend(diesel::pg::Pg))]
 pub struct GenericModel {
     /// Primary key.
@@ -207,8 +252,20 @@ pub struct NewGenericModel {
 }
 
 /// A row of `no_cache_models`: primary-key gets are not cached by default.
-#[derive(Debug, Clone, PartialEq, Queryable, Selectable, Identifiable, Serialize, Deserialize)]
+#[derive(
+    Debug,
+    Clone,
+    PartialEq,
+    Queryable,
+    Selectable,
+    Identifiable,
+    AsChangeset,
+    CacheBot,
+    Serialize,
+    Deserialize,
+)]
 #[diesel(table_name = no_cache_models, check_for_backend(diesel::pg::Pg))]
+#[cachebot(cache_get = false)]
 pub struct NoCacheModel {
     /// Primary key.
     pub id: i32,
@@ -225,8 +282,20 @@ pub struct NewNoCacheModel {
 }
 
 /// A row of `users`.
-#[derive(Debug, Clone, PartialEq, Queryable, Selectable, Identifiable, Serialize, Deserialize)]
+#[derive(
+    Debug,
+    Clone,
+    PartialEq,
+    Queryable,
+    Selectable,
+    Identifiable,
+    AsChangeset,
+    CacheBot,
+    Serialize,
+    Deserialize,
+)]
 #[diesel(table_name = users, check_for_backend(diesel::pg::Pg))]
+#[diesel(treat_none_as_null = true)]
 pub struct User {
     /// Primary key.
     pub id: i32,
@@ -255,11 +324,14 @@ pub struct NewUser {
     Selectable,
     Identifiable,
     Associations,
+    AsChangeset,
+    CacheBot,
     Serialize,
     Deserialize,
 )]
 #[diesel(table_name = photos, check_for_backend(diesel::pg::Pg))]
-#[diesel(belongs_to(User))]
+#[diesel(belongs_to(User), treat_none_as_null = true)]
+#[cachebot(key(user_id, status))]
 pub struct Photo {
     /// Primary key.
     pub id: i32,
@@ -292,8 +364,20 @@ pub struct NewPhoto {
 }
 
 /// A row of `kinds`: one nullable column per bind type.
-#[derive(Debug, Clone, PartialEq, Queryable, Selectable, Identifiable, Serialize, Deserialize)]
+#[derive(
+    Debug,
+    Clone,
+    PartialEq,
+    Queryable,
+    Selectable,
+    Identifiable,
+    AsChangeset,
+    CacheBot,
+    Serialize,
+    Deserialize,
+)]
 #[diesel(table_name = kinds, check_for_backend(diesel::pg::Pg))]
+#[diesel(treat_none_as_null = true)]
 pub struct Kind {
     /// Primary key.
     pub id: i32,

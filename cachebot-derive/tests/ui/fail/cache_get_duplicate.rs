@@ -1,0 +1,13 @@
+use cachebot_derive::CacheBot;
+
+diesel::table! { things (id) { id -> Int4 } }
+
+#[derive(CacheBot)]
+#[diesel(table_name = things)]
+#[cachebot(cache_get = false)]
+#[cachebot(cache_get = false)]
+struct Thing {
+    id: i32,
+}
+
+fn main() {}

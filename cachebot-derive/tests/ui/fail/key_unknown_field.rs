@@ -1,0 +1,14 @@
+use cachebot_derive::CacheBot;
+
+diesel::table! { photos (id) { id -> Int4, user_id -> Int4, status -> Int4 } }
+
+#[derive(CacheBot)]
+#[diesel(table_name = photos)]
+#[cachebot(key(user_id, state))]
+struct Photo {
+    id: i32,
+    user_id: i32,
+    status: i32,
+}
+
+fn main() {}

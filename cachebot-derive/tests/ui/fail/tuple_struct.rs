@@ -1,0 +1,6 @@
+use cachebot_derive::CacheBot;
+
+#[derive(CacheBot)]
+struct Thing(i32, String);
+
+fn main() {}
