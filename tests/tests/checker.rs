@@ -161,10 +161,89 @@ fn read(
 }
 
 /// One random write, by one of the ways an application writes.
-fn write(conn: &mut PgConnection, users: &[i32], kind: u32, v: i32) -> QueryResult<String> {
+fn write(
+    conn: &mut PgConnection,
+    cache: &Cache,
+    users: &[i32],
+    kind: u32,
+    v: i32,
+) -> QueryResult<String> {
     let u = users[(v.unsigned_abs() as usize) % users.len()];
     let id = v % 60 + 1;
-    match kind % 8 {
+    match kind % 13 {
+        8 => {
+            // The write API: exact old and new images of every row it moves.
+            let moved: Vec<Photo> = cachebot::write::update(
+                cache,
+                conn,
+                photos::table.filter(photos::id.eq(id)),
+                (photos::user_id.eq(u), photos::status.eq(v % 3)),
+            )?;
+            Ok(format!(
+                "write::update id={id} -> user {u} ({} rows)",
+                moved.len()
+            ))
+        }
+        9 => {
+            // The derive: load, change, save.
+            match Photo::get(cache, conn, id)? {
+                Some(mut p) => {
+                    p.status = (p.status + 1) % 3;
+                    p.title = format!("saved {v}");
+                    p.save(cache, conn)?;
+                    Ok(format!("derive save id={id}"))
+                }
+                None => Ok(format!("derive save: id={id} absent")),
+            }
+        }
+        10 => {
+            let rows = Photo::insert(
+                cache,
+                conn,
+                (
+                    photos::user_id.eq(u),
+                    photos::status.eq(v % 3),
+                    photos::title.eq("derived"),
+                ),
+            )?;
+            Ok(format!("derive insert id={} for user {u}", rows[0].id))
+        }
+        11 => {
+            let gone: Vec<Photo> = cachebot::write::delete(
+                cache,
+                conn,
+                photos::table
+                    .filter(photos::id.gt(60))
+                    .filter(photos::user_id.eq(u)),
+            )?;
+            Ok(format!(
+                "write::delete {} inserted photos of user {u}",
+                gone.len()
+            ))
+        }
+        12 => {
+            // The write API inside a transaction: invalidation waits for COMMIT.
+            conn.transaction::<_, diesel::result::Error, _>(|c| {
+                let _: Vec<Photo> = cachebot::write::update(
+                    cache,
+                    c,
+                    photos::table.find(id),
+                    photos::status.eq(v % 3),
+                )?;
+                if v % 2 == 0 {
+                    return Err(diesel::result::Error::RollbackTransaction);
+                }
+                Ok(())
+            })
+            .or_else(|e| match e {
+                diesel::result::Error::RollbackTransaction => Ok(()),
+                e => Err(e),
+            })?;
+            Ok(format!(
+                "write::update in a transaction id={id}, rolled back: {}",
+                v % 2 == 0
+            ))
+        }
         0 => {
             diesel::update(photos::table.find(id))
                 .set(photos::status.eq(v % 3))
@@ -259,7 +338,7 @@ fn worker(shared: &Shared, ops: u64, seed: u64, writer: bool) {
             tick(&mut plain, "started");
             // Deadlocks and serialization failures are real outcomes of
             // concurrent writes: the write is rolled back, nothing to check.
-            let what = match write(&mut conn, &shared.users, rng.u32(..), v) {
+            let what = match write(&mut conn, &shared.cache, &shared.users, rng.u32(..), v) {
                 Ok(what) => what,
                 Err(e) => format!("failed: {e}"),
             };
