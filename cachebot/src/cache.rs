@@ -327,6 +327,23 @@ impl<C: Codec> Cache<C> {
         ])
     }
 
+    /// Invalidate what a change to this row can affect: every cached query
+    /// keyed on one of its values, and those that depend on its table as a
+    /// whole (django-cachebot's `invalidate_object`). Call it with the old
+    /// and the new image when a row changed behind the crate's back.
+    ///
+    /// ```no_run
+    /// # fn run<M: cachebot::CacheModel>(cache: &cachebot::Cache, row: &M) {
+    /// cache.invalidate_object(row).unwrap();
+    /// # }
+    /// ```
+    pub fn invalidate_object<M: crate::CacheModel>(&self, row: &M) -> Result<(), Error> {
+        let mut keys = Vec::new();
+        row.row_keys(&mut keys);
+        self.bump(&keys)
+    }
+
+    /// Bump generations; counted, traced, and reported.
     pub(crate) fn bump(&self, keys: &[Key]) -> Result<(), Error> {
         self.core.bump(keys)
     }

@@ -241,8 +241,11 @@ fn table_values<DB: CacheBackend>(
         }
         // Any one atom of a conjunction is a valid (wider) dependency: every
         // row able to change the result matches all of them. Key on the one
-        // with the fewest values.
-        let (atom, vals) = usable.into_iter().min_by_key(|(_, vals)| vals.len())?;
+        // with the fewest values; among equals prefer identifiers (`id`,
+        // `user_id`), usually far more selective than flags and statuses.
+        let (atom, vals) = usable.into_iter().min_by_key(|(a, vals)| {
+            (vals.len(), !(a.column == "id" || a.column.ends_with("_id")))
+        })?;
         out.extend(vals.into_iter().map(|value| Dependency::Value {
             table: t.table.clone(),
             column: atom.column.clone(),
