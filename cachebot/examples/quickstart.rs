@@ -1,13 +1,14 @@
-//! The quickstart: cached reads, a write, the invalidated read, statistics.
+//! The quickstart: cached reads, exact writes, a write that bypasses the
+//! crate, and the statistics that show what happened.
 //!
 //! Run it with `scripts/quickstart.sh` (starts PostgreSQL when `DATABASE_URL`
 //! does not answer) or `DATABASE_URL=postgres://... cargo run -p cachebot --example quickstart`.
 //! It uses the in-process store: no cache server is needed.
 
 use cachebot::prelude::*;
+use cachebot::CacheBot;
 use diesel::connection::SimpleConnection;
 use diesel::prelude::*;
-use quickstart_photos::dsl::{id, quickstart_photos as photos, status, title, user_id};
 use serde::{Deserialize, Serialize};
 
 diesel::table! {
@@ -19,7 +20,12 @@ diesel::table! {
     }
 }
 
-#[derive(Debug, Queryable, Serialize, Deserialize, PartialEq)]
+use quickstart_photos::dsl::{quickstart_photos as photos, status, user_id};
+
+#[derive(
+    Debug, PartialEq, Queryable, Selectable, AsChangeset, Serialize, Deserialize, CacheBot,
+)]
+#[diesel(table_name = quickstart_photos)]
 struct Photo {
     id: i32,
     user_id: i32,
@@ -40,7 +46,13 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     )?;
 
     let cache = Cache::in_process();
-    let published = || photos.filter(user_id.eq(7)).filter(status.eq(2)).order(id);
+    cache.instrument(&mut conn)?; // every write on `conn` now invalidates what it can change
+    let published = || {
+        photos
+            .filter(user_id.eq(7))
+            .filter(status.eq(2))
+            .order(quickstart_photos::id)
+    };
 
     let first: Vec<Photo> = published().cache(&cache).load(&mut conn)?; // miss: PostgreSQL
     let second: Vec<Photo> = published().cache(&cache).load(&mut conn)?; // hit: the cache
@@ -51,29 +63,38 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         titles(&first)
     );
 
-    // Another user's photo changes: the query keyed on user_id = 7 stays cached.
-    diesel::update(photos.filter(user_id.eq(8)))
-        .set(title.eq("town"))
-        .execute(&mut conn)?;
-    cache.invalidate_value(user_id, 8)?;
+    // Another user's photo changes through the derive's exact write:
+    // user 7's query stays cached.
+    let mut city = Photo::get(&cache, &mut conn, 4)?.ok_or("photo 4 is missing")?;
+    city.title = "town".into();
+    city.save(&cache, &mut conn)?;
     let _: Vec<Photo> = published().cache(&cache).load(&mut conn)?; // still a hit
 
-    // The draft is published: its old and new values are invalidated.
-    diesel::update(photos.filter(title.eq("draft")))
-        .set(status.eq(2))
-        .execute(&mut conn)?;
-    cache.invalidate_value(user_id, 7)?;
+    // The draft is published: its old and new images invalidate user 7's query.
+    let mut draft = Photo::get(&cache, &mut conn, 3)?.ok_or("photo 3 is missing")?;
+    draft.status = 2;
+    draft.save(&cache, &mut conn)?;
     let third: Vec<Photo> = published().cache(&cache).load(&mut conn)?; // miss: fresh rows
-    let truth: Vec<Photo> = published().load(&mut conn)?;
-    assert_eq!(third, truth);
+    assert_eq!(third, published().load::<Photo>(&mut conn)?);
     println!("after publishing the draft: {:?}", titles(&third));
+
+    // A write that bypasses the crate is seen by the instrumentation.
+    diesel::update(photos.filter(user_id.eq(7)))
+        .set(status.eq(1))
+        .execute(&mut conn)?;
+    let fourth: Vec<Photo> = published().cache(&cache).load(&mut conn)?; // miss: empty now
+    assert!(fourth.is_empty());
+    println!(
+        "after unpublishing everything with plain Diesel: {:?}",
+        titles(&fourth)
+    );
 
     let stats = cache.stats();
     println!(
         "hits: {}, misses: {}, stores: {}, invalidations: {}",
         stats.hits, stats.misses, stats.stores, stats.invalidations
     );
-    assert_eq!((stats.hits, stats.misses), (2, 2));
+    assert_eq!((stats.hits, stats.misses), (2, 5)); // the two gets were misses too
     conn.batch_execute("DROP TABLE quickstart_photos")?;
     Ok(())
 }
