@@ -360,3 +360,93 @@ fn invalidations_lost_while_the_store_is_unreachable_are_delivered_before_any_hi
     let _: Vec<Photo> = q().cache(&cache).load(&mut conn).unwrap();
     expect(&cache, b, 1, 0, "hits again once delivered");
 }
+
+#[test]
+fn one_of_several_servers_failing_degrades_to_the_database_and_recovers() {
+    let db = TestDb::new();
+    let mut conn = db.conn();
+    let seed = seed(&mut conn);
+    let mut servers = [
+        MemcachedProcess::spawn(),
+        MemcachedProcess::spawn(),
+        MemcachedProcess::spawn(),
+    ];
+    let addrs: Vec<String> = servers.iter().map(|s| s.addr()).collect();
+    let cache = cache_on(&addrs, Duration::from_millis(200));
+    let mut writer = db.conn();
+    cache.instrument(&mut writer).unwrap();
+    let q = |id: i32| photos::table.filter(photos::id.eq(id));
+    let ids: Vec<i32> = seed.photos.iter().map(|p| p.id).collect();
+    for &id in &ids {
+        let _: Vec<Photo> = q(id).cache(&cache).load(&mut conn).unwrap();
+    }
+    servers[1].kill();
+    // Writes still go through (their invalidations to the dead server are kept
+    // for later), reads never fail and never serve stale rows.
+    for (n, &id) in ids.iter().enumerate() {
+        diesel::update(photos::table.find(id))
+            .set(photos::title.eq(format!("while one is down {n}")))
+            .execute(&mut writer)
+            .unwrap();
+        let rows: Vec<Photo> = q(id).cache(&cache).load(&mut conn).unwrap();
+        assert_eq!(rows, q(id).load::<Photo>(&mut conn).unwrap());
+    }
+    servers[1].restart();
+    for &id in &ids {
+        let _: Vec<Photo> = q(id).cache(&cache).load(&mut conn).unwrap();
+    }
+    let b = cache.stats();
+    for &id in &ids {
+        let rows: Vec<Photo> = q(id).cache(&cache).load(&mut conn).unwrap();
+        assert_eq!(rows, q(id).load::<Photo>(&mut conn).unwrap());
+    }
+    expect(
+        &cache,
+        b,
+        ids.len() as u64,
+        0,
+        "all hits again once the server is back",
+    );
+}
+
+#[test]
+fn a_connection_lost_mid_write_surfaces_the_error_and_invalidates_nothing_wrongly() {
+    use cachebot::write;
+    let db = TestDb::new();
+    let mut conn = db.conn();
+    let seed = seed(&mut conn);
+    let cache = Cache::in_process();
+    let mut writer = db.conn();
+    cache.instrument(&mut writer).unwrap();
+    let q = || {
+        photos::table
+            .filter(photos::user_id.eq(seed.ann.id))
+            .order(photos::id)
+    };
+    let _: Vec<Photo> = q().cache(&cache).load(&mut conn).unwrap();
+    // Kill the writer's backend from another session.
+    let pid: i32 = diesel::select(diesel::dsl::sql::<diesel::sql_types::Integer>(
+        "pg_backend_pid()",
+    ))
+    .get_result(&mut writer)
+    .unwrap();
+    diesel::sql_query(format!("SELECT pg_terminate_backend({pid})"))
+        .execute(&mut conn)
+        .unwrap();
+    let b = cache.stats();
+    let result: Result<Vec<Photo>, _> = write::update(
+        &cache,
+        &mut writer,
+        photos::table.find(seed.photos[0].id),
+        photos::title.eq("lost"),
+    );
+    assert!(result.is_err(), "the write's error surfaces");
+    assert_eq!(
+        since(&cache, b).invalidations,
+        0,
+        "nothing was written, nothing is invalidated"
+    );
+    let rows: Vec<Photo> = q().cache(&cache).load(&mut conn).unwrap();
+    assert_eq!(rows, q().load::<Photo>(&mut conn).unwrap());
+    assert!(rows.iter().all(|p| p.title != "lost"));
+}
