@@ -386,6 +386,7 @@ fn impl_methods(model: &Model, n: &Names) -> TokenStream {
             let #rows: ::std::vec::Vec<Self> = if #caches_gets {
                 #get_cached?
             } else {
+                ::cachebot::model::__private::count_bypass(#cache, 1);
                 ::diesel::RunQueryDsl::load(#query, #conn)?
             };
             ::std::result::Result::Ok(#get_first)
@@ -472,6 +473,7 @@ fn impl_methods(model: &Model, n: &Names) -> TokenStream {
                     #id_of_fn,
                 );
             }
+            ::cachebot::model::__private::count_bypass(#cache, #ids.len() as u64);
             // The same order as the cached path: by `ids`, each row once.
             let mut #rows: ::std::vec::Vec<::std::option::Option<Self>> =
                 ::std::iter::Iterator::collect(::std::iter::Iterator::map(
@@ -825,6 +827,7 @@ mod tests {
                 {
                     ::cachebot::CachedRunQueryDsl::load(::cachebot::CacheDsl::cache(query, cache), conn)?
                 } else {
+                    ::cachebot::model::__private::count_bypass(cache, 1);
                     ::diesel::RunQueryDsl::load(query, conn)?
                 }
             },

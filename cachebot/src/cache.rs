@@ -54,13 +54,15 @@ impl<C: Codec> Clone for Cache<C> {
 
 /// Everything but the codec: what connection instrumentation shares.
 pub(crate) struct Core {
-    pub store: Box<dyn Store>,
+    pub store: Arc<dyn Store>,
     pub ttl: Duration,
     pub fingerprint: String,
     pub never_cache: HashSet<String>,
     pub enabled: AtomicBool,
     pub cache_gets: bool,
-    pub counters: Counters,
+    pub counters: Arc<Counters>,
+    /// Set when entries are written in the background.
+    pub write_behind: Option<crate::behind::WriteBehind>,
     /// Parent table -> child tables whose foreign keys cascade (delete or
     /// update with CASCADE, SET NULL or SET DEFAULT): a write to the parent
     /// may change rows of the children that no statement names.
@@ -77,8 +79,10 @@ pub(crate) struct Core {
 impl Cache<Bincode> {
     /// A cache on the in-process store with default settings.
     pub fn in_process() -> Cache {
-        Cache::from_parts(
-            Box::new(InProcessStore::new()),
+        Cache::assemble(
+            Arc::new(InProcessStore::new()),
+            Arc::default(),
+            None,
             Bincode,
             Settings::default(),
         )
@@ -103,6 +107,7 @@ struct Settings {
     never_cache: HashSet<String>,
     enabled: bool,
     cache_gets: bool,
+    write_behind: bool,
 }
 
 impl Default for Settings {
@@ -113,6 +118,7 @@ impl Default for Settings {
             never_cache: HashSet::new(),
             enabled: true,
             cache_gets: true,
+            write_behind: false,
         }
     }
 }
@@ -198,6 +204,17 @@ impl<C: Codec> CacheBuilder<C> {
         self
     }
 
+    /// Store a miss's result from a background thread, so the read does not
+    /// wait for the store's answer (default off). Worth it on a remote
+    /// store: it takes one round trip off every miss. Correctness does not
+    /// depend on it (entries carry the generations read before the query);
+    /// an immediate re-read may miss. [`Cache::flush_write_behind`] waits
+    /// for the queue.
+    pub fn write_behind(mut self, on: bool) -> Self {
+        self.settings.write_behind = on;
+        self
+    }
+
     /// Check the settings and build the cache.
     pub fn build(self) -> Result<Cache<C>, ConfigError> {
         let s = &self.settings;
@@ -215,12 +232,33 @@ impl<C: Codec> CacheBuilder<C> {
         let store = self
             .store
             .unwrap_or_else(|| Box::new(InProcessStore::new()));
-        Ok(Cache::from_parts(store, self.codec, self.settings))
+        let store: Arc<dyn Store> = Arc::from(store);
+        let counters = Arc::new(Counters::default());
+        let write_behind = if self.settings.write_behind {
+            let w = crate::behind::WriteBehind::start(store.clone(), counters.clone())
+                .map_err(|e| ConfigError(format!("cannot start the write-behind thread: {e}")))?;
+            Some(w)
+        } else {
+            None
+        };
+        Ok(Cache::assemble(
+            store,
+            counters,
+            write_behind,
+            self.codec,
+            self.settings,
+        ))
     }
 }
 
 impl<C: Codec> Cache<C> {
-    fn from_parts(store: Box<dyn Store>, codec: C, s: Settings) -> Cache<C> {
+    fn assemble(
+        store: Arc<dyn Store>,
+        counters: Arc<Counters>,
+        write_behind: Option<crate::behind::WriteBehind>,
+        codec: C,
+        s: Settings,
+    ) -> Cache<C> {
         Cache {
             core: Arc::new(Core {
                 store,
@@ -229,13 +267,22 @@ impl<C: Codec> Cache<C> {
                 never_cache: s.never_cache,
                 enabled: AtomicBool::new(s.enabled),
                 cache_gets: s.cache_gets,
-                counters: Counters::default(),
+                counters,
+                write_behind,
                 cascades: RwLock::new(Cascades::default()),
                 cascades_learned: OnceLock::new(),
                 undelivered: Mutex::new(HashSet::new()),
                 has_undelivered: AtomicBool::new(false),
             }),
             codec: Arc::new(codec),
+        }
+    }
+
+    /// Wait until every entry queued for write-behind has been written
+    /// (nothing to wait for without write-behind).
+    pub fn flush_write_behind(&self) {
+        if let Some(w) = &self.core.write_behind {
+            w.flush();
         }
     }
 
@@ -246,7 +293,7 @@ impl<C: Codec> Cache<C> {
 
     /// The store behind this cache.
     pub fn store(&self) -> &dyn Store {
-        self.core.store.as_ref()
+        &*self.core.store
     }
 
     /// Switch caching on or off at run time. While off, every read goes to

@@ -147,7 +147,15 @@ pub(crate) struct EntryContext<'a> {
     pub narrowing: Option<&'a [(String, String)]>,
 }
 
-pub(crate) fn entry_key(ctx: &EntryContext<'_>, sql_hash: u128, binds: &[Bind]) -> Key {
+/// `generations` are the entry's dependency keys: a query whose dependency
+/// set changes (a composite key registered meanwhile, another process's
+/// registry) gets another entry instead of missing on every read.
+pub(crate) fn entry_key(
+    ctx: &EntryContext<'_>,
+    sql_hash: u128,
+    binds: &[Bind],
+    generations: &[Key],
+) -> Key {
     let mut h = Xxh3::new();
     h.update(&FORMAT_VERSION.to_le_bytes());
     h.update(b"e");
@@ -170,6 +178,10 @@ pub(crate) fn entry_key(ctx: &EntryContext<'_>, sql_hash: u128, binds: &[Bind]) 
     for b in binds {
         h.update(&b.type_id.to_le_bytes());
         opt_field(&mut h, b.bytes.as_deref());
+    }
+    h.update(&(generations.len() as u64).to_le_bytes());
+    for g in generations {
+        h.update(&g.hash.to_le_bytes());
     }
     Key::entry(h.digest128())
 }
@@ -335,7 +347,7 @@ mod tests {
             type_id: 25,
             bytes: Some(s.as_bytes().to_vec()),
         };
-        let k = |b: &[Bind]| entry_key(&ctx, 1, b);
+        let k = |b: &[Bind]| entry_key(&ctx, 1, b, &[]);
         assert_ne!(k(&[text("a"), text("b")]), k(&[text("a, b")]));
         assert_ne!(k(&[text("ab"), text("")]), k(&[text("a"), text("b")]));
         assert_ne!(

@@ -52,6 +52,7 @@
 //! - [`extract`]: SQL text to dependencies.
 
 pub mod backend;
+mod behind;
 mod cache;
 pub mod codec;
 mod entry;

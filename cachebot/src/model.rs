@@ -54,6 +54,20 @@ pub trait CacheModel: Sized + 'static {
 /// the registration it keys on one column, which is correct but wider.
 static COMPOSITES: OnceLock<RwLock<HashMap<String, Vec<Vec<String>>>>> = OnceLock::new();
 
+/// Register `M`'s composite keys (`#[cachebot(key(..))]`) with the read
+/// side, so that any cached query pinning every column of one keys on it,
+/// precisely. The derive's `get_by_*` methods register on first use; call
+/// this at start-up to have the same precision from the first query.
+///
+/// ```no_run
+/// # fn run<Photo: cachebot::CacheModel>() {
+/// cachebot::model::register::<Photo>();
+/// # }
+/// ```
+pub fn register<M: CacheModel>() {
+    register_composites::<M>();
+}
+
 pub(crate) fn register_composites<M: CacheModel>() {
     let keys = M::composite_keys();
     if keys.is_empty() {
@@ -191,6 +205,11 @@ pub mod __private {
         out.push(key::composite_key(table, &values));
     }
 
+    /// Count reads that skip the cache by design (a model's gets switched off).
+    pub fn count_bypass<C: crate::codec::Codec>(cache: &crate::Cache<C>, reads: u64) {
+        crate::stats::Counters::add(&cache.core.counters.bypasses, reads);
+    }
+
     /// Register the model's composite keys for the read side (idempotent).
     pub fn register<M: CacheModel>() {
         super::register_composites::<M>();
@@ -206,9 +225,12 @@ pub mod __private {
     ) where
         All: QueryFragment<Pg> + 'static,
     {
-        static COVERS: OnceLock<RwLock<HashMap<TypeId, bool>>> = OnceLock::new();
+        // Memoised per table AND per column list: two models of one table
+        // (a full one and a partial one) must never share the answer.
+        type Memo = RwLock<HashMap<(TypeId, Vec<Option<(String, String)>>), bool>>;
+        static COVERS: OnceLock<Memo> = OnceLock::new();
         let memo = COVERS.get_or_init(Default::default);
-        let id = TypeId::of::<All>();
+        let id = (TypeId::of::<All>(), own.to_vec());
         let covers = match memo.read().ok().and_then(|m| m.get(&id).copied()) {
             Some(c) => c,
             None => {
@@ -265,6 +287,27 @@ mod tests {
             id -> Int4,
             label -> Nullable<Text>,
             score -> Float8,
+        }
+    }
+
+    #[test]
+    fn coverage_is_decided_per_column_list_not_per_table() {
+        use diesel::Table;
+        let full = [
+            column_name(&things::id),
+            column_name(&things::label),
+            column_name(&things::score),
+        ];
+        let partial = [column_name(&things::id), column_name(&things::label)];
+        let table_key = key::table_key("things");
+        for order in [[&full[..], &partial[..]], [&partial[..], &full[..]]] {
+            for own in order {
+                let mut out = Vec::new();
+                push_unless_covering(&mut out, &things::table::all_columns(), own);
+                // A partial model cannot report the other columns' values: it
+                // must widen to the table; a full one must not.
+                assert_eq!(out.contains(&table_key), own.len() < 3, "{own:?}");
+            }
         }
     }
 

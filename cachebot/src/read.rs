@@ -160,6 +160,7 @@ impl<'c, Q, C: Codec> Cached<'c, Q, C> {
             Extracted::Cacheable(a) => a,
         };
         let dependencies = key::dependencies::<DB>(analysis, &rendered.binds, narrowing);
+        let generations: Vec<Key> = dependencies.iter().map(Dependency::key).collect();
         let never = analysis
             .tables
             .iter()
@@ -168,6 +169,7 @@ impl<'c, Q, C: Codec> Cached<'c, Q, C> {
             &self.entry_context(type_name::<U>(), narrowing),
             rendered.template.sql_hash,
             &rendered.binds,
+            &generations,
         );
         Ok(Explain {
             sql,
@@ -226,15 +228,14 @@ impl<'c, Q, C: Codec> Cached<'c, Q, C> {
             return Ok(Plan::Bypass("reads a table on the never-cache list"));
         }
         let deps = key::dependencies::<DB>(analysis, &rendered.binds, narrowing);
+        let generations: Vec<Key> = deps.iter().map(Dependency::key).collect();
         let entry = key::entry_key(
             &self.entry_context(type_name::<U>(), narrowing),
             rendered.template.sql_hash,
             &rendered.binds,
+            &generations,
         );
-        Ok(Plan::Cache {
-            entry,
-            generations: deps.iter().map(Dependency::key).collect(),
-        })
+        Ok(Plan::Cache { entry, generations })
     }
 }
 
@@ -465,6 +466,12 @@ impl<C: Codec> Cache<C> {
                 size = bytes.len(),
                 "result larger than the store's item limit; not caching"
             );
+            return;
+        }
+        if let Some(behind) = &inner.write_behind {
+            if !behind.put(key, bytes, inner.ttl) {
+                tracing::debug!("write-behind queue full; entry not stored");
+            }
             return;
         }
         match inner.store.put_entry(key, &bytes, inner.ttl) {

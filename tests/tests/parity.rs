@@ -704,8 +704,8 @@ fn shape_12_get() {
         }
         let d = since(&cache, b);
         assert_eq!(
-            (d.hits, d.misses, d.stores),
-            (0, 0, 0),
+            (d.hits, d.misses, d.stores, d.bypasses),
+            (0, 0, 0, 2),
             "{store}: no_cache_models: {d:?}"
         );
     }
@@ -998,7 +998,7 @@ fn shape_16_generic() {
                 NewGenericModel {
                     text: "other".into(),
                     content_type: "first_models".into(),
-                    object_id: fx.f.id,
+                    object_id: fx.s.id + 1000,
                 },
             )
             .unwrap();
@@ -1062,5 +1062,9 @@ fn shape_17_opt_out() {
             .is_some());
     }
     let d = since(&no_gets, b);
-    assert_eq!((d.hits, d.misses, d.stores), (0, 0, 0), "{d:?}");
+    assert_eq!(
+        (d.hits, d.misses, d.stores, d.bypasses),
+        (0, 0, 0, 2),
+        "{d:?}"
+    );
 }

@@ -602,3 +602,94 @@ fn stats_start_at_zero_and_subtract() {
     let cache = Cache::in_process();
     assert_eq!(cache.stats(), Stats::default());
 }
+
+#[test]
+fn write_behind_stores_in_the_background_and_stays_correct() {
+    let db = TestDb::new();
+    let mut conn = db.conn();
+    let seed = seed(&mut conn);
+    let stores: Vec<(&str, Box<dyn cachebot::store::Store>)> = vec![
+        (
+            "in-process",
+            Box::new(cachebot::store::InProcessStore::new()),
+        ),
+        (
+            "memcached",
+            Box::new(
+                cachebot::store::MemcachedStore::builder()
+                    .servers(cachebot_tests::memcached_servers())
+                    .prefix(common::unique_prefix())
+                    .build()
+                    .unwrap(),
+            ),
+        ),
+    ];
+    for (store, backing) in stores {
+        let cache = Cache::builder()
+            .store(BoxedStore(backing))
+            .write_behind(true)
+            .build()
+            .unwrap();
+        let q = || {
+            photos::table
+                .filter(photos::user_id.eq(seed.ann.id))
+                .order(photos::id)
+        };
+        let b = cache.stats();
+        let first: Vec<Photo> = q().cache(&cache).load(&mut conn).unwrap();
+        cache.flush_write_behind();
+        assert_eq!(since(&cache, b).stores, 1, "{store}: counted once written");
+        let b = expect(&cache, b, 0, 1, store);
+        let second: Vec<Photo> = q().cache(&cache).load(&mut conn).unwrap();
+        expect(
+            &cache,
+            b,
+            1,
+            0,
+            &format!("{store}: stored by the background thread"),
+        );
+        assert_eq!(first, second);
+        // An entry written late after a write is still never served.
+        cache
+            .invalidate_value(photos::user_id, seed.ann.id)
+            .unwrap();
+        let third: Vec<Photo> = q().cache(&cache).load(&mut conn).unwrap();
+        assert_eq!(third, q().load::<Photo>(&mut conn).unwrap());
+    }
+}
+
+/// A boxed store is a store (to pick one at run time in tests).
+struct BoxedStore(Box<dyn cachebot::store::Store>);
+
+impl cachebot::store::Store for BoxedStore {
+    fn fetch_many(
+        &self,
+        entries: &[cachebot::store::Key],
+        generations: &[cachebot::store::Key],
+    ) -> Result<cachebot::store::FetchedMany, cachebot::StoreError> {
+        self.0.fetch_many(entries, generations)
+    }
+    fn ensure_generations(
+        &self,
+        keys: &[cachebot::store::Key],
+    ) -> Result<Vec<u64>, cachebot::StoreError> {
+        self.0.ensure_generations(keys)
+    }
+    fn put_entry(
+        &self,
+        key: cachebot::store::Key,
+        value: &[u8],
+        ttl: std::time::Duration,
+    ) -> Result<(), cachebot::StoreError> {
+        self.0.put_entry(key, value, ttl)
+    }
+    fn bump(&self, keys: &[cachebot::store::Key]) -> Result<(), cachebot::StoreError> {
+        self.0.bump(keys)
+    }
+    fn max_value_size(&self) -> usize {
+        self.0.max_value_size()
+    }
+    fn name(&self) -> &'static str {
+        self.0.name()
+    }
+}

@@ -27,15 +27,16 @@ macro_rules! hit {
     }};
 }
 
-fn published(
-    seed: &Seed,
-) -> impl Fn() -> diesel::dsl::Order<
+/// Ann's published photos: `user_id = ann AND status = 2`.
+type Published = diesel::dsl::Order<
     diesel::dsl::Filter<
         diesel::dsl::Filter<photos::table, diesel::dsl::Eq<photos::user_id, i32>>,
         diesel::dsl::Eq<photos::status, i32>,
     >,
     photos::id,
-> {
+>;
+
+fn published(seed: &Seed) -> impl Fn() -> Published {
     let ann = seed.ann.id;
     move || {
         photos::table
@@ -57,6 +58,9 @@ fn set_status(cache: &Cache, conn: &mut PgConnection, id: i32, status: i32) {
 
 #[test]
 fn django_cachebot_readme_conditions() {
+    // Composite keys registered up front: precision must not depend on which
+    // test of this process happened to call a `get_by_*` first.
+    cachebot::model::register::<Photo>();
     let db = TestDb::new();
     let mut conn = db.conn();
     let seed = seed(&mut conn);
@@ -146,6 +150,9 @@ fn django_cachebot_readme_conditions() {
 
 #[test]
 fn rows_moving_into_and_out_of_a_filter_invalidate() {
+    // Composite keys registered up front: precision must not depend on which
+    // test of this process happened to call a `get_by_*` first.
+    cachebot::model::register::<Photo>();
     let db = TestDb::new();
     let mut conn = db.conn();
     let seed = seed(&mut conn);
@@ -215,6 +222,9 @@ fn rows_moving_into_and_out_of_a_filter_invalidate() {
 
 #[test]
 fn inserts_reach_queries_without_equality_filters() {
+    // Composite keys registered up front: precision must not depend on which
+    // test of this process happened to call a `get_by_*` first.
+    cachebot::model::register::<Photo>();
     let db = TestDb::new();
     let mut conn = db.conn();
     let seed = seed(&mut conn);
@@ -271,6 +281,9 @@ fn inserts_reach_queries_without_equality_filters() {
 
 #[test]
 fn composite_keys_are_precise_and_upserts_widen() {
+    // Composite keys registered up front: precision must not depend on which
+    // test of this process happened to call a `get_by_*` first.
+    cachebot::model::register::<Photo>();
     let db = TestDb::new();
     let mut conn = db.conn();
     let seed = seed(&mut conn);
@@ -329,6 +342,9 @@ fn composite_keys_are_precise_and_upserts_widen() {
 
 #[test]
 fn invalidate_object_and_writes_in_transactions_need_instrumentation() {
+    // Composite keys registered up front: precision must not depend on which
+    // test of this process happened to call a `get_by_*` first.
+    cachebot::model::register::<Photo>();
     let db = TestDb::new();
     let mut conn = db.conn();
     let seed = seed(&mut conn);
