@@ -23,7 +23,7 @@ diesel::table! {
 use quickstart_photos::dsl::{quickstart_photos as photos, status, user_id};
 
 #[derive(
-    Debug, PartialEq, Queryable, Selectable, AsChangeset, Serialize, Deserialize, CacheBot,
+    Debug, Clone, PartialEq, Queryable, Selectable, AsChangeset, Serialize, Deserialize, CacheBot,
 )]
 #[diesel(table_name = quickstart_photos)]
 struct Photo {

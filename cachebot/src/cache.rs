@@ -22,6 +22,9 @@ use crate::write::Cascade;
 /// Entries live at most this long unless configured otherwise.
 pub const DEFAULT_TTL: Duration = Duration::from_secs(600);
 
+/// The default bound of the local tier of decoded results, in encoded bytes.
+pub const DEFAULT_LOCAL_BYTES: u64 = 32 << 20;
+
 /// The longest TTL accepted (memcached treats relative TTLs above 30 days
 /// as timestamps; the crate keeps every store to the same bound).
 pub const MAX_TTL: Duration = Duration::from_secs(30 * 24 * 3600);
@@ -63,6 +66,8 @@ pub(crate) struct Core {
     pub counters: Arc<Counters>,
     /// Set when entries are written in the background.
     pub write_behind: Option<crate::behind::WriteBehind>,
+    /// Decoded results of this process (see `local`).
+    pub local: Option<crate::local::Local>,
     /// Parent table -> child tables whose foreign keys cascade (delete or
     /// update with CASCADE, SET NULL or SET DEFAULT): a write to the parent
     /// may change rows of the children that no statement names.
@@ -108,6 +113,7 @@ struct Settings {
     enabled: bool,
     cache_gets: bool,
     write_behind: bool,
+    local_bytes: u64,
 }
 
 impl Default for Settings {
@@ -119,6 +125,7 @@ impl Default for Settings {
             enabled: true,
             cache_gets: true,
             write_behind: false,
+            local_bytes: DEFAULT_LOCAL_BYTES,
         }
     }
 }
@@ -215,6 +222,15 @@ impl<C: Codec> CacheBuilder<C> {
         self
     }
 
+    /// Keep up to `max_bytes` (encoded size) of decoded results in this
+    /// process (default [`DEFAULT_LOCAL_BYTES`]; 0 turns it off). A hit whose
+    /// result is held here still checks every generation with the store,
+    /// but neither transfers nor decodes the entry.
+    pub fn local_tier(mut self, max_bytes: u64) -> Self {
+        self.settings.local_bytes = max_bytes;
+        self
+    }
+
     /// Check the settings and build the cache.
     pub fn build(self) -> Result<Cache<C>, ConfigError> {
         let s = &self.settings;
@@ -269,6 +285,7 @@ impl<C: Codec> Cache<C> {
                 cache_gets: s.cache_gets,
                 counters,
                 write_behind,
+                local: (s.local_bytes > 0).then(|| crate::local::Local::new(s.local_bytes, s.ttl)),
                 cascades: RwLock::new(Cascades::default()),
                 cascades_learned: OnceLock::new(),
                 undelivered: Mutex::new(HashSet::new()),

@@ -62,6 +62,7 @@ pub mod extract;
 pub mod hooks;
 mod instrument;
 mod key;
+mod local;
 pub mod model;
 mod names;
 mod read;
@@ -71,7 +72,7 @@ pub mod store;
 mod tx;
 pub mod write;
 
-pub use cache::{Cache, CacheBuilder, DEFAULT_TTL, MAX_TTL};
+pub use cache::{Cache, CacheBuilder, DEFAULT_LOCAL_BYTES, DEFAULT_TTL, MAX_TTL};
 /// `#[derive(CacheBot)]`: see [`CacheModel`] and the crate's README.
 pub use cachebot_derive::CacheBot;
 pub use error::{CodecError, ConfigError, Error, StoreError, StoreErrorKind};

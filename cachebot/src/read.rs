@@ -294,7 +294,7 @@ where
     Conn: Connection,
     Conn::Backend: CacheBackend,
     Q: RunQueryDsl<Conn> + LoadQuery<'query, Conn, U> + QueryFragment<Conn::Backend> + QueryId,
-    U: Serialize + DeserializeOwned + 'static,
+    U: Serialize + DeserializeOwned + Clone + Send + Sync + 'static,
 {
     fn cached_load(self, conn: &mut Conn) -> QueryResult<Vec<U>> {
         let plan = if in_transaction(conn) {
@@ -352,7 +352,7 @@ fn in_transaction<Conn: Connection>(conn: &mut Conn) -> bool {
 impl<C: Codec> Cache<C> {
     fn read_through<U, F>(&self, plan: Plan, load: F) -> QueryResult<Vec<U>>
     where
-        U: Serialize + DeserializeOwned,
+        U: Serialize + DeserializeOwned + Clone + Send + Sync + 'static,
         F: FnOnce() -> QueryResult<Vec<U>>,
     {
         let inner = &*self.core;
@@ -371,6 +371,28 @@ impl<C: Codec> Cache<C> {
             return load();
         }
         let store = inner.store.as_ref();
+        // The local tier: when this process holds the decoded result, only
+        // the generations travel (and nothing is decoded).
+        if let Some(local) = &inner.local {
+            if local.snapshot(&entry_key).is_some() {
+                match store.fetch_many(&[], &gen_keys) {
+                    Ok(f) => {
+                        let current: Option<Vec<Generation>> =
+                            f.generations.iter().copied().collect();
+                        if let Some(rows) = current.and_then(|cur| local.get::<U>(&entry_key, &cur))
+                        {
+                            Counters::bump(&c.hits);
+                            return Ok(rows);
+                        }
+                    }
+                    Err(e) => {
+                        Counters::bump(&c.fallbacks);
+                        tracing::warn!(store = store.name(), error = %e, "cache read failed; reading the database");
+                        return load();
+                    }
+                }
+            }
+        }
         let fetched = match store.fetch(entry_key, &gen_keys) {
             Ok(f) => f,
             Err(e) => {
@@ -381,12 +403,17 @@ impl<C: Codec> Cache<C> {
         };
         let current: Option<Vec<Generation>> = fetched.generations.iter().copied().collect();
         if let (Some(bytes), Some(current)) = (&fetched.entry, &current) {
-            match entry::open(bytes, current).map(|payload| self.codec.decode::<Vec<U>>(payload)) {
-                Ok(Ok(rows)) => {
+            match entry::open(bytes, current)
+                .map(|payload| (payload.len(), self.codec.decode::<Vec<U>>(payload)))
+            {
+                Ok((size, Ok(rows))) => {
                     Counters::bump(&c.hits);
+                    if let Some(local) = &inner.local {
+                        local.insert(entry_key, current, rows.clone(), size);
+                    }
                     return Ok(rows);
                 }
-                Ok(Err(e)) => {
+                Ok((_, Err(e))) => {
                     Counters::bump(&c.decode_errors);
                     tracing::warn!(error = %e, "cached entry does not decode; treating as a miss");
                 }
@@ -445,7 +472,12 @@ impl<C: Codec> Cache<C> {
             .collect()
     }
 
-    fn put<U: Serialize>(&self, key: Key, snapshot: &[Generation], rows: &Vec<U>) {
+    fn put<U: Serialize + Clone + Send + Sync + 'static>(
+        &self,
+        key: Key,
+        snapshot: &[Generation],
+        rows: &Vec<U>,
+    ) {
         let inner = &*self.core;
         let c = &inner.counters;
         let payload = match self.codec.encode(rows) {
@@ -467,6 +499,10 @@ impl<C: Codec> Cache<C> {
                 "result larger than the store's item limit; not caching"
             );
             return;
+        }
+        // Kept locally only what the store would keep too.
+        if let Some(local) = &inner.local {
+            local.insert(key, snapshot, rows.clone(), payload.len());
         }
         if let Some(behind) = &inner.write_behind {
             if !behind.put(key, bytes, inner.ttl) {
@@ -517,7 +553,7 @@ impl<C: Codec> Cache<C> {
         id_of: I,
     ) -> QueryResult<Vec<M>>
     where
-        M: Serialize + DeserializeOwned + 'static,
+        M: Serialize + DeserializeOwned + Clone + Send + Sync + 'static,
         Id: PartialEq + Clone,
         F: Fn(&Id) -> Q,
         Q: QueryFragment<Pg> + QueryId,

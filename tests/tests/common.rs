@@ -37,6 +37,30 @@ pub fn caches() -> Vec<(&'static str, Cache)> {
     ]
 }
 
+/// Like [`caches`], without the local tier of decoded results: for tests
+/// of what the store itself holds (corrupt entries, sizes).
+pub fn caches_without_local() -> Vec<(&'static str, Cache)> {
+    let mc = MemcachedStore::builder()
+        .servers(memcached_servers())
+        .prefix(unique_prefix())
+        .build()
+        .expect("memcached store");
+    vec![
+        (
+            "in-process",
+            Cache::builder().local_tier(0).build().expect("cache"),
+        ),
+        (
+            "memcached",
+            Cache::builder()
+                .store(mc)
+                .local_tier(0)
+                .build()
+                .expect("cache"),
+        ),
+    ]
+}
+
 /// What changed in the counters since `before`.
 pub fn since(cache: &Cache, before: Stats) -> Stats {
     cache.stats() - before

@@ -185,7 +185,7 @@ fn corrupt_and_truncated_entries_are_misses() {
     let db = TestDb::new();
     let mut conn = db.conn();
     let seed = seed(&mut conn);
-    for (store, cache) in caches() {
+    for (store, cache) in common::caches_without_local() {
         let q = || {
             photos::table
                 .filter(photos::user_id.eq(seed.ann.id))

@@ -1,0 +1,109 @@
+//! The local tier: decoded results, next to the store.
+//!
+//! Decoding is most of an in-process hit (and a large part of a remote
+//! one): ten rows with timestamps cost microseconds to decode, against a
+//! fraction of one to clone. So each process keeps the results it stored or
+//! decoded, as Rust values, with the generations they were read under. A
+//! read still asks the store for the *current* generations, every time, and
+//! serves the local value only if they equal its snapshot: correctness stays
+//! with the generations; the local tier only skips moving and decoding the
+//! entry.
+
+use std::any::Any;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::store::{Generation, Key};
+
+/// Bytes accounted per value on top of its encoded size.
+const OVERHEAD: u32 = 128;
+
+struct Decoded {
+    snapshot: Box<[Generation]>,
+    rows: Arc<dyn Any + Send + Sync>,
+}
+
+/// Decoded results of this process, bounded by their encoded size.
+pub(crate) struct Local {
+    values: moka::sync::Cache<Key, Arc<Decoded>>,
+}
+
+impl Local {
+    pub(crate) fn new(max_bytes: u64, ttl: Duration) -> Local {
+        let values = moka::sync::Cache::builder()
+            .max_capacity(max_bytes)
+            .weigher(|_, d: &Arc<Decoded>| {
+                // The weight was stored as the snapshot's last slot.
+                d.snapshot
+                    .last()
+                    .map_or(OVERHEAD, |w| (*w as u32).saturating_add(OVERHEAD))
+            })
+            .time_to_live(ttl)
+            .build();
+        Local { values }
+    }
+
+    /// The snapshot of the local value for `key`, if any.
+    pub(crate) fn snapshot(&self, key: &Key) -> Option<Box<[Generation]>> {
+        self.values.get(key).map(|d| {
+            let n = d.snapshot.len().saturating_sub(1);
+            d.snapshot[..n].into()
+        })
+    }
+
+    /// The rows, if the local value was stored under exactly `current`.
+    pub(crate) fn get<U: Clone + 'static>(
+        &self,
+        key: &Key,
+        current: &[Generation],
+    ) -> Option<Vec<U>> {
+        let d = self.values.get(key)?;
+        let n = d.snapshot.len().checked_sub(1)?;
+        if d.snapshot[..n] != *current {
+            return None;
+        }
+        d.rows.downcast_ref::<Vec<U>>().cloned()
+    }
+
+    /// Keep `rows`, read under `snapshot`; `weight` is their encoded size.
+    pub(crate) fn insert<U: Send + Sync + 'static>(
+        &self,
+        key: Key,
+        snapshot: &[Generation],
+        rows: Vec<U>,
+        weight: usize,
+    ) {
+        let mut s = Vec::with_capacity(snapshot.len() + 1);
+        s.extend_from_slice(snapshot);
+        s.push(
+            u64::try_from(weight)
+                .unwrap_or(u64::MAX)
+                .min(u64::from(u32::MAX)),
+        );
+        self.values.insert(
+            key,
+            Arc::new(Decoded {
+                snapshot: s.into(),
+                rows: Arc::new(rows),
+            }),
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn serves_only_under_the_same_generations_and_type() {
+        let local = Local::new(1 << 20, Duration::from_secs(60));
+        let k = Key::entry(1);
+        local.insert(k, &[5, 6], vec![1i32, 2], 8);
+        assert_eq!(local.get::<i32>(&k, &[5, 6]), Some(vec![1, 2]));
+        assert_eq!(local.get::<i32>(&k, &[5, 7]), None);
+        assert_eq!(local.get::<i32>(&k, &[5]), None);
+        assert_eq!(local.get::<i64>(&k, &[5, 6]), None);
+        assert_eq!(local.snapshot(&k).as_deref(), Some(&[5u64, 6][..]));
+        assert_eq!(local.get::<i32>(&Key::entry(2), &[5, 6]), None);
+    }
+}
