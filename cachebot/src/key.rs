@@ -10,6 +10,8 @@
 //! table (coarse invalidation), and per table either its "rows" key (the
 //! whole table) or one key per pinned (table, column, value).
 
+use std::borrow::Cow;
+
 use xxhash_rust::xxh3::Xxh3;
 
 use crate::backend::{Bind, CacheBackend};
@@ -186,36 +188,131 @@ pub(crate) fn entry_key(
     Key::entry(h.digest128())
 }
 
+/// The values an atom pins (`None`: SQL `NULL`).
+type Values<'a> = Vec<Option<Cow<'a, [u8]>>>;
+
+/// One dependency, borrowing what it can from the analysis and the binds.
+enum DepRef<'a> {
+    Global,
+    Table(&'a str),
+    Rows(&'a str),
+    Value {
+        table: &'a str,
+        column: &'a str,
+        value: Option<Cow<'a, [u8]>>,
+    },
+    Composite {
+        table: &'a str,
+        values: Vec<(&'a str, Option<Cow<'a, [u8]>>)>,
+    },
+}
+
+impl DepRef<'_> {
+    fn key(&self) -> Key {
+        match self {
+            DepRef::Global => global_key(),
+            DepRef::Table(t) => table_key(t),
+            DepRef::Rows(t) => rows_key(t),
+            DepRef::Value {
+                table,
+                column,
+                value,
+            } => value_key(table, column, value.as_deref()),
+            DepRef::Composite { table, values } => {
+                let parts: Vec<(&str, Option<&[u8]>)> =
+                    values.iter().map(|(c, v)| (*c, v.as_deref())).collect();
+                composite_key(table, &parts)
+            }
+        }
+    }
+
+    fn to_owned(&self) -> Dependency {
+        match self {
+            DepRef::Global => Dependency::Global,
+            DepRef::Table(t) => Dependency::Table((*t).to_owned()),
+            DepRef::Rows(t) => Dependency::Rows((*t).to_owned()),
+            DepRef::Value {
+                table,
+                column,
+                value,
+            } => Dependency::Value {
+                table: (*table).to_owned(),
+                column: (*column).to_owned(),
+                value: value.as_ref().map(|v| v.to_vec()),
+            },
+            DepRef::Composite { table, values } => Dependency::Composite {
+                table: (*table).to_owned(),
+                values: values
+                    .iter()
+                    .map(|(c, v)| ((*c).to_owned(), v.as_ref().map(|v| v.to_vec())))
+                    .collect(),
+            },
+        }
+    }
+}
+
 /// The dependencies of an analysed query with these binds, sorted and
-/// deduplicated. `narrowing` lists the (table, column) pairs invalidation may
-/// key on; a table none of whose columns is listed depends on its rows as a
-/// whole (narrowing never drops a dependency).
+/// deduplicated, for display ([`crate::Explain`]).
 pub(crate) fn dependencies<DB: CacheBackend>(
     analysis: &Analysis,
     binds: &[Bind],
     narrowing: Option<&[(String, String)]>,
 ) -> Vec<Dependency> {
-    let mut deps = vec![Dependency::Global];
-    for t in &analysis.tables {
-        deps.push(Dependency::Table(t.table.clone()));
-        match table_values::<DB>(t, binds, narrowing) {
-            Some(values) => deps.extend(values),
-            None => deps.push(Dependency::Rows(t.table.clone())),
-        }
-    }
+    let mut deps: Vec<Dependency> = dependency_refs::<DB>(analysis, binds, narrowing)
+        .iter()
+        .map(DepRef::to_owned)
+        .collect();
     deps.sort();
     deps.dedup();
     deps
 }
 
-/// The value keys for one table, or `None` for the whole table.
-fn table_values<DB: CacheBackend>(
-    t: &TableDeps,
+/// The generation keys of an analysed query with these binds, sorted and
+/// deduplicated: what a read fetches and an entry snapshots. The hot path:
+/// hashes names in place, copies no string.
+pub(crate) fn dependency_keys<DB: CacheBackend>(
+    analysis: &Analysis,
     binds: &[Bind],
     narrowing: Option<&[(String, String)]>,
-) -> Option<Vec<Dependency>> {
+) -> Vec<Key> {
+    let mut keys: Vec<Key> = dependency_refs::<DB>(analysis, binds, narrowing)
+        .iter()
+        .map(DepRef::key)
+        .collect();
+    keys.sort_unstable();
+    keys.dedup();
+    keys
+}
+
+/// Narrowing keeps, for each table, only the (table, column) pairs listed;
+/// a table none of whose columns is listed depends on its rows as a whole
+/// (narrowing never drops a dependency).
+fn dependency_refs<'a, DB: CacheBackend>(
+    analysis: &'a Analysis,
+    binds: &'a [Bind],
+    narrowing: Option<&[(String, String)]>,
+) -> Vec<DepRef<'a>> {
+    let mut deps = Vec::with_capacity(1 + 2 * analysis.tables.len());
+    deps.push(DepRef::Global);
+    for t in &analysis.tables {
+        deps.push(DepRef::Table(&t.table));
+        if !table_values::<DB>(t, binds, narrowing, &mut deps) {
+            deps.push(DepRef::Rows(&t.table));
+        }
+    }
+    deps
+}
+
+/// Push the value keys for one table; `false` (and nothing pushed) for the
+/// whole table.
+fn table_values<'a, DB: CacheBackend>(
+    t: &'a TableDeps,
+    binds: &'a [Bind],
+    narrowing: Option<&[(String, String)]>,
+    out: &mut Vec<DepRef<'a>>,
+) -> bool {
     let Pins::AnyOf(conjunctions) = &t.pins else {
-        return None;
+        return false;
     };
     let allowed = |atom: &Atom| match narrowing {
         None => true,
@@ -224,9 +321,9 @@ fn table_values<DB: CacheBackend>(
             .any(|(tb, c)| *tb == t.table && *c == atom.column),
     };
     let composites = crate::model::composites_of(&t.table);
-    let mut out = Vec::new();
+    let start = out.len();
     for conj in conjunctions {
-        let usable: Vec<(&Atom, Vec<Option<Vec<u8>>>)> = conj
+        let usable: Vec<(&'a Atom, Values<'a>)> = conj
             .atoms
             .iter()
             .filter(|a| allowed(a))
@@ -240,13 +337,13 @@ fn table_values<DB: CacheBackend>(
                     usable
                         .iter()
                         .find(|(a, vals)| a.column == *col && vals.len() == 1)
-                        .map(|(_, vals)| (col.clone(), vals[0].clone()))
+                        .map(|(a, vals)| (a.column.as_str(), vals[0].clone()))
                 })
                 .collect::<Option<Vec<_>>>()
         });
         if let Some(values) = composite {
-            out.push(Dependency::Composite {
-                table: t.table.clone(),
+            out.push(DepRef::Composite {
+                table: &t.table,
                 values,
             });
             continue;
@@ -255,30 +352,34 @@ fn table_values<DB: CacheBackend>(
         // row able to change the result matches all of them. Key on the one
         // with the fewest values; among equals prefer identifiers (`id`,
         // `user_id`), usually far more selective than flags and statuses.
-        let (atom, vals) = usable.into_iter().min_by_key(|(a, vals)| {
-            (vals.len(), !(a.column == "id" || a.column.ends_with("_id")))
-        })?;
-        out.extend(vals.into_iter().map(|value| Dependency::Value {
-            table: t.table.clone(),
-            column: atom.column.clone(),
+        let Some((atom, vals)) = usable
+            .into_iter()
+            .min_by_key(|(a, vals)| (vals.len(), !(a.column == "id" || a.column.ends_with("_id"))))
+        else {
+            out.truncate(start);
+            return false;
+        };
+        out.extend(vals.into_iter().map(|value| DepRef::Value {
+            table: &t.table,
+            column: &atom.column,
             value,
         }));
-        if out.len() > MAX_VALUE_KEYS_PER_TABLE {
-            return None;
+        if out.len() - start > MAX_VALUE_KEYS_PER_TABLE {
+            out.truncate(start);
+            return false;
         }
     }
-    Some(out)
+    true
 }
 
 /// The values an atom pins, or `None` when it cannot be keyed (the type does
 /// not compare by bytes, a `NULL` bind, an undecodable array).
-fn atom_values<DB: CacheBackend>(atom: &Atom, binds: &[Bind]) -> Option<Vec<Option<Vec<u8>>>> {
-    let keyable = |b: &Bind| DB::is_keyable(b.type_id) && b.bytes.is_some();
+fn atom_values<'a, DB: CacheBackend>(atom: &Atom, binds: &'a [Bind]) -> Option<Values<'a>> {
     match atom.value {
         ValueRef::Null => Some(vec![None]),
         ValueRef::Bind(i) => {
-            let b = binds.get(i).filter(|b| keyable(b))?;
-            Some(vec![b.bytes.clone()])
+            let b = binds.get(i).filter(|b| DB::is_keyable(b.type_id))?;
+            Some(vec![Some(Cow::Borrowed(b.bytes.as_deref()?))])
         }
         ValueRef::AnyOf(i) => {
             let elems = DB::array_elements(binds.get(i)?)?;
@@ -290,7 +391,7 @@ fn atom_values<DB: CacheBackend>(atom: &Atom, binds: &[Bind]) -> Option<Vec<Opti
                 elems
                     .into_iter()
                     .filter_map(|e| e.bytes)
-                    .map(Some)
+                    .map(|b| Some(Cow::Owned(b)))
                     .collect(),
             )
         }

@@ -43,14 +43,6 @@ impl Local {
         Local { values }
     }
 
-    /// The snapshot of the local value for `key`, if any.
-    pub(crate) fn snapshot(&self, key: &Key) -> Option<Box<[Generation]>> {
-        self.values.get(key).map(|d| {
-            let n = d.snapshot.len().saturating_sub(1);
-            d.snapshot[..n].into()
-        })
-    }
-
     /// The rows, if the local value was stored under exactly `current`.
     pub(crate) fn get<U: Clone + 'static>(
         &self,
@@ -103,7 +95,6 @@ mod tests {
         assert_eq!(local.get::<i32>(&k, &[5, 7]), None);
         assert_eq!(local.get::<i32>(&k, &[5]), None);
         assert_eq!(local.get::<i64>(&k, &[5, 6]), None);
-        assert_eq!(local.snapshot(&k).as_deref(), Some(&[5u64, 6][..]));
         assert_eq!(local.get::<i32>(&Key::entry(2), &[5, 6]), None);
     }
 }

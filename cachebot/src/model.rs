@@ -9,7 +9,7 @@
 use std::any::TypeId;
 use std::collections::HashMap;
 use std::marker::PhantomData;
-use std::sync::{OnceLock, RwLock};
+use std::sync::{Arc, OnceLock, RwLock};
 
 use diesel::pg::Pg;
 use diesel::query_builder::{AstPass, QueryFragment};
@@ -52,7 +52,8 @@ pub trait CacheModel: Sized + 'static {
 /// Composite keys declared by models, per table. The read side keys a
 /// conjunction on a composite when it pins every column of one; without
 /// the registration it keys on one column, which is correct but wider.
-static COMPOSITES: OnceLock<RwLock<HashMap<String, Vec<Vec<String>>>>> = OnceLock::new();
+type Registry = RwLock<HashMap<String, Arc<[Vec<String>]>>>;
+static COMPOSITES: OnceLock<Registry> = OnceLock::new();
 
 /// Register `M`'s composite keys (`#[cachebot(key(..))]`) with the read
 /// side, so that any cached query pinning every column of one keys on it,
@@ -91,11 +92,13 @@ pub(crate) fn register_composites<M: CacheModel>() {
     }
 }
 
-pub(crate) fn composites_of(table: &str) -> Vec<Vec<String>> {
+/// The composite keys registered for `table` (cheap: shared, and nothing at
+/// all to look up while no model registered any).
+pub(crate) fn composites_of(table: &str) -> Arc<[Vec<String>]> {
     COMPOSITES
         .get()
         .and_then(|r| r.read().ok().and_then(|m| m.get(table).cloned()))
-        .unwrap_or_default()
+        .unwrap_or_else(|| Arc::from(Vec::new()))
 }
 
 /// Support for the derive's generated code. Not a public API.

@@ -160,7 +160,7 @@ impl<'c, Q, C: Codec> Cached<'c, Q, C> {
             Extracted::Cacheable(a) => a,
         };
         let dependencies = key::dependencies::<DB>(analysis, &rendered.binds, narrowing);
-        let generations: Vec<Key> = dependencies.iter().map(Dependency::key).collect();
+        let generations = key::dependency_keys::<DB>(analysis, &rendered.binds, narrowing);
         let never = analysis
             .tables
             .iter()
@@ -227,8 +227,7 @@ impl<'c, Q, C: Codec> Cached<'c, Q, C> {
         {
             return Ok(Plan::Bypass("reads a table on the never-cache list"));
         }
-        let deps = key::dependencies::<DB>(analysis, &rendered.binds, narrowing);
-        let generations: Vec<Key> = deps.iter().map(Dependency::key).collect();
+        let generations = key::dependency_keys::<DB>(analysis, &rendered.binds, narrowing);
         let entry = key::entry_key(
             &self.entry_context(type_name::<U>(), narrowing),
             rendered.template.sql_hash,
@@ -371,28 +370,6 @@ impl<C: Codec> Cache<C> {
             return load();
         }
         let store = inner.store.as_ref();
-        // The local tier: when this process holds the decoded result, only
-        // the generations travel (and nothing is decoded).
-        if let Some(local) = &inner.local {
-            if local.snapshot(&entry_key).is_some() {
-                match store.fetch_many(&[], &gen_keys) {
-                    Ok(f) => {
-                        let current: Option<Vec<Generation>> =
-                            f.generations.iter().copied().collect();
-                        if let Some(rows) = current.and_then(|cur| local.get::<U>(&entry_key, &cur))
-                        {
-                            Counters::bump(&c.hits);
-                            return Ok(rows);
-                        }
-                    }
-                    Err(e) => {
-                        Counters::bump(&c.fallbacks);
-                        tracing::warn!(store = store.name(), error = %e, "cache read failed; reading the database");
-                        return load();
-                    }
-                }
-            }
-        }
         let fetched = match store.fetch(entry_key, &gen_keys) {
             Ok(f) => f,
             Err(e) => {
@@ -402,6 +379,14 @@ impl<C: Codec> Cache<C> {
             }
         };
         let current: Option<Vec<Generation>> = fetched.generations.iter().copied().collect();
+        // The local tier first: the decoded result, if this process holds it
+        // under exactly the current generations. One round trip either way.
+        if let (Some(local), Some(current)) = (&inner.local, &current) {
+            if let Some(rows) = local.get::<U>(&entry_key, current) {
+                Counters::bump(&c.hits);
+                return Ok(rows);
+            }
+        }
         if let (Some(bytes), Some(current)) = (&fetched.entry, &current) {
             match entry::open(bytes, current)
                 .map(|payload| (payload.len(), self.codec.decode::<Vec<U>>(payload)))
