@@ -29,5 +29,8 @@ else
   step "skipping fmt and clippy (CACHEBOT_SKIP_LINT=1)"
 fi
 
+step "cargo test -p cachebot --features postcard --lib codec (the optional codec)"
+cargo test -p cachebot --features postcard --lib codec
+
 step "cargo test --workspace $*"
 exec bash "$root/scripts/services.sh" -- cargo test --workspace "$@"
