@@ -11,7 +11,7 @@ use cachebot::store::{InProcessStore, Key, MemcachedStore};
 use cachebot_tests::models::Photo;
 use cachebot_tests::schema::photos;
 use cachebot_tests::{MemcachedProcess, TestDb};
-use common::{caches, expect, seed, since, unique_prefix};
+use common::{caches_without_local, expect, seed, since, unique_prefix};
 use diesel::pg::Pg;
 use diesel::prelude::*;
 
@@ -185,7 +185,7 @@ fn corrupt_and_truncated_entries_are_misses() {
     let db = TestDb::new();
     let mut conn = db.conn();
     let seed = seed(&mut conn);
-    for (store, cache) in common::caches_without_local() {
+    for (store, cache) in caches_without_local() {
         let q = || {
             photos::table
                 .filter(photos::user_id.eq(seed.ann.id))
