@@ -42,7 +42,7 @@ pub trait CacheBackend: Backend + Default + Sized + 'static {
     fn array_elements(bind: &Bind) -> Option<Vec<Bind>>;
 
     /// The SQL dialect used to parse rendered queries.
-    fn dialect() -> &'static dyn Dialect;
+    fn dialect() -> &'static (dyn Dialect + Sync);
 }
 
 pub mod pg {
@@ -132,7 +132,7 @@ pub mod pg {
             decode_array(bind.bytes.as_deref()?)
         }
 
-        fn dialect() -> &'static dyn Dialect {
+        fn dialect() -> &'static (dyn Dialect + Sync) {
             &PostgreSqlDialect {}
         }
     }

@@ -44,6 +44,8 @@ mod scan;
 mod writes;
 
 #[cfg(test)]
+mod proptests;
+#[cfg(test)]
 mod tests;
 #[cfg(test)]
 mod tests_diesel;
@@ -165,7 +167,33 @@ pub enum WriteTargets {
 ///
 /// `sql` is one statement as rendered by Diesel (any SQL is accepted); callers pass
 /// `PostgreSqlDialect`. Never panics, whatever the input.
-pub fn analyze(sql: &str, dialect: &dyn Dialect) -> Extracted {
+pub fn analyze(sql: &str, dialect: &(dyn Dialect + Sync)) -> Extracted {
+    // A parse failure that cannot run to completion (the thread could not
+    // start, or the analysis panicked) is never cached.
+    on_big_stack(|| analyze_here(sql, dialect))
+        .unwrap_or(Extracted::Uncacheable(Uncacheable::NotARead))
+}
+
+/// Stack for parsing: sqlparser recurses (and drops its AST recursively) far
+/// deeper than a default thread's stack allows on hostile input.
+const PARSE_STACK: usize = 64 << 20;
+
+/// Run `f` on a scoped thread with [`PARSE_STACK`] of stack. `None` if the
+/// thread cannot start or `f` panics. Callers memoise per SQL text, so the
+/// spawn is paid once per distinct statement.
+fn on_big_stack<T: Send>(f: impl FnOnce() -> T + Send) -> Option<T> {
+    std::thread::scope(|scope| {
+        std::thread::Builder::new()
+            .name("cachebot-parse".into())
+            .stack_size(PARSE_STACK)
+            .spawn_scoped(scope, f)
+            .ok()?
+            .join()
+            .ok()
+    })
+}
+
+fn analyze_here(sql: &str, dialect: &(dyn Dialect + Sync)) -> Extracted {
     if scan::too_complex(sql) {
         return scan::fallback_analyze(sql);
     }
@@ -185,8 +213,8 @@ pub fn analyze(sql: &str, dialect: &dyn Dialect) -> Extracted {
 /// A SELECT that calls a user-defined function which writes is *not* detected (only a short list
 /// of known writing built-ins is): such writes must go through the crate's write API or an
 /// explicit invalidation. Never panics.
-pub fn write_targets(sql: &str, dialect: &dyn Dialect) -> WriteTargets {
-    writes::write_targets(sql, dialect)
+pub fn write_targets(sql: &str, dialect: &(dyn Dialect + Sync)) -> WriteTargets {
+    on_big_stack(|| writes::write_targets(sql, dialect)).unwrap_or(WriteTargets::Unknown)
 }
 
 /// Normalise one identifier: quoted as written, unquoted lowercased (PostgreSQL folding).

@@ -115,7 +115,7 @@ impl CacheInstrumentation {
         if !ok || is_plain_read(sql) {
             return;
         }
-        let keys = match write_targets(sql, <diesel::pg::Pg as CacheBackend>::dialect()) {
+        let keys = match targets_of(sql) {
             WriteTargets::None => return,
             WriteTargets::Tables(tables) => self
                 .core
@@ -128,6 +128,17 @@ impl CacheInstrumentation {
         );
         self.invalidate(keys);
     }
+}
+
+/// `write_targets`, memoised per SQL text: applications repeat the same
+/// statements, and the analysis runs on a thread of its own.
+fn targets_of(sql: &str) -> WriteTargets {
+    static MEMO: std::sync::OnceLock<moka::sync::Cache<u128, WriteTargets>> =
+        std::sync::OnceLock::new();
+    let memo = MEMO.get_or_init(|| moka::sync::Cache::new(10_000));
+    memo.get_with(xxhash_rust::xxh3::xxh3_128(sql.as_bytes()), || {
+        write_targets(sql, <diesel::pg::Pg as CacheBackend>::dialect())
+    })
 }
 
 /// A fast path for the statements that are obviously reads, so that every

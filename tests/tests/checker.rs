@@ -500,9 +500,10 @@ fn stale_read_checker() {
         "the child process failed:\n{child_out}"
     );
     assert!(child_line.contains("stale=0"), "{child_line}\n{child_out}");
+    // Floors that keep the check meaningful whatever the machine's timing.
     assert!(
-        c > o / 20,
+        c >= 200,
         "too few reads were checked ({c} of {o}): the check would prove nothing"
     );
-    assert!(h > c / 10, "too few checked reads were hits ({h} of {c})");
+    assert!(h >= 20, "too few checked reads were hits ({h} of {c})");
 }

@@ -238,7 +238,9 @@ pub(super) fn too_complex(sql: &str) -> bool {
             _ => false,
         })
         .count();
-    operators > MAX_OPERATOR_TOKENS
+    // Each `[` nests an array type or subscript one level deeper.
+    let brackets = sql.bytes().filter(|b| *b == b'[').count();
+    operators + brackets > MAX_OPERATOR_TOKENS
 }
 
 /// PostgreSQL's reserved key words (and those reserved except as function or type names): a

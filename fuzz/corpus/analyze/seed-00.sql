@@ -1,0 +1,1 @@
+SELECT "a"."id" FROM "a" INNER JOIN "b" ON ("b"."x", "b"."y") = ("a"."x", "a"."y") WHERE "a"."x" = $1 AND "a"."y" = $2

@@ -1,0 +1,1 @@
+SELECT "a"."id" FROM ("a" INNER JOIN "b" ON ("b"."a_id" = "a"."id")) WHERE (("a"."x" = $1) OR ("b"."y" = $2))

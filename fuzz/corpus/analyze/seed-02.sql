@@ -1,0 +1,1 @@
+SELECT "a"."id" FROM "a" INNER JOIN "b" ON "b"."a_id" = "a"."id" WHERE "x" = $1

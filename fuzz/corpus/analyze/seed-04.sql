@@ -1,0 +1,1 @@
+SELECT "third_models"."id" FROM ("third_models" INNER JOIN "second_models" ON ("third_models"."second_model_id" = "second_models"."id")) WHERE ("second_models"."id" = $1)

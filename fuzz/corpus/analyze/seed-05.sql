@@ -1,0 +1,1 @@
+SELECT "c"."id" FROM (("a" INNER JOIN "b" ON ("b"."a_id" = "a"."id")) INNER JOIN "c" ON ("c"."b_a_id" = "b"."a_id")) WHERE ("a"."id" = $1)

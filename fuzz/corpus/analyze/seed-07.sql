@@ -1,0 +1,1 @@
+SELECT "b"."id" FROM "a" INNER JOIN "b" ON "b"."a_id" = "a"."id" WHERE "a"."id" IN ($1, $2)

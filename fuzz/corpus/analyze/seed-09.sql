@@ -1,0 +1,1 @@
+SELECT "t"."id" FROM "t" WHERE "t"."a" = ANY(SELECT "u"."a" FROM "u")

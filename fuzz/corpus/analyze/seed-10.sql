@@ -1,0 +1,1 @@
+SELECT "t"."id" FROM "t" WHERE "t"."a" = $1 AND "t"."b" IN (SELECT "u"."id" FROM "u" WHERE "u"."x" = $2)

@@ -1,0 +1,1 @@
+SELECT "t"."id" FROM "t" WHERE (("t"."a" = $1) OR ("t"."b" = $2))

@@ -1,0 +1,1 @@
+SELECT "t"."id" FROM "t" WHERE "t"."a" = $1 UNION SELECT "t"."id" FROM "t" WHERE "t"."a" = $2

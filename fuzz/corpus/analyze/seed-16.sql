@@ -1,0 +1,1 @@
+SELECT "t"."id" FROM "t" FOR UPDATE OF "t" NOWAIT

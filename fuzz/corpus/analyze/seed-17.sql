@@ -1,0 +1,1 @@
+SELECT "t"."id" FROM "t" WHERE "t"."id" = $1 FOR UPDATE

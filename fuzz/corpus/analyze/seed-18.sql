@@ -1,0 +1,1 @@
+WITH "x" AS (SELECT "t"."id", "t"."u_id" FROM "t" WHERE "t"."a" = $1) SELECT "u"."id" FROM "x" INNER JOIN "u" ON "u"."id" = "x"."u_id" WHERE "u"."id" = $2

@@ -1,0 +1,1 @@
+SELECT "users"."id", "users"."user_id", "users"."status" FROM (("users" INNER JOIN "posts" ON ("posts"."user_id" = "users"."id")) LEFT OUTER JOIN "tags" ON (("tags"."user_id" = "posts"."id") AND ("tags"."status" IS NULL))) WHERE ("users"."id" = $1) AND (("posts"."status" = ANY($2)) OR NOT (("tags"."id" > $3))) ORDER BY "users"."id" ASC LIMIT $4 OFFSET $5

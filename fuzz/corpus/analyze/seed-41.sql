@@ -1,0 +1,1 @@
+SELECT "users"."id" FROM "users" WHERE EXISTS (SELECT "s0"."id" FROM "posts" AS "s0" WHERE ("s0"."user_id" = "users"."id") AND "s0"."status" IN ($1, $2))

@@ -1,0 +1,1 @@
+(SELECT "users"."id", "users"."user_id", "users"."status" FROM "users" WHERE ("users"."id" = $1)) UNION ALL (SELECT "r1"."id", "r1"."user_id", "r1"."status" FROM "users" AS "r1" WHERE ("r1"."status" != ALL($2)))

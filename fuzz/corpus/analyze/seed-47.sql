@@ -1,0 +1,1 @@
+SELECT $$dollar $ quoted$$, E'\'' FROM "we""ird" AS "M"("x") NATURAL JOIN LATERAL unnest($1) WITH ORDINALITY
