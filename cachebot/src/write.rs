@@ -5,12 +5,14 @@
 //!
 //! - **insert**: `INSERT ... RETURNING` gives the new images;
 //! - **delete**: `DELETE ... RETURNING` gives the old images;
-//! - **update**: the target's rows are locked and read first
-//!   (`SELECT ... FOR UPDATE` under the target's own `WHERE`), then updated
-//!   with `RETURNING`, in one transaction. Without the lock the old image
-//!   can be wrong under concurrent writers; with it, the rows updated are
-//!   exactly the rows read (a row that slips in anyway widens the
-//!   invalidation to its table).
+//! - **update**: one statement, `WITH old AS (SELECT .. FROM t WHERE ..
+//!   FOR UPDATE) UPDATE t SET .. FROM old WHERE t.pk = old.pk RETURNING
+//!   old.*, t.*`: the rows are locked under the target's own `WHERE`, and
+//!   exactly those rows are updated, so each old image is the committed
+//!   value it replaced even under concurrent writers. (A model whose columns
+//!   do not read back as plain columns of one table takes a two-statement
+//!   path in one transaction: the same lock, then `UPDATE .. RETURNING`; a
+//!   row updated without having been locked widens to its table.)
 //!
 //! Each changed row's old and new image bump the generation of every
 //! keyable column value, every declared composite key and the table's
@@ -133,8 +135,46 @@ where
     UpdateStatement<T::Table, T::WhereClause, Ch::Changeset>: diesel::query_builder::AsQuery,
     UpdateStatement<T::Table, T::WhereClause, Ch::Changeset, Returning<M>>:
         diesel::query_builder::Query + LoadQuery<'q, PgConnection, M>,
+    <T::Table as Table>::PrimaryKey: QueryFragment<Pg>,
+    Ch::Changeset: QueryFragment<Pg>,
+    CteUpdate<M, T::Table, T::WhereClause, Ch::Changeset>: LoadQuery<'q, PgConnection, (M, M)>,
 {
     let guard = Guard::check(conn)?;
+    // One statement when the model reads back as plain columns of one table
+    // (always, for derived models): the rows are locked, read and updated by
+    // `WITH old AS (SELECT .. FOR UPDATE) UPDATE .. FROM old .. RETURNING old, new`.
+    let UpdateTarget {
+        table,
+        where_clause,
+    } = target.clone().into_update_target();
+    if let Some(shape) = CteShape::of(&M::as_select(), &table.primary_key()) {
+        let changeset = changes.as_changeset();
+        if changeset.is_noop(&Pg)? {
+            return Err(DieselError::QueryBuilderError(Box::new(
+                diesel::result::EmptyChangeset,
+            )));
+        }
+        mark_own_write(conn);
+        let pairs: Vec<(M, M)> = CteUpdate::<M, T::Table, _, _> {
+            selection: M::as_select(),
+            from: table.from_clause(),
+            where_clause,
+            changeset,
+            shape,
+        }
+        .load(conn)?;
+        let (old, new): (Vec<M>, Vec<M>) = pairs.into_iter().unzip();
+        let mut keys = keys_of(&old, &new);
+        if !new.is_empty() {
+            keys.extend(
+                cache
+                    .core
+                    .cascade_children(M::table_name(), Cascade::Update),
+            );
+        }
+        guard.invalidate(cache, conn, keys);
+        return Ok(new);
+    }
     let (old, new) = conn.transaction(|conn| {
         let UpdateTarget {
             table,
@@ -351,6 +391,9 @@ where
     UpdateStatement<T::Table, T::WhereClause, Ch::Changeset>: diesel::query_builder::AsQuery,
     UpdateStatement<T::Table, T::WhereClause, Ch::Changeset, Returning<M>>:
         diesel::query_builder::Query + LoadQuery<'q, PgConnection, M>,
+    <T::Table as Table>::PrimaryKey: QueryFragment<Pg>,
+    Ch::Changeset: QueryFragment<Pg>,
+    CteUpdate<M, T::Table, T::WhereClause, Ch::Changeset>: LoadQuery<'q, PgConnection, (M, M)>,
 {
     fn update<C: Codec>(
         self,
@@ -361,3 +404,101 @@ where
         update(cache, conn, target, self)
     }
 }
+
+/// The names a single-statement update needs: the model's columns as the
+/// CTE's output, and the primary key to join the CTE back to its table.
+#[doc(hidden)]
+pub struct CteShape {
+    /// `"cachebot_old"."c1", "cachebot_old"."c2", ...`
+    old_columns: String,
+    /// `"t"."pk" = "cachebot_old"."pk" AND ...`
+    join: String,
+}
+
+impl CteShape {
+    /// `None` when the selection is not plain columns of one unqualified
+    /// table that include the primary key (then the two-statement path runs).
+    fn of<S: QueryFragment<Pg>, K: QueryFragment<Pg>>(selection: &S, pk: &K) -> Option<CteShape> {
+        let cols = crate::names::column_list(&Pg::render(selection).ok()?)?;
+        let pk = crate::names::column_list(&Pg::render(pk).ok()?)?;
+        let table = &cols.first()?.0;
+        let plain = |c: &[(String, String)]| c.iter().all(|(t, _)| t == table && !t.contains('.'));
+        if !plain(&cols) || !plain(&pk) || !pk.iter().all(|p| cols.contains(p)) {
+            return None;
+        }
+        let q = |ident: &str| format!("\"{}\"", ident.replace('"', "\"\""));
+        let old_columns = cols
+            .iter()
+            .map(|(_, c)| format!("\"cachebot_old\".{}", q(c)))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let join = pk
+            .iter()
+            .map(|(t, c)| format!("{}.{} = \"cachebot_old\".{}", q(t), q(c), q(c)))
+            .collect::<Vec<_>>()
+            .join(" AND ");
+        Some(CteShape { old_columns, join })
+    }
+}
+
+/// `WITH "cachebot_old" AS (SELECT <model> FROM <table> <where> FOR UPDATE)
+/// UPDATE <table> SET <changes> FROM "cachebot_old" WHERE <pk = old pk>
+/// RETURNING <old model>, <new model>`: old and new images of exactly the
+/// rows locked, in one statement.
+#[doc(hidden)]
+pub struct CteUpdate<M: Selectable<Pg>, T: QuerySource, W, V> {
+    selection: diesel::dsl::AsSelect<M, Pg>,
+    from: T::FromClause,
+    where_clause: W,
+    changeset: V,
+    shape: CteShape,
+}
+
+impl<M, T, W, V> QueryFragment<Pg> for CteUpdate<M, T, W, V>
+where
+    M: Selectable<Pg>,
+    diesel::dsl::AsSelect<M, Pg>: QueryFragment<Pg>,
+    T: QuerySource,
+    T::FromClause: QueryFragment<Pg>,
+    W: QueryFragment<Pg>,
+    V: QueryFragment<Pg>,
+{
+    fn walk_ast<'b>(&'b self, mut out: AstPass<'_, 'b, Pg>) -> QueryResult<()> {
+        out.unsafe_to_cache_prepared();
+        out.push_sql("WITH \"cachebot_old\" AS (SELECT ");
+        self.selection.walk_ast(out.reborrow())?;
+        out.push_sql(" FROM ");
+        self.from.walk_ast(out.reborrow())?;
+        self.where_clause.walk_ast(out.reborrow())?;
+        out.push_sql(" FOR UPDATE) UPDATE ");
+        self.from.walk_ast(out.reborrow())?;
+        out.push_sql(" SET ");
+        self.changeset.walk_ast(out.reborrow())?;
+        out.push_sql(" FROM \"cachebot_old\" WHERE ");
+        out.push_sql(&self.shape.join);
+        out.push_sql(" RETURNING ");
+        out.push_sql(&self.shape.old_columns);
+        out.push_sql(", ");
+        self.selection.walk_ast(out.reborrow())?;
+        Ok(())
+    }
+}
+
+impl<M: Selectable<Pg>, T: QuerySource, W, V> QueryId for CteUpdate<M, T, W, V> {
+    type QueryId = ();
+    const HAS_STATIC_QUERY_ID: bool = false;
+}
+
+impl<M, T, W, V> diesel::query_builder::Query for CteUpdate<M, T, W, V>
+where
+    M: Selectable<Pg>,
+    T: QuerySource,
+    diesel::dsl::AsSelect<M, Pg>: Expression,
+{
+    type SqlType = (
+        <diesel::dsl::AsSelect<M, Pg> as Expression>::SqlType,
+        <diesel::dsl::AsSelect<M, Pg> as Expression>::SqlType,
+    );
+}
+
+impl<M: Selectable<Pg>, T: QuerySource, W, V, Conn> RunQueryDsl<Conn> for CteUpdate<M, T, W, V> {}

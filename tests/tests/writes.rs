@@ -384,3 +384,43 @@ fn invalidate_object_and_writes_in_transactions_need_instrumentation() {
         .unwrap_err();
     assert!(err.to_string().contains("instrumented"), "{err}");
 }
+
+#[test]
+fn an_exact_update_is_one_statement() {
+    use std::sync::{Arc, Mutex};
+    cachebot::model::register::<Photo>();
+    let db = TestDb::new();
+    let mut conn = db.conn();
+    let seed = seed(&mut conn);
+    let cache = Cache::in_process();
+    let statements = Arc::new(Mutex::new(Vec::<String>::new()));
+    let seen = statements.clone();
+    conn.set_instrumentation(cache.instrumentation().chain(
+        move |event: diesel::connection::InstrumentationEvent<'_>| {
+            if let diesel::connection::InstrumentationEvent::FinishQuery { query, .. } = event {
+                seen.lock().unwrap().push(query.to_string());
+            }
+        },
+    ));
+    let q = published(&seed);
+    let _ = hit!(cache, &mut conn, q(), Vec<Photo>);
+    statements.lock().unwrap().clear();
+    let moved: Vec<Photo> = write::update(
+        &cache,
+        &mut conn,
+        photos::table.filter(photos::user_id.eq(seed.ann.id)),
+        photos::status.eq(1),
+    )
+    .unwrap();
+    assert_eq!(moved.len(), 3);
+    let run = statements.lock().unwrap().clone();
+    assert_eq!(run.len(), 1, "{run:#?}");
+    assert!(
+        run[0].starts_with("WITH \"cachebot_old\" AS (SELECT"),
+        "{}",
+        run[0]
+    );
+    assert!(run[0].contains("FOR UPDATE) UPDATE"), "{}", run[0]);
+    // Old images (status 2 and 1) and new ones (status 1) were both invalidated.
+    assert!(!hit!(cache, &mut conn, q(), Vec<Photo>));
+}
