@@ -286,7 +286,6 @@ where
     W: QueryFragment<Pg>,
 {
     fn walk_ast<'b>(&'b self, mut out: AstPass<'_, 'b, Pg>) -> QueryResult<()> {
-        out.unsafe_to_cache_prepared();
         out.push_sql("SELECT ");
         self.selection.walk_ast(out.reborrow())?;
         out.push_sql(" FROM ");
@@ -464,7 +463,9 @@ where
     V: QueryFragment<Pg>,
 {
     fn walk_ast<'b>(&'b self, mut out: AstPass<'_, 'b, Pg>) -> QueryResult<()> {
-        out.unsafe_to_cache_prepared();
+        // The text depends only on the model, the table and the target's
+        // shape (fragments whose text varies, like IN lists, mark themselves
+        // unsafe): PostgreSQL may keep it prepared.
         out.push_sql("WITH \"cachebot_old\" AS (SELECT ");
         self.selection.walk_ast(out.reborrow())?;
         out.push_sql(" FROM ");
