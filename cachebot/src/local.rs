@@ -21,6 +21,8 @@ const OVERHEAD: u32 = 128;
 struct Decoded {
     snapshot: Box<[Generation]>,
     rows: Arc<dyn Any + Send + Sync>,
+    /// The encoded size, for the bound.
+    weight: u32,
 }
 
 /// Decoded results of this process, bounded by their encoded size.
@@ -32,12 +34,7 @@ impl Local {
     pub(crate) fn new(max_bytes: u64, ttl: Duration) -> Local {
         let values = moka::sync::Cache::builder()
             .max_capacity(max_bytes)
-            .weigher(|_, d: &Arc<Decoded>| {
-                // The weight was stored as the snapshot's last slot.
-                d.snapshot
-                    .last()
-                    .map_or(OVERHEAD, |w| (*w as u32).saturating_add(OVERHEAD))
-            })
+            .weigher(|_, d: &Arc<Decoded>| d.weight.saturating_add(OVERHEAD))
             .time_to_live(ttl)
             .build();
         Local { values }
@@ -50,8 +47,7 @@ impl Local {
         current: &[Generation],
     ) -> Option<Vec<U>> {
         let d = self.values.get(key)?;
-        let n = d.snapshot.len().checked_sub(1)?;
-        if d.snapshot[..n] != *current {
+        if *d.snapshot != *current {
             return None;
         }
         d.rows.downcast_ref::<Vec<U>>().cloned()
@@ -65,20 +61,12 @@ impl Local {
         rows: Vec<U>,
         weight: usize,
     ) {
-        let mut s = Vec::with_capacity(snapshot.len() + 1);
-        s.extend_from_slice(snapshot);
-        s.push(
-            u64::try_from(weight)
-                .unwrap_or(u64::MAX)
-                .min(u64::from(u32::MAX)),
-        );
-        self.values.insert(
-            key,
-            Arc::new(Decoded {
-                snapshot: s.into(),
-                rows: Arc::new(rows),
-            }),
-        );
+        let decoded = Decoded {
+            snapshot: snapshot.into(),
+            rows: Arc::new(rows),
+            weight: u32::try_from(weight).unwrap_or(u32::MAX),
+        };
+        self.values.insert(key, Arc::new(decoded));
     }
 }
 

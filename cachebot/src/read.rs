@@ -343,7 +343,7 @@ fn uncacheable_reason(why: &Uncacheable) -> &'static str {
 /// Reads inside a transaction bypass the cache: the transaction's snapshot
 /// may predate the generations, and its uncommitted rows must never be
 /// stored. A connection whose transaction state is broken bypasses too.
-fn in_transaction<Conn: Connection>(conn: &mut Conn) -> bool {
+pub(crate) fn in_transaction<Conn: Connection>(conn: &mut Conn) -> bool {
     let status = Conn::TransactionManager::transaction_manager_status_mut(conn);
     !matches!(status.transaction_depth(), Ok(None))
 }
@@ -379,34 +379,10 @@ impl<C: Codec> Cache<C> {
             }
         };
         let current: Option<Vec<Generation>> = fetched.generations.iter().copied().collect();
-        // The local tier first: the decoded result, if this process holds it
-        // under exactly the current generations. One round trip either way.
-        if let (Some(local), Some(current)) = (&inner.local, &current) {
-            if let Some(rows) = local.get::<U>(&entry_key, current) {
+        if let Some(current) = &current {
+            if let Some(rows) = self.serve::<U>(entry_key, fetched.entry.as_deref(), current) {
                 Counters::bump(&c.hits);
                 return Ok(rows);
-            }
-        }
-        if let (Some(bytes), Some(current)) = (&fetched.entry, &current) {
-            match entry::open(bytes, current)
-                .map(|payload| (payload.len(), self.codec.decode::<Vec<U>>(payload)))
-            {
-                Ok((size, Ok(rows))) => {
-                    Counters::bump(&c.hits);
-                    if let Some(local) = &inner.local {
-                        local.insert(entry_key, current, rows.clone(), size);
-                    }
-                    return Ok(rows);
-                }
-                Ok((_, Err(e))) => {
-                    Counters::bump(&c.decode_errors);
-                    tracing::warn!(error = %e, "cached entry does not decode; treating as a miss");
-                }
-                Err(Reject::Corrupt) => {
-                    Counters::bump(&c.decode_errors);
-                    tracing::warn!("cached entry is corrupt; treating as a miss");
-                }
-                Err(Reject::Stale) => {}
             }
         }
         Counters::bump(&c.misses);
@@ -427,6 +403,42 @@ impl<C: Codec> Cache<C> {
         crate::hook!(ReadBeforeStore);
         self.put(entry_key, &snapshot, &rows);
         Ok(rows)
+    }
+
+    /// The rows of a hit, if the entry is current under `current`: from the
+    /// local tier when this process holds them decoded, else decoded from
+    /// the entry's bytes (and then kept locally). Corrupt or undecodable
+    /// entries are counted and are misses.
+    fn serve<U>(&self, key: Key, bytes: Option<&[u8]>, current: &[Generation]) -> Option<Vec<U>>
+    where
+        U: DeserializeOwned + Clone + Send + Sync + 'static,
+    {
+        let inner = &*self.core;
+        if let Some(rows) = inner.local.as_ref().and_then(|l| l.get::<U>(&key, current)) {
+            return Some(rows);
+        }
+        let c = &inner.counters;
+        match entry::open(bytes?, current) {
+            Ok(payload) => match self.codec.decode::<Vec<U>>(payload) {
+                Ok(rows) => {
+                    if let Some(local) = &inner.local {
+                        local.insert(key, current, rows.clone(), payload.len());
+                    }
+                    Some(rows)
+                }
+                Err(e) => {
+                    Counters::bump(&c.decode_errors);
+                    tracing::warn!(error = %e, "cached entry does not decode; treating as a miss");
+                    None
+                }
+            },
+            Err(Reject::Corrupt) => {
+                Counters::bump(&c.decode_errors);
+                tracing::warn!("cached entry is corrupt; treating as a miss");
+                None
+            }
+            Err(Reject::Stale) => None,
+        }
     }
 
     /// Fill the generations `fetch` did not find, creating the missing ones.
@@ -606,24 +618,9 @@ impl<C: Codec> Cache<C> {
                 .collect()
         };
         let mut found: Vec<Option<Vec<M>>> = Vec::with_capacity(ids.len());
-        for ((_, gens), bytes) in plans.iter().zip(&fetched.entries) {
-            let hit = match (bytes, current_of(gens, &fetched.generations)) {
-                (Some(bytes), Some(current)) => match entry::open(bytes, &current) {
-                    Ok(payload) => match self.codec.decode::<Vec<M>>(payload) {
-                        Ok(rows) => Some(rows),
-                        Err(_) => {
-                            Counters::bump(&c.decode_errors);
-                            None
-                        }
-                    },
-                    Err(Reject::Corrupt) => {
-                        Counters::bump(&c.decode_errors);
-                        None
-                    }
-                    Err(Reject::Stale) => None,
-                },
-                _ => None,
-            };
+        for ((entry_key, gens), bytes) in plans.iter().zip(&fetched.entries) {
+            let hit = current_of(gens, &fetched.generations)
+                .and_then(|current| self.serve::<M>(*entry_key, bytes.as_deref(), &current));
             Counters::bump(if hit.is_some() { &c.hits } else { &c.misses });
             found.push(hit);
         }

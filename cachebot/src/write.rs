@@ -22,7 +22,7 @@
 
 use std::collections::HashSet;
 
-use diesel::connection::{Connection, TransactionManager};
+use diesel::connection::Connection;
 use diesel::expression::{Expression, SelectableExpression};
 use diesel::pg::{Pg, PgConnection};
 use diesel::query_builder::{
@@ -238,11 +238,7 @@ struct Guard;
 
 impl Guard {
     fn check(conn: &mut PgConnection) -> QueryResult<Guard> {
-        let in_tx = !matches!(
-            <PgConnection as Connection>::TransactionManager::transaction_manager_status_mut(conn)
-                .transaction_depth(),
-            Ok(None)
-        );
+        let in_tx = crate::read::in_transaction(conn);
         if in_tx && installed(conn).is_none() {
             return Err(DieselError::QueryBuilderError(
                 "cachebot: a write inside a transaction needs the connection instrumented \
