@@ -598,12 +598,6 @@ fn pooled_connections_read_through_the_cache() {
 }
 
 #[test]
-fn stats_start_at_zero_and_subtract() {
-    let cache = Cache::in_process();
-    assert_eq!(cache.stats(), Stats::default());
-}
-
-#[test]
 fn write_behind_stores_in_the_background_and_stays_correct() {
     let db = TestDb::new();
     let mut conn = db.conn();
