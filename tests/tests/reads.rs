@@ -5,7 +5,7 @@
 mod common;
 
 use cachebot::prelude::*;
-use cachebot::{Dependency, Stats};
+use cachebot::Dependency;
 use cachebot_tests::models::{Kind, Photo, User};
 use cachebot_tests::schema::{kinds, photos, users};
 use cachebot_tests::TestDb;
