@@ -12,14 +12,14 @@
 
 use std::borrow::Cow;
 
-use xxhash_rust::xxh3::Xxh3;
+use xxhash_rust::xxh3::xxh3_128;
 
 use crate::backend::{Bind, CacheBackend};
 use crate::extract::{Analysis, Atom, Pins, TableDeps, ValueRef};
 use crate::store::Key;
 
 /// Bumped when the layout of keys or entries changes, so old entries die.
-const FORMAT_VERSION: u32 = 1;
+const FORMAT_VERSION: u32 = 2;
 
 /// Over this many value keys for one table, depend on the whole table.
 pub(crate) const MAX_VALUE_KEYS_PER_TABLE: usize = 256;
@@ -78,37 +78,78 @@ impl Dependency {
     }
 }
 
-fn field(h: &mut Xxh3, bytes: &[u8]) {
-    h.update(&(bytes.len() as u64).to_le_bytes());
-    h.update(bytes);
-}
+/// The bytes a key hashes, gathered in a reused per-thread buffer, then
+/// hashed in one call: xxh3's one-shot path is several times cheaper than
+/// feeding a streaming state field by field, and every read computes a few
+/// keys.
+struct KeyBytes<'b>(&'b mut Vec<u8>);
 
-fn opt_field(h: &mut Xxh3, bytes: Option<&[u8]>) {
-    match bytes {
-        None => h.update(&[0]),
-        Some(b) => {
-            h.update(&[1]);
-            field(h, b);
+/// Buffers that grew past this (huge `IN` lists) are not kept.
+const KEEP_CAPACITY: usize = 64 * 1024;
+
+impl KeyBytes<'_> {
+    /// Gather with `fill`, return the hash.
+    fn hash(fill: impl FnOnce(&mut KeyBytes<'_>)) -> u128 {
+        thread_local! {
+            static BUFFER: std::cell::RefCell<Vec<u8>> =
+                std::cell::RefCell::new(Vec::with_capacity(512));
+        }
+        let run = |buffer: &mut Vec<u8>| {
+            buffer.clear();
+            fill(&mut KeyBytes(buffer));
+            let hash = xxh3_128(buffer);
+            if buffer.capacity() > KEEP_CAPACITY {
+                *buffer = Vec::with_capacity(512);
+            }
+            hash
+        };
+        // The buffer is never borrowed twice (no key is built while building
+        // another), but a fresh one costs only an allocation if it were.
+        BUFFER.with(|cell| match cell.try_borrow_mut() {
+            Ok(mut buffer) => run(&mut buffer),
+            Err(_) => run(&mut Vec::new()),
+        })
+    }
+
+    fn push(&mut self, bytes: &[u8]) {
+        self.0.extend_from_slice(bytes);
+    }
+
+    /// A length-prefixed field: no two sequences of fields share an encoding.
+    fn field(&mut self, bytes: &[u8]) {
+        self.push(&(bytes.len() as u64).to_le_bytes());
+        self.push(bytes);
+    }
+
+    /// A field that may be absent (SQL `NULL`), distinct from empty.
+    fn opt_field(&mut self, bytes: Option<&[u8]>) {
+        match bytes {
+            None => self.push(&[0]),
+            Some(b) => {
+                self.push(&[1]);
+                self.field(b);
+            }
         }
     }
 }
 
 fn generation_hash(tag: u8, parts: &[&[u8]], value: Option<Option<&[u8]>>) -> Key {
-    let mut h = Xxh3::new();
-    h.update(&FORMAT_VERSION.to_le_bytes());
-    h.update(&[b'g', tag]);
-    for p in parts {
-        field(&mut h, p);
-    }
-    if let Some(v) = value {
-        opt_field(&mut h, v);
-    }
-    Key::generation(h.digest128())
+    Key::generation(KeyBytes::hash(|h| {
+        h.push(&FORMAT_VERSION.to_le_bytes());
+        h.push(&[b'g', tag]);
+        for p in parts {
+            h.field(p);
+        }
+        if let Some(v) = value {
+            h.opt_field(v);
+        }
+    }))
 }
 
 /// The global generation every cached result depends on.
 pub(crate) fn global_key() -> Key {
-    generation_hash(b'*', &[], None)
+    static GLOBAL: std::sync::OnceLock<Key> = std::sync::OnceLock::new();
+    *GLOBAL.get_or_init(|| generation_hash(b'*', &[], None))
 }
 
 /// The table's "all" generation: bumped to invalidate every query on it.
@@ -129,16 +170,16 @@ pub(crate) fn value_key(table: &str, column: &str, value: Option<&[u8]>) -> Key 
 /// The generation of rows whose columns hold all these values (a declared
 /// composite key), columns in declaration order.
 pub(crate) fn composite_key(table: &str, values: &[(&str, Option<&[u8]>)]) -> Key {
-    let mut h = Xxh3::new();
-    h.update(&FORMAT_VERSION.to_le_bytes());
-    h.update(b"gc");
-    field(&mut h, table.as_bytes());
-    h.update(&(values.len() as u64).to_le_bytes());
-    for (col, v) in values {
-        field(&mut h, col.as_bytes());
-        opt_field(&mut h, *v);
-    }
-    Key::generation(h.digest128())
+    Key::generation(KeyBytes::hash(|h| {
+        h.push(&FORMAT_VERSION.to_le_bytes());
+        h.push(b"gc");
+        h.field(table.as_bytes());
+        h.push(&(values.len() as u64).to_le_bytes());
+        for (col, v) in values {
+            h.field(col.as_bytes());
+            h.opt_field(*v);
+        }
+    }))
 }
 
 /// Everything that identifies one cached result besides the query.
@@ -158,38 +199,35 @@ pub(crate) fn entry_key(
     binds: &[Bind],
     generations: &[Key],
 ) -> Key {
-    let mut h = Xxh3::new();
-    h.update(&FORMAT_VERSION.to_le_bytes());
-    h.update(b"e");
-    field(&mut h, ctx.fingerprint.as_bytes());
-    field(&mut h, ctx.codec.as_bytes());
-    field(&mut h, ctx.result_type.as_bytes());
-    match ctx.narrowing {
-        None => h.update(&[0]),
-        Some(cols) => {
-            h.update(&[1]);
-            h.update(&(cols.len() as u64).to_le_bytes());
-            for (t, c) in cols {
-                field(&mut h, t.as_bytes());
-                field(&mut h, c.as_bytes());
+    Key::entry(KeyBytes::hash(|h| {
+        h.push(&FORMAT_VERSION.to_le_bytes());
+        h.push(b"e");
+        h.field(ctx.fingerprint.as_bytes());
+        h.field(ctx.codec.as_bytes());
+        h.field(ctx.result_type.as_bytes());
+        match ctx.narrowing {
+            None => h.push(&[0]),
+            Some(cols) => {
+                h.push(&[1]);
+                h.push(&(cols.len() as u64).to_le_bytes());
+                for (t, c) in cols {
+                    h.field(t.as_bytes());
+                    h.field(c.as_bytes());
+                }
             }
         }
-    }
-    h.update(&sql_hash.to_le_bytes());
-    h.update(&(binds.len() as u64).to_le_bytes());
-    for b in binds {
-        h.update(&b.type_id.to_le_bytes());
-        opt_field(&mut h, b.bytes.as_deref());
-    }
-    h.update(&(generations.len() as u64).to_le_bytes());
-    for g in generations {
-        h.update(&g.hash.to_le_bytes());
-    }
-    Key::entry(h.digest128())
+        h.push(&sql_hash.to_le_bytes());
+        h.push(&(binds.len() as u64).to_le_bytes());
+        for b in binds {
+            h.push(&b.type_id.to_le_bytes());
+            h.opt_field(b.bytes.as_deref());
+        }
+        h.push(&(generations.len() as u64).to_le_bytes());
+        for g in generations {
+            h.push(&g.hash.to_le_bytes());
+        }
+    }))
 }
-
-/// The values an atom pins (`None`: SQL `NULL`).
-type Values<'a> = Vec<Option<Cow<'a, [u8]>>>;
 
 /// One dependency, borrowing what it can from the analysis and the binds.
 enum DepRef<'a> {
@@ -251,6 +289,38 @@ impl DepRef<'_> {
     }
 }
 
+/// Where dependencies go as they are found: kept as [`DepRef`]s for
+/// display, or hashed to keys at once on the hot path.
+trait Sink<'a> {
+    fn push(&mut self, dep: DepRef<'a>);
+    fn len(&self) -> usize;
+    fn truncate(&mut self, len: usize);
+}
+
+impl<'a> Sink<'a> for Vec<DepRef<'a>> {
+    fn push(&mut self, dep: DepRef<'a>) {
+        Vec::push(self, dep);
+    }
+    fn len(&self) -> usize {
+        Vec::len(self)
+    }
+    fn truncate(&mut self, len: usize) {
+        Vec::truncate(self, len);
+    }
+}
+
+impl<'a> Sink<'a> for Vec<Key> {
+    fn push(&mut self, dep: DepRef<'a>) {
+        Vec::push(self, dep.key());
+    }
+    fn len(&self) -> usize {
+        Vec::len(self)
+    }
+    fn truncate(&mut self, len: usize) {
+        Vec::truncate(self, len);
+    }
+}
+
 /// The dependencies of an analysed query with these binds, sorted and
 /// deduplicated, for display ([`crate::Explain`]).
 pub(crate) fn dependencies<DB: CacheBackend>(
@@ -258,10 +328,9 @@ pub(crate) fn dependencies<DB: CacheBackend>(
     binds: &[Bind],
     narrowing: Option<&[(String, String)]>,
 ) -> Vec<Dependency> {
-    let mut deps: Vec<Dependency> = dependency_refs::<DB>(analysis, binds, narrowing)
-        .iter()
-        .map(DepRef::to_owned)
-        .collect();
+    let mut refs: Vec<DepRef<'_>> = Vec::new();
+    dependency_refs::<DB>(analysis, binds, narrowing, &mut refs);
+    let mut deps: Vec<Dependency> = refs.iter().map(DepRef::to_owned).collect();
     deps.sort();
     deps.dedup();
     deps
@@ -269,16 +338,15 @@ pub(crate) fn dependencies<DB: CacheBackend>(
 
 /// The generation keys of an analysed query with these binds, sorted and
 /// deduplicated: what a read fetches and an entry snapshots. The hot path:
-/// hashes names in place, copies no string.
+/// hashes names in place, copies no string, allocates only the result
+/// (and array elements, for `= ANY` filters).
 pub(crate) fn dependency_keys<DB: CacheBackend>(
     analysis: &Analysis,
     binds: &[Bind],
     narrowing: Option<&[(String, String)]>,
 ) -> Vec<Key> {
-    let mut keys: Vec<Key> = dependency_refs::<DB>(analysis, binds, narrowing)
-        .iter()
-        .map(DepRef::key)
-        .collect();
+    let mut keys: Vec<Key> = Vec::with_capacity(1 + 2 * analysis.tables.len());
+    dependency_refs::<DB>(analysis, binds, narrowing, &mut keys);
     keys.sort_unstable();
     keys.dedup();
     keys
@@ -291,16 +359,15 @@ fn dependency_refs<'a, DB: CacheBackend>(
     analysis: &'a Analysis,
     binds: &'a [Bind],
     narrowing: Option<&[(String, String)]>,
-) -> Vec<DepRef<'a>> {
-    let mut deps = Vec::with_capacity(1 + 2 * analysis.tables.len());
-    deps.push(DepRef::Global);
+    out: &mut impl Sink<'a>,
+) {
+    out.push(DepRef::Global);
     for t in &analysis.tables {
-        deps.push(DepRef::Table(&t.table));
-        if !table_values::<DB>(t, binds, narrowing, &mut deps) {
-            deps.push(DepRef::Rows(&t.table));
+        out.push(DepRef::Table(&t.table));
+        if !table_values::<DB>(t, binds, narrowing, out) {
+            out.push(DepRef::Rows(&t.table));
         }
     }
-    deps
 }
 
 /// Push the value keys for one table; `false` (and nothing pushed) for the
@@ -309,7 +376,7 @@ fn table_values<'a, DB: CacheBackend>(
     t: &'a TableDeps,
     binds: &'a [Bind],
     narrowing: Option<&[(String, String)]>,
-    out: &mut Vec<DepRef<'a>>,
+    out: &mut impl Sink<'a>,
 ) -> bool {
     let Pins::AnyOf(conjunctions) = &t.pins else {
         return false;
@@ -323,23 +390,24 @@ fn table_values<'a, DB: CacheBackend>(
     let composites = crate::model::composites_of(&t.table);
     let start = out.len();
     for conj in conjunctions {
-        let usable: Vec<(&'a Atom, Values<'a>)> = conj
-            .atoms
-            .iter()
-            .filter(|a| allowed(a))
-            .filter_map(|a| atom_values::<DB>(a, binds).map(|vals| (a, vals)))
-            .collect();
+        let usable = || {
+            conj.atoms
+                .iter()
+                .filter(|a| allowed(a))
+                .filter_map(|a| atom_values::<DB>(a, binds).map(|vals| (a, vals)))
+        };
         // A declared composite whose every column is pinned to one value is
         // the most precise key available.
-        let composite = composites.iter().find_map(|cols| {
-            cols.iter()
-                .map(|col| {
-                    usable
-                        .iter()
-                        .find(|(a, vals)| a.column == *col && vals.len() == 1)
-                        .map(|(a, vals)| (a.column.as_str(), vals[0].clone()))
-                })
-                .collect::<Option<Vec<_>>>()
+        let composite = composites.as_deref().and_then(|composites| {
+            composites.iter().find_map(|cols| {
+                cols.iter()
+                    .map(|col| {
+                        usable()
+                            .filter(|(a, _)| a.column == *col)
+                            .find_map(|(a, vals)| Some((a.column.as_str(), vals.single()?)))
+                    })
+                    .collect::<Option<Vec<_>>>()
+            })
         });
         if let Some(values) = composite {
             out.push(DepRef::Composite {
@@ -352,18 +420,25 @@ fn table_values<'a, DB: CacheBackend>(
         // row able to change the result matches all of them. Key on the one
         // with the fewest values; among equals prefer identifiers (`id`,
         // `user_id`), usually far more selective than flags and statuses.
-        let Some((atom, vals)) = usable
-            .into_iter()
+        let Some((atom, vals)) = usable()
             .min_by_key(|(a, vals)| (vals.len(), !(a.column == "id" || a.column.ends_with("_id"))))
         else {
             out.truncate(start);
             return false;
         };
-        out.extend(vals.into_iter().map(|value| DepRef::Value {
+        let value = |value| DepRef::Value {
             table: &t.table,
             column: &atom.column,
             value,
-        }));
+        };
+        match vals {
+            Values::One(v) => out.push(value(v.map(Cow::Borrowed))),
+            Values::Many(vs) => {
+                for v in vs {
+                    out.push(value(v.map(Cow::Owned)));
+                }
+            }
+        }
         if out.len() - start > MAX_VALUE_KEYS_PER_TABLE {
             out.truncate(start);
             return false;
@@ -372,14 +447,40 @@ fn table_values<'a, DB: CacheBackend>(
     true
 }
 
+/// The values an atom pins (`None`: SQL `NULL`).
+enum Values<'a> {
+    /// `col = $n` or `col IS NULL`: borrowed from the binds.
+    One(Option<&'a [u8]>),
+    /// `col = ANY($n)`: the array's elements, decoded.
+    Many(Vec<Option<Vec<u8>>>),
+}
+
+impl<'a> Values<'a> {
+    fn len(&self) -> usize {
+        match self {
+            Values::One(_) => 1,
+            Values::Many(v) => v.len(),
+        }
+    }
+
+    /// The value, when exactly one.
+    fn single(self) -> Option<Option<Cow<'a, [u8]>>> {
+        match self {
+            Values::One(v) => Some(v.map(Cow::Borrowed)),
+            Values::Many(mut v) if v.len() == 1 => v.pop().map(|v| v.map(Cow::Owned)),
+            Values::Many(_) => None,
+        }
+    }
+}
+
 /// The values an atom pins, or `None` when it cannot be keyed (the type does
 /// not compare by bytes, a `NULL` bind, an undecodable array).
 fn atom_values<'a, DB: CacheBackend>(atom: &Atom, binds: &'a [Bind]) -> Option<Values<'a>> {
     match atom.value {
-        ValueRef::Null => Some(vec![None]),
+        ValueRef::Null => Some(Values::One(None)),
         ValueRef::Bind(i) => {
             let b = binds.get(i).filter(|b| DB::is_keyable(b.type_id))?;
-            Some(vec![Some(Cow::Borrowed(b.bytes.as_deref()?))])
+            Some(Values::One(Some(b.bytes.as_deref()?)))
         }
         ValueRef::AnyOf(i) => {
             let elems = DB::array_elements(binds.get(i)?)?;
@@ -387,13 +488,13 @@ fn atom_values<'a, DB: CacheBackend>(atom: &Atom, binds: &'a [Bind]) -> Option<V
                 return None;
             }
             // NULL elements never compare equal: they pin no row.
-            Some(
+            Some(Values::Many(
                 elems
                     .into_iter()
                     .filter_map(|e| e.bytes)
-                    .map(|b| Some(Cow::Owned(b)))
+                    .map(Some)
                     .collect(),
-            )
+            ))
         }
     }
 }
@@ -466,6 +567,14 @@ mod tests {
             k(&[text("")])
         );
         assert_eq!(k(&[int(1)]), k(&[int(1)]));
+    }
+
+    #[test]
+    fn key_bytes_hash_what_was_pushed_and_start_empty() {
+        for n in [0usize, 3, 256, 100_000] {
+            let part = vec![7u8; n];
+            assert_eq!(KeyBytes::hash(|h| h.push(&part)), xxh3_128(&part), "{n}");
+        }
     }
 
     #[test]

@@ -94,11 +94,10 @@ pub(crate) fn register_composites<M: CacheModel>() {
 
 /// The composite keys registered for `table` (cheap: shared, and nothing at
 /// all to look up while no model registered any).
-pub(crate) fn composites_of(table: &str) -> Arc<[Vec<String>]> {
+pub(crate) fn composites_of(table: &str) -> Option<Arc<[Vec<String>]>> {
     COMPOSITES
         .get()
         .and_then(|r| r.read().ok().and_then(|m| m.get(table).cloned()))
-        .unwrap_or_else(|| Arc::from(Vec::new()))
 }
 
 /// Support for the derive's generated code. Not a public API.
