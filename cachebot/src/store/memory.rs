@@ -7,28 +7,30 @@
 //! writes made by other processes are not seen. Use the memcached store when
 //! several processes share a database.
 //!
-//! # Why two moka caches
+//! # Entries and generations apart
 //!
-//! Entries and generations have opposite needs, so each gets its own
-//! [`moka::sync::Cache`]:
+//! Entries and generations have opposite needs, so each gets its own map:
 //!
-//! - **Entries** are bounded by their total size in bytes (a weigher: value
-//!   length plus a small fixed per-entry overhead, so even empty values
-//!   count) and expire after their own TTL (moka's [`Expiry`] trait, reset
-//!   on every overwrite). They use moka's default TinyLFU admission, so a
-//!   burst of one-off queries cannot flush the hot entries.
-//! - **Generations** are bounded by count and never expire. They use plain
-//!   LRU: a generation is created right before the entry that depends on
-//!   it is stored, and TinyLFU could refuse to admit such a brand-new key,
-//!   turning every later read of its dependents into a miss.
+//! - **Entries** live in a [`moka::sync::Cache`] bounded by their total
+//!   size in bytes (a weigher: value length plus a small fixed per-entry
+//!   overhead, so even empty values count) and expire after their own TTL
+//!   (moka's [`Expiry`] trait, reset on every overwrite). They use moka's
+//!   default TinyLFU admission, so a burst of one-off queries cannot flush
+//!   the hot entries.
+//! - **Generations** are bounded by count and never expire. Every read
+//!   looks up all of its generations, so they live in a sharded hash map
+//!   with second-chance eviction (`generations.rs`), several times cheaper
+//!   per lookup than a moka cache. A brand-new generation (created right
+//!   before the entry that depends on it is stored) is never refused, as
+//!   TinyLFU admission could do.
 //!
 //! Keeping them apart means a flood of large entries never evicts the
 //! generations, and evicting a generation is harmless anyway: it is
 //! re-created with a fresh random value, which no stored entry can match,
 //! so its dependents miss rather than serve stale data.
 //!
-//! Keys are [`Key`] values hashed directly (a `u128` and its kind), never
-//! rendered to strings.
+//! Keys are [`Key`] values hashed directly (one multiply of the `u128`
+//! they already are), never rendered to strings.
 //!
 //! # Value representation
 //!
@@ -42,10 +44,11 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use moka::policy::{EvictionPolicy, Expiry};
+use moka::policy::Expiry;
 use moka::sync::Cache;
 
-use super::{fresh_generation, FetchedMany, Generation, Key, Store};
+use super::generations::Generations;
+use super::{FetchedMany, Generation, Key, KeyHashBuilder, Store};
 use crate::error::{StoreError, StoreErrorKind};
 
 /// The store name used in errors and traces.
@@ -120,8 +123,8 @@ fn entry_weight(_key: &Key, value: &StoredEntry) -> u32 {
 /// ```
 #[derive(Clone)]
 pub struct InProcessStore {
-    entries: Cache<Key, StoredEntry>,
-    generations: Cache<Key, Generation>,
+    entries: Cache<Key, StoredEntry, KeyHashBuilder>,
+    generations: Arc<Generations>,
     max_bytes: u64,
     max_generations: u64,
     max_value_size: usize,
@@ -180,7 +183,7 @@ impl InProcessStore {
         self.entries.entry_count()
     }
 
-    /// The number of generations currently held (updated like
+    /// The number of generations currently held (exact at once, unlike
     /// [`entry_count`](Self::entry_count)).
     ///
     /// ```
@@ -188,11 +191,10 @@ impl InProcessStore {
     ///
     /// let store = InProcessStore::new();
     /// store.ensure_generations(&[Key::generation(1), Key::generation(2)]).unwrap();
-    /// store.run_pending_tasks();
     /// assert_eq!(store.generation_count(), 2);
     /// ```
     pub fn generation_count(&self) -> u64 {
-        self.generations.entry_count()
+        self.generations.len()
     }
 
     /// The total weight of the entries held, in bytes: value lengths plus a
@@ -213,8 +215,8 @@ impl InProcessStore {
         self.entries.weighted_size()
     }
 
-    /// Run moka's pending housekeeping now (evictions, expirations, counts)
-    /// on both caches. Moka does it on its own as the caches are used; call
+    /// Run moka's pending housekeeping on the entries now (evictions,
+    /// expirations, counts). Moka does it on its own as it is used; call
     /// it in tests and before measuring memory.
     ///
     /// ```
@@ -224,7 +226,6 @@ impl InProcessStore {
     /// ```
     pub fn run_pending_tasks(&self) {
         self.entries.run_pending_tasks();
-        self.generations.run_pending_tasks();
     }
 }
 
@@ -242,7 +243,7 @@ impl fmt::Debug for InProcessStore {
             .field("max_generations", &self.max_generations)
             .field("max_value_size", &self.max_value_size)
             .field("entry_count", &self.entries.entry_count())
-            .field("generation_count", &self.generations.entry_count())
+            .field("generation_count", &self.generations.len())
             .finish()
     }
 }
@@ -262,12 +263,10 @@ impl Store for InProcessStore {
     }
 
     fn ensure_generations(&self, keys: &[Key]) -> Result<Vec<Generation>, StoreError> {
-        // `get_with` runs the initializer at most once per key at a time:
-        // concurrent callers for a missing key wait for the first one and
-        // all get its value.
+        // Concurrent callers for a missing key all get the value that won.
         Ok(keys
             .iter()
-            .map(|key| self.generations.get_with(*key, fresh_generation))
+            .map(|key| self.generations.get_or_create(key))
             .collect())
     }
 
@@ -295,7 +294,7 @@ impl Store for InProcessStore {
 
     fn bump(&self, keys: &[Key]) -> Result<(), StoreError> {
         for key in keys {
-            self.generations.insert(*key, fresh_generation());
+            self.generations.bump(key);
         }
         Ok(())
     }
@@ -306,6 +305,10 @@ impl Store for InProcessStore {
 
     fn name(&self) -> &'static str {
         NAME
+    }
+
+    fn is_in_process(&self) -> bool {
+        true
     }
 }
 
@@ -402,12 +405,8 @@ impl InProcessStoreBuilder {
             .max_capacity(self.max_bytes)
             .weigher(entry_weight)
             .expire_after(EntryExpiry)
-            .build();
-        let generations = Cache::builder()
-            .name("cachebot-generations")
-            .max_capacity(self.max_generations)
-            .eviction_policy(EvictionPolicy::lru())
-            .build();
+            .build_with_hasher(KeyHashBuilder::new());
+        let generations = Arc::new(Generations::new(self.max_generations));
         InProcessStore {
             entries,
             generations,
