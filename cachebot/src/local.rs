@@ -2,18 +2,19 @@
 //!
 //! Decoding is most of an in-process hit (and a large part of a remote
 //! one): ten rows with timestamps cost microseconds to decode, against a
-//! fraction of one to clone. So each process keeps the results it stored or
-//! decoded, as Rust values, with the generations they were read under. A
-//! read still asks the store for the *current* generations, every time, and
-//! serves the local value only if they equal its snapshot: correctness stays
-//! with the generations; the local tier only skips moving and decoding the
-//! entry.
+//! fraction of one to clone. So each process keeps the results it decoded
+//! on a hit, as Rust values, with the generations they were read under (a
+//! result enters on its first hit, not when a miss stores it: a result read
+//! once is not worth the clone). A read still asks the store for the
+//! *current* generations, every time, and serves the local value only if
+//! they equal its snapshot: correctness stays with the generations; the
+//! local tier only skips moving and decoding the entry.
 
 use std::any::Any;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::store::{Generation, Key};
+use crate::store::{Generation, Key, KeyHashBuilder};
 
 /// Bytes accounted per value on top of its encoded size.
 const OVERHEAD: u32 = 128;
@@ -27,7 +28,7 @@ struct Decoded {
 
 /// Decoded results of this process, bounded by their encoded size.
 pub(crate) struct Local {
-    values: moka::sync::Cache<Key, Arc<Decoded>>,
+    values: moka::sync::Cache<Key, Arc<Decoded>, KeyHashBuilder>,
 }
 
 impl Local {
@@ -36,7 +37,7 @@ impl Local {
             .max_capacity(max_bytes)
             .weigher(|_, d: &Arc<Decoded>| d.weight.saturating_add(OVERHEAD))
             .time_to_live(ttl)
-            .build();
+            .build_with_hasher(KeyHashBuilder::new());
         Local { values }
     }
 

@@ -370,6 +370,15 @@ impl<C: Codec> Cache<C> {
             return load();
         }
         let store = inner.store.as_ref();
+        // In process, a lookup costs no round trip: read the generations
+        // alone, and copy the entry out only if the local tier can't serve.
+        let local_first = store.is_in_process() && inner.local.is_some();
+        if local_first {
+            if let Some(rows) = self.serve_local::<U>(entry_key, &gen_keys) {
+                Counters::bump(&c.hits);
+                return Ok(rows);
+            }
+        }
         let fetched = match store.fetch(entry_key, &gen_keys) {
             Ok(f) => f,
             Err(e) => {
@@ -380,7 +389,8 @@ impl<C: Codec> Cache<C> {
         };
         let current: Option<Vec<Generation>> = fetched.generations.iter().copied().collect();
         if let Some(current) = &current {
-            if let Some(rows) = self.serve::<U>(entry_key, fetched.entry.as_deref(), current) {
+            let bytes = fetched.entry.as_deref();
+            if let Some(rows) = self.serve::<U>(entry_key, bytes, current, !local_first) {
                 Counters::bump(&c.hits);
                 return Ok(rows);
             }
@@ -405,17 +415,36 @@ impl<C: Codec> Cache<C> {
         Ok(rows)
     }
 
+    /// The rows the local tier holds for `key`, if they are current: the
+    /// generations are read from the (in-process) store, nothing else.
+    fn serve_local<U: Clone + 'static>(&self, key: Key, gen_keys: &[Key]) -> Option<Vec<U>> {
+        let inner = &*self.core;
+        let local = inner.local.as_ref()?;
+        // An error here is reported by the full fetch that follows.
+        let fetched = inner.store.fetch_many(&[], gen_keys).ok()?;
+        let current: Vec<Generation> = fetched.generations.into_iter().collect::<Option<_>>()?;
+        local.get::<U>(&key, &current)
+    }
+
     /// The rows of a hit, if the entry is current under `current`: from the
-    /// local tier when this process holds them decoded, else decoded from
-    /// the entry's bytes (and then kept locally). Corrupt or undecodable
-    /// entries are counted and are misses.
-    fn serve<U>(&self, key: Key, bytes: Option<&[u8]>, current: &[Generation]) -> Option<Vec<U>>
+    /// local tier when this process holds them decoded (unless the caller
+    /// just looked), else decoded from the entry's bytes (and then kept
+    /// locally). Corrupt or undecodable entries are counted and are misses.
+    fn serve<U>(
+        &self,
+        key: Key,
+        bytes: Option<&[u8]>,
+        current: &[Generation],
+        try_local: bool,
+    ) -> Option<Vec<U>>
     where
         U: DeserializeOwned + Clone + Send + Sync + 'static,
     {
         let inner = &*self.core;
-        if let Some(rows) = inner.local.as_ref().and_then(|l| l.get::<U>(&key, current)) {
-            return Some(rows);
+        if try_local {
+            if let Some(rows) = inner.local.as_ref().and_then(|l| l.get::<U>(&key, current)) {
+                return Some(rows);
+            }
         }
         let c = &inner.counters;
         match entry::open(bytes?, current) {
@@ -469,12 +498,7 @@ impl<C: Codec> Cache<C> {
             .collect()
     }
 
-    fn put<U: Serialize + Clone + Send + Sync + 'static>(
-        &self,
-        key: Key,
-        snapshot: &[Generation],
-        rows: &Vec<U>,
-    ) {
+    fn put<U: Serialize>(&self, key: Key, snapshot: &[Generation], rows: &Vec<U>) {
         let inner = &*self.core;
         let c = &inner.counters;
         let payload = match self.codec.encode(rows) {
@@ -497,10 +521,9 @@ impl<C: Codec> Cache<C> {
             );
             return;
         }
-        // Kept locally only what the store would keep too.
-        if let Some(local) = &inner.local {
-            local.insert(key, snapshot, rows.clone(), payload.len());
-        }
+        // The local tier admits results on their first hit (`serve`), not
+        // here: a result read once is not worth a clone and an insert, and
+        // the local tier stays for the hot ones.
         if let Some(behind) = &inner.write_behind {
             if !behind.put(key, bytes, inner.ttl) {
                 tracing::debug!("write-behind queue full; entry not stored");
@@ -620,7 +643,7 @@ impl<C: Codec> Cache<C> {
         let mut found: Vec<Option<Vec<M>>> = Vec::with_capacity(ids.len());
         for ((entry_key, gens), bytes) in plans.iter().zip(&fetched.entries) {
             let hit = current_of(gens, &fetched.generations)
-                .and_then(|current| self.serve::<M>(*entry_key, bytes.as_deref(), &current));
+                .and_then(|current| self.serve::<M>(*entry_key, bytes.as_deref(), &current, true));
             Counters::bump(if hit.is_some() { &c.hits } else { &c.misses });
             found.push(hit);
         }
