@@ -54,7 +54,34 @@ impl WriteBehind {
     }
 }
 
+/// Nice value of the writer thread on Linux: below request threads.
+#[cfg(target_os = "linux")]
+const NICE: libc::c_int = 10;
+
+/// The writer yields to request threads. Waking it hands it the CPU at
+/// once on a busy (or single) CPU, and the store write it makes would then
+/// run inside the very read that queued it, which writing behind exists to
+/// avoid; at a lower priority it runs when the request thread waits (for
+/// the database, the network) or on another core. Linux only; elsewhere
+/// the thread keeps the default priority.
+fn lower_priority() {
+    #[cfg(target_os = "linux")]
+    {
+        // SAFETY: two system calls about the calling thread, no memory is
+        // passed. Failure (a sandbox forbidding it) leaves the default
+        // priority, which is only slower.
+        let done = unsafe {
+            let tid = libc::gettid();
+            libc::setpriority(libc::PRIO_PROCESS, tid as libc::id_t, NICE)
+        };
+        if done != 0 {
+            tracing::debug!("write-behind thread keeps the default priority");
+        }
+    }
+}
+
 fn run(rx: Receiver<Job>, store: Arc<dyn Store>, counters: Arc<Counters>) {
+    lower_priority();
     // Ends when the cache (the only sender) is dropped.
     while let Ok(job) = rx.recv() {
         match job {
