@@ -28,6 +28,26 @@ pub trait Codec: Send + Sync + 'static {
 
     /// Decode a value; trailing bytes are an error.
     fn decode<T: DeserializeOwned>(&self, bytes: &[u8]) -> Result<T, CodecError>;
+
+    /// Encode a value at the end of `out`, where the entry's header already
+    /// is. The default appends what [`encode`](Self::encode) returns;
+    /// codecs that can write in place override it and save a copy.
+    ///
+    /// ```
+    /// use cachebot::codec::{Bincode, Codec};
+    ///
+    /// let mut out = b"header".to_vec();
+    /// Bincode.encode_into(&vec![1u32, 2], &mut out).unwrap();
+    /// assert_eq!(Bincode.decode::<Vec<u32>>(&out[6..]).unwrap(), vec![1, 2]);
+    /// ```
+    fn encode_into<T: Serialize + ?Sized>(
+        &self,
+        value: &T,
+        out: &mut Vec<u8>,
+    ) -> Result<(), CodecError> {
+        out.extend_from_slice(&self.encode(value)?);
+        Ok(())
+    }
 }
 
 /// bincode 2 with its standard configuration (the default codec).
@@ -42,6 +62,19 @@ impl Codec for Bincode {
             codec: Self::NAME,
             message: e.to_string(),
         })
+    }
+
+    fn encode_into<T: Serialize + ?Sized>(
+        &self,
+        value: &T,
+        out: &mut Vec<u8>,
+    ) -> Result<(), CodecError> {
+        bincode::serde::encode_into_std_write(value, out, bincode::config::standard())
+            .map(|_| ())
+            .map_err(|e| CodecError {
+                codec: Self::NAME,
+                message: e.to_string(),
+            })
     }
 
     fn decode<T: DeserializeOwned>(&self, bytes: &[u8]) -> Result<T, CodecError> {
@@ -72,6 +105,19 @@ impl Codec for Postcard {
             codec: Self::NAME,
             message: e.to_string(),
         })
+    }
+
+    fn encode_into<T: Serialize + ?Sized>(
+        &self,
+        value: &T,
+        out: &mut Vec<u8>,
+    ) -> Result<(), CodecError> {
+        // postcard extends by value; on an error the caller drops `out`.
+        *out = postcard::to_extend(value, std::mem::take(out)).map_err(|e| CodecError {
+            codec: Self::NAME,
+            message: e.to_string(),
+        })?;
+        Ok(())
     }
 
     fn decode<T: DeserializeOwned>(&self, bytes: &[u8]) -> Result<T, CodecError> {

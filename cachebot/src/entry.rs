@@ -11,19 +11,43 @@ use crate::store::Generation;
 const MAGIC: [u8; 2] = [0xCB, 0x01];
 const HEADER: usize = 2 + 2;
 
-/// Lay out an entry. `None` if there are more generations than the format
-/// holds (the caller then does not cache).
-pub(crate) fn encode(snapshot: &[Generation], payload: &[u8]) -> Option<Vec<u8>> {
-    let n = u16::try_from(snapshot.len()).ok()?;
-    let mut out = Vec::with_capacity(HEADER + snapshot.len() * 8 + 8 + payload.len());
+/// Room reserved for the payload when it is written in place: most results
+/// fit, so the buffer rarely grows.
+const PAYLOAD_HINT: usize = 512;
+
+/// Lay out an entry whose payload `write` appends in place (no copy).
+/// `Ok(None)` if there are more generations than the format holds (the
+/// caller then does not cache).
+pub(crate) fn encode_with<E>(
+    snapshot: &[Generation],
+    write: impl FnOnce(&mut Vec<u8>) -> Result<(), E>,
+) -> Result<Option<Vec<u8>>, E> {
+    let Ok(n) = u16::try_from(snapshot.len()) else {
+        return Ok(None);
+    };
+    let start = HEADER + snapshot.len() * 8 + 8;
+    let mut out = Vec::with_capacity(start + PAYLOAD_HINT);
     out.extend_from_slice(&MAGIC);
     out.extend_from_slice(&n.to_le_bytes());
     for g in snapshot {
         out.extend_from_slice(&g.to_le_bytes());
     }
-    out.extend_from_slice(&xxhash_rust::xxh3::xxh3_64(payload).to_le_bytes());
-    out.extend_from_slice(payload);
-    Some(out)
+    out.extend_from_slice(&[0; 8]);
+    write(&mut out)?;
+    let sum = xxhash_rust::xxh3::xxh3_64(&out[start..]).to_le_bytes();
+    out[start - 8..start].copy_from_slice(&sum);
+    Ok(Some(out))
+}
+
+/// Lay out an entry around a ready payload.
+#[cfg(test)]
+fn encode(snapshot: &[Generation], payload: &[u8]) -> Option<Vec<u8>> {
+    encode_with(snapshot, |out| {
+        out.extend_from_slice(payload);
+        Ok::<(), ()>(())
+    })
+    .ok()
+    .flatten()
 }
 
 /// Why an entry was not served.
@@ -78,6 +102,21 @@ mod tests {
         assert_eq!(open(&e, &[1, 2, 3]), Ok(&b"rows"[..]));
         assert_eq!(open(&e, &[1, 2, 4]), Err(Reject::Stale));
         assert_eq!(open(&e, &[1, 2]), Err(Reject::Stale));
+    }
+
+    #[test]
+    fn payload_written_in_place() {
+        let big = vec![9u8; 3 * PAYLOAD_HINT];
+        let e = encode_with(&[4, 5], |out| {
+            out.extend_from_slice(&big);
+            Ok::<(), ()>(())
+        })
+        .unwrap()
+        .unwrap();
+        assert_eq!(open(&e, &[4, 5]), Ok(&big[..]));
+        assert_eq!(encode_with(&[1], |_| Err("no")), Err("no"));
+        let too_many = vec![1; usize::from(u16::MAX) + 1];
+        assert_eq!(encode(&too_many, b""), None);
     }
 
     #[test]

@@ -501,17 +501,17 @@ impl<C: Codec> Cache<C> {
     fn put<U: Serialize>(&self, key: Key, snapshot: &[Generation], rows: &Vec<U>) {
         let inner = &*self.core;
         let c = &inner.counters;
-        let payload = match self.codec.encode(rows) {
-            Ok(p) => p,
+        let bytes = match entry::encode_with(snapshot, |out| self.codec.encode_into(rows, out)) {
+            Ok(Some(bytes)) => bytes,
+            Ok(None) => {
+                Counters::bump(&c.oversized);
+                return;
+            }
             Err(e) => {
                 Counters::bump(&c.decode_errors);
                 tracing::warn!(error = %e, "result does not encode; not caching");
                 return;
             }
-        };
-        let Some(bytes) = entry::encode(snapshot, &payload) else {
-            Counters::bump(&c.oversized);
-            return;
         };
         if bytes.len() > inner.store.max_value_size() {
             Counters::bump(&c.oversized);
