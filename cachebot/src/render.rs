@@ -15,6 +15,7 @@ use diesel::QueryResult;
 
 use crate::backend::{Bind, CacheBackend};
 use crate::extract::{analyze, Extracted};
+use crate::store::KeyHashBuilder;
 
 /// The parsed form of one SQL text, shared by every call that renders it.
 #[derive(Debug)]
@@ -31,8 +32,9 @@ pub(crate) struct Rendered {
     pub binds: Vec<Bind>,
 }
 
-/// Templates per static query type (and backend).
-type ByType = RwLock<HashMap<(TypeId, TypeId), Arc<Template>>>;
+/// Templates per static query type (and backend). A `TypeId` is already a
+/// hash: the cheap key hasher does, where SipHash was a tenth of a hit.
+type ByType = RwLock<HashMap<(TypeId, TypeId), Arc<Template>, KeyHashBuilder>>;
 static BY_TYPE: OnceLock<ByType> = OnceLock::new();
 
 /// Templates per SQL text, for queries that have no static identity. Bounded:
@@ -54,7 +56,8 @@ where
         _ => None,
     };
     if let Some(id) = static_id {
-        let by_type = BY_TYPE.get_or_init(Default::default);
+        let by_type =
+            BY_TYPE.get_or_init(|| RwLock::new(HashMap::with_hasher(KeyHashBuilder::new())));
         if let Some(t) = by_type.read().ok().and_then(|m| m.get(&id).cloned()) {
             return Ok(Rendered { template: t, binds });
         }

@@ -136,10 +136,11 @@ pub trait Store: Send + Sync + 'static {
     }
 }
 
-/// Hashes [`Key`]s for this process's own maps (the in-process store, the
-/// local tier). A key is already xxh3-128 output, so one folded multiply
-/// with a per-map random seed spreads it as well as SipHash does, at a
-/// fraction of the cost (SipHash was a tenth of an in-process hit).
+/// Hashes [`Key`]s (and other values that already are hashes, like
+/// `TypeId`s) for this process's own maps: the in-process store, the local
+/// tier, the template memo. A key is already xxh3-128 output, so one folded
+/// multiply with a per-map random seed spreads it as well as SipHash does,
+/// at a fraction of the cost (SipHash was a tenth of an in-process hit).
 #[derive(Clone, Debug)]
 pub(crate) struct KeyHashBuilder {
     seed: u64,
