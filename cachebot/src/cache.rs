@@ -112,7 +112,8 @@ struct Settings {
     never_cache: HashSet<String>,
     enabled: bool,
     cache_gets: bool,
-    write_behind: bool,
+    /// `None`: on for remote stores, off in process.
+    write_behind: Option<bool>,
     local_bytes: u64,
 }
 
@@ -124,7 +125,7 @@ impl Default for Settings {
             never_cache: HashSet::new(),
             enabled: true,
             cache_gets: true,
-            write_behind: false,
+            write_behind: None,
             local_bytes: DEFAULT_LOCAL_BYTES,
         }
     }
@@ -212,13 +213,26 @@ impl<C: Codec> CacheBuilder<C> {
     }
 
     /// Store a miss's result from a background thread, so the read does not
-    /// wait for the store's answer (default off). Worth it on a remote
-    /// store: it takes one round trip off every miss. Correctness does not
-    /// depend on it (entries carry the generations read before the query);
-    /// an immediate re-read may miss. [`Cache::flush_write_behind`] waits
-    /// for the queue.
+    /// wait for the store's answer. Default: on for remote stores (it takes
+    /// one round trip off every miss), off for the in-process store (where
+    /// handing the entry to a thread costs more than storing it).
+    /// Correctness does not depend on it (entries carry the generations read
+    /// before the query); an immediate re-read may miss, and
+    /// [`Cache::flush_write_behind`] waits for the queue. The thread runs at
+    /// a lower priority (Linux), so that it does not preempt the read that
+    /// queued the entry; a full queue (4096 entries) drops entries, which
+    /// later misses store again.
+    ///
+    /// ```
+    /// use cachebot::Cache;
+    ///
+    /// // Every miss waits for its entry to be stored: reads that follow at
+    /// // once find it (tests counting hits and misses want this).
+    /// let cache = Cache::builder().write_behind(false).build().unwrap();
+    /// # let _ = cache;
+    /// ```
     pub fn write_behind(mut self, on: bool) -> Self {
-        self.settings.write_behind = on;
+        self.settings.write_behind = Some(on);
         self
     }
 
@@ -250,7 +264,7 @@ impl<C: Codec> CacheBuilder<C> {
             .unwrap_or_else(|| Box::new(InProcessStore::new()));
         let store: Arc<dyn Store> = Arc::from(store);
         let counters = Arc::new(Counters::default());
-        let write_behind = if self.settings.write_behind {
+        let write_behind = if self.settings.write_behind.unwrap_or(!store.is_in_process()) {
             let w = crate::behind::WriteBehind::start(store.clone(), counters.clone())
                 .map_err(|e| ConfigError(format!("cannot start the write-behind thread: {e}")))?;
             Some(w)

@@ -388,7 +388,14 @@ fn run(
         .prefix(prefix)
         .build()
         .unwrap();
-    let cache = Cache::builder().store(store).build().unwrap();
+    // One process stores its entries from the write-behind thread (the
+    // default on memcached), the other inline: stale reads are looked for
+    // under both.
+    let cache = Cache::builder()
+        .store(store)
+        .write_behind(process == 0)
+        .build()
+        .unwrap();
     let mut conn = PgConnection::establish(&url).unwrap();
     let users: Vec<i32> = users::table
         .select(users::id)

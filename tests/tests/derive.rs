@@ -43,7 +43,11 @@ fn memcached() -> Cache {
         .prefix(unique_prefix())
         .build()
         .expect("memcached store");
-    Cache::builder().store(store).build().expect("cache")
+    Cache::builder()
+        .store(store)
+        .write_behind(false)
+        .build()
+        .expect("cache")
 }
 
 /// Get, save, delete and get-or-create on one cache.

@@ -23,7 +23,12 @@ fn cache_on(servers: &[String], io_timeout: Duration) -> Cache {
         .connect_timeout(io_timeout)
         .build()
         .unwrap();
-    Cache::builder().store(store).build().unwrap()
+    // Store failures counted by the read that hit them, not by a background thread.
+    Cache::builder()
+        .store(store)
+        .write_behind(false)
+        .build()
+        .unwrap()
 }
 
 /// A write the cache was never told about, so only a miss can see it.

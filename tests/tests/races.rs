@@ -203,7 +203,11 @@ fn a_generation_evicted_between_snapshot_and_store_gives_a_miss() {
         .prefix(unique_prefix())
         .build()
         .unwrap();
-    let cache = Cache::builder().store(store).build().unwrap();
+    let cache = Cache::builder()
+        .store(store)
+        .write_behind(false)
+        .build()
+        .unwrap();
     let q = by_ann(seed.ann.id);
     let pause = Pause::at("reader", Point::ReadBeforeStore);
     let (c, url, q2) = (cache.clone(), db.url(), by_ann(seed.ann.id));
