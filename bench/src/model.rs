@@ -78,6 +78,17 @@ pub fn filter_explain(cache: &Cache, user: i32) -> cachebot::Explain {
         .expect("explain")
 }
 
+/// `explain` of the cached find by primary key (`first` adds `LIMIT 1`).
+pub fn find_explain(cache: &Cache, id: i32) -> cachebot::Explain {
+    photos::table
+        .find(id)
+        .select(Photo::as_select())
+        .limit(1)
+        .cache(cache)
+        .explain::<diesel::pg::Pg, Photo>()
+        .expect("explain")
+}
+
 pub fn find_db(conn: &mut PgConnection, id: i32) -> Photo {
     photos::table
         .find(id)
