@@ -41,14 +41,17 @@ impl Local {
         Local { values }
     }
 
-    /// The rows, if the local value was stored under exactly `current`.
+    /// The rows, if the local value was stored under exactly `current`
+    /// (`None` slots: generations the store does not hold, never current).
     pub(crate) fn get<U: Clone + 'static>(
         &self,
         key: &Key,
-        current: &[Generation],
+        current: impl ExactSizeIterator<Item = Option<Generation>>,
     ) -> Option<Vec<U>> {
         let d = self.values.get(key)?;
-        if *d.snapshot != *current {
+        let same =
+            d.snapshot.len() == current.len() && d.snapshot.iter().map(|s| Some(*s)).eq(current);
+        if !same {
             return None;
         }
         d.rows.downcast_ref::<Vec<U>>().cloned()
@@ -80,10 +83,17 @@ mod tests {
         let local = Local::new(1 << 20, Duration::from_secs(60));
         let k = Key::entry(1);
         local.insert(k, &[5, 6], vec![1i32, 2], 8);
-        assert_eq!(local.get::<i32>(&k, &[5, 6]), Some(vec![1, 2]));
-        assert_eq!(local.get::<i32>(&k, &[5, 7]), None);
-        assert_eq!(local.get::<i32>(&k, &[5]), None);
-        assert_eq!(local.get::<i64>(&k, &[5, 6]), None);
-        assert_eq!(local.get::<i32>(&Key::entry(2), &[5, 6]), None);
+        assert_eq!(
+            local.get::<i32>(&k, [Some(5), Some(6)].into_iter()),
+            Some(vec![1, 2])
+        );
+        assert_eq!(local.get::<i32>(&k, [Some(5), Some(7)].into_iter()), None);
+        assert_eq!(local.get::<i32>(&k, [Some(5), None].into_iter()), None);
+        assert_eq!(local.get::<i32>(&k, [Some(5)].into_iter()), None);
+        assert_eq!(local.get::<i64>(&k, [Some(5), Some(6)].into_iter()), None);
+        assert_eq!(
+            local.get::<i32>(&Key::entry(2), [Some(5), Some(6)].into_iter()),
+            None
+        );
     }
 }

@@ -29,7 +29,7 @@ use crate::extract::{Extracted, Uncacheable};
 use crate::key::{self, Dependency, EntryContext};
 use crate::render::render;
 use crate::stats::Counters;
-use crate::store::{Generation, Key};
+use crate::store::{Fetched, Generation, Key};
 
 /// Adds [`cache`](CacheDsl::cache) to every Diesel query.
 ///
@@ -373,13 +373,25 @@ impl<C: Codec> Cache<C> {
         // In process, a lookup costs no round trip: read the generations
         // alone, and copy the entry out only if the local tier can't serve.
         let local_first = store.is_in_process() && inner.local.is_some();
-        if local_first {
-            if let Some(rows) = self.serve_local::<U>(entry_key, &gen_keys) {
-                Counters::bump(&c.hits);
-                return Ok(rows);
+        let fetched = if local_first {
+            match self.serve_local::<U>(entry_key, &gen_keys) {
+                Ok(rows) => {
+                    Counters::bump(&c.hits);
+                    return Ok(rows);
+                }
+                // The generations just read, and the entry alone.
+                Err(Some(generations)) => store
+                    .fetch_many(std::slice::from_ref(&entry_key), &[])
+                    .map(|mut many| Fetched {
+                        entry: many.entries.pop().flatten(),
+                        generations,
+                    }),
+                Err(None) => store.fetch(entry_key, &gen_keys),
             }
-        }
-        let fetched = match store.fetch(entry_key, &gen_keys) {
+        } else {
+            store.fetch(entry_key, &gen_keys)
+        };
+        let fetched = match fetched {
             Ok(f) => f,
             Err(e) => {
                 Counters::bump(&c.fallbacks);
@@ -417,13 +429,21 @@ impl<C: Codec> Cache<C> {
 
     /// The rows the local tier holds for `key`, if they are current: the
     /// generations are read from the (in-process) store, nothing else.
-    fn serve_local<U: Clone + 'static>(&self, key: Key, gen_keys: &[Key]) -> Option<Vec<U>> {
+    /// Otherwise the generations read, for the caller to check the entry
+    /// against (`None` if the store failed: the caller's fetch reports it).
+    fn serve_local<U: Clone + 'static>(
+        &self,
+        key: Key,
+        gen_keys: &[Key],
+    ) -> Result<Vec<U>, Option<Vec<Option<Generation>>>> {
         let inner = &*self.core;
-        let local = inner.local.as_ref()?;
-        // An error here is reported by the full fetch that follows.
-        let fetched = inner.store.fetch_many(&[], gen_keys).ok()?;
-        let current: Vec<Generation> = fetched.generations.into_iter().collect::<Option<_>>()?;
-        local.get::<U>(&key, &current)
+        let Ok(fetched) = inner.store.fetch_many(&[], gen_keys) else {
+            return Err(None);
+        };
+        let local = inner.local.as_ref().ok_or(None)?;
+        local
+            .get::<U>(&key, fetched.generations.iter().copied())
+            .ok_or(Some(fetched.generations))
     }
 
     /// The rows of a hit, if the entry is current under `current`: from the
@@ -442,7 +462,11 @@ impl<C: Codec> Cache<C> {
     {
         let inner = &*self.core;
         if try_local {
-            if let Some(rows) = inner.local.as_ref().and_then(|l| l.get::<U>(&key, current)) {
+            if let Some(rows) = inner
+                .local
+                .as_ref()
+                .and_then(|l| l.get::<U>(&key, current.iter().copied().map(Some)))
+            {
                 return Some(rows);
             }
         }
