@@ -2,9 +2,11 @@
 //!
 //! One read is: render the query and collect its binds (memoised per query
 //! type), compute the entry key and the generation keys it depends on, then
-//! ask the store for the entry and all those generations in one round trip.
-//! The entry is served only if every generation it was stored with is still
-//! current. Otherwise the generations are read (or created) *before* the
+//! ask the store for the entry and all those generations in one round trip
+//! (in process, where a lookup costs no round trip, the generations first:
+//! the local tier of decoded rows usually serves, and the entry is not
+//! copied out). The entry is served only if every generation it was stored
+//! with is still current. Otherwise the generations are read (or created) *before* the
 //! database query and stored with the result: a write that commits in
 //! between bumps one of them, so a result read before that write is never
 //! served after it.
