@@ -297,9 +297,9 @@ trait Sink<'a> {
     fn truncate(&mut self, len: usize);
 }
 
-impl<'a> Sink<'a> for Vec<DepRef<'a>> {
+impl<'a, T: From<DepRef<'a>>> Sink<'a> for Vec<T> {
     fn push(&mut self, dep: DepRef<'a>) {
-        Vec::push(self, dep);
+        Vec::push(self, T::from(dep));
     }
     fn len(&self) -> usize {
         Vec::len(self)
@@ -309,15 +309,9 @@ impl<'a> Sink<'a> for Vec<DepRef<'a>> {
     }
 }
 
-impl<'a> Sink<'a> for Vec<Key> {
-    fn push(&mut self, dep: DepRef<'a>) {
-        Vec::push(self, dep.key());
-    }
-    fn len(&self) -> usize {
-        Vec::len(self)
-    }
-    fn truncate(&mut self, len: usize) {
-        Vec::truncate(self, len);
+impl From<DepRef<'_>> for Key {
+    fn from(dep: DepRef<'_>) -> Key {
+        dep.key()
     }
 }
 
@@ -399,10 +393,12 @@ fn table_values<'a, DB: CacheBackend>(
         // A declared composite whose every column is pinned to one value is
         // the most precise key available.
         let composite = composites.as_deref().and_then(|composites| {
+            let usable: Vec<_> = usable().collect();
             composites.iter().find_map(|cols| {
                 cols.iter()
                     .map(|col| {
-                        usable()
+                        usable
+                            .iter()
                             .filter(|(a, _)| a.column == *col)
                             .find_map(|(a, vals)| Some((a.column.as_str(), vals.single()?)))
                     })
@@ -435,7 +431,7 @@ fn table_values<'a, DB: CacheBackend>(
             Values::One(v) => out.push(value(v.map(Cow::Borrowed))),
             Values::Many(vs) => {
                 for v in vs {
-                    out.push(value(v.map(Cow::Owned)));
+                    out.push(value(Some(Cow::Owned(v))));
                 }
             }
         }
@@ -451,8 +447,8 @@ fn table_values<'a, DB: CacheBackend>(
 enum Values<'a> {
     /// `col = $n` or `col IS NULL`: borrowed from the binds.
     One(Option<&'a [u8]>),
-    /// `col = ANY($n)`: the array's elements, decoded.
-    Many(Vec<Option<Vec<u8>>>),
+    /// `col = ANY($n)`: the array's non-`NULL` elements, decoded.
+    Many(Vec<Vec<u8>>),
 }
 
 impl<'a> Values<'a> {
@@ -464,11 +460,13 @@ impl<'a> Values<'a> {
     }
 
     /// The value, when exactly one.
-    fn single(self) -> Option<Option<Cow<'a, [u8]>>> {
+    fn single(&self) -> Option<Option<Cow<'a, [u8]>>> {
         match self {
             Values::One(v) => Some(v.map(Cow::Borrowed)),
-            Values::Many(mut v) if v.len() == 1 => v.pop().map(|v| v.map(Cow::Owned)),
-            Values::Many(_) => None,
+            Values::Many(v) => match v.as_slice() {
+                [one] => Some(Some(Cow::Owned(one.clone()))),
+                _ => None,
+            },
         }
     }
 }
@@ -489,11 +487,7 @@ fn atom_values<'a, DB: CacheBackend>(atom: &Atom, binds: &'a [Bind]) -> Option<V
             }
             // NULL elements never compare equal: they pin no row.
             Some(Values::Many(
-                elems
-                    .into_iter()
-                    .filter_map(|e| e.bytes)
-                    .map(Some)
-                    .collect(),
+                elems.into_iter().filter_map(|e| e.bytes).collect(),
             ))
         }
     }
