@@ -6,10 +6,10 @@
 //! (in process, where a lookup costs no round trip, the generations first:
 //! the local tier of decoded rows usually serves, and the entry is not
 //! copied out). The entry is served only if every generation it was stored
-//! with is still current. Otherwise the generations are read (or created) *before* the
-//! database query and stored with the result: a write that commits in
-//! between bumps one of them, so a result read before that write is never
-//! served after it.
+//! with is still current. Otherwise the generations are read (or created)
+//! *before* the database query and stored with the result: a write that
+//! commits in between bumps one of them, so a result read before that write
+//! is never served after it.
 
 use std::any::type_name;
 
@@ -29,6 +29,7 @@ use crate::codec::Codec;
 use crate::entry::{self, Reject};
 use crate::extract::{Extracted, Uncacheable};
 use crate::key::{self, Dependency, EntryContext};
+use crate::local::Local;
 use crate::render::render;
 use crate::stats::Counters;
 use crate::store::{Fetched, Generation, Key};
@@ -374,9 +375,9 @@ impl<C: Codec> Cache<C> {
         let store = inner.store.as_ref();
         // In process, a lookup costs no round trip: read the generations
         // alone, and copy the entry out only if the local tier can't serve.
-        let local_first = store.is_in_process() && inner.local.is_some();
-        let fetched = if local_first {
-            match self.serve_local::<U>(entry_key, &gen_keys) {
+        let local_first = inner.local.as_ref().filter(|_| store.is_in_process());
+        let fetched = if let Some(local) = local_first {
+            match self.serve_local::<U>(local, entry_key, &gen_keys) {
                 Ok(rows) => {
                     Counters::bump(&c.hits);
                     return Ok(rows);
@@ -404,7 +405,8 @@ impl<C: Codec> Cache<C> {
         let current: Option<Vec<Generation>> = fetched.generations.iter().copied().collect();
         if let Some(current) = &current {
             let bytes = fetched.entry.as_deref();
-            if let Some(rows) = self.serve::<U>(entry_key, bytes, current, !local_first) {
+            let try_local = local_first.is_none();
+            if let Some(rows) = self.serve::<U>(entry_key, bytes, current, try_local) {
                 Counters::bump(&c.hits);
                 return Ok(rows);
             }
@@ -435,14 +437,13 @@ impl<C: Codec> Cache<C> {
     /// against (`None` if the store failed: the caller's fetch reports it).
     fn serve_local<U: Clone + 'static>(
         &self,
+        local: &Local,
         key: Key,
         gen_keys: &[Key],
     ) -> Result<Vec<U>, Option<Vec<Option<Generation>>>> {
-        let inner = &*self.core;
-        let Ok(fetched) = inner.store.fetch_many(&[], gen_keys) else {
+        let Ok(fetched) = self.core.store.fetch_many(&[], gen_keys) else {
             return Err(None);
         };
-        let local = inner.local.as_ref().ok_or(None)?;
         local
             .get::<U>(&key, fetched.generations.iter().copied())
             .ok_or(Some(fetched.generations))
