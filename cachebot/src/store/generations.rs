@@ -42,9 +42,8 @@ impl Slot {
 type Shard = HashMap<u128, Slot, KeyHashBuilder>;
 
 pub(crate) struct Generations {
+    /// A power of two of them.
     shards: Box<[RwLock<Shard>]>,
-    /// log2 of the number of shards.
-    shard_bits: u32,
     /// Most slots one shard keeps.
     shard_capacity: usize,
 }
@@ -61,7 +60,6 @@ impl Generations {
             shards: (0..1usize << shard_bits)
                 .map(|_| RwLock::new(HashMap::with_hasher(hasher.clone())))
                 .collect(),
-            shard_bits,
             shard_capacity: (capacity >> shard_bits).max(1),
         }
     }
@@ -69,7 +67,8 @@ impl Generations {
     fn shard(&self, key: &Key) -> &RwLock<Shard> {
         let folded = (key.hash as u64) ^ ((key.hash >> 64) as u64);
         let mixed = folded.wrapping_mul(0x9E37_79B9_7F4A_7C15);
-        let index = mixed.checked_shr(64 - self.shard_bits).unwrap_or(0) as usize;
+        let bits = self.shards.len().trailing_zeros();
+        let index = mixed.checked_shr(64 - bits).unwrap_or(0) as usize;
         &self.shards[index % self.shards.len()]
     }
 
