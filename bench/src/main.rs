@@ -121,6 +121,15 @@ fn cache_on(store: impl Store) -> Cache {
         .expect("cache")
 }
 
+/// Entries stored from the write-behind thread.
+fn cache_behind(store: impl Store) -> Cache {
+    Cache::builder()
+        .store(store)
+        .write_behind(true)
+        .build()
+        .expect("cache")
+}
+
 /// The memcached keys one cached read of the 10-row filter fetches, in the crate's order:
 /// the entry, then its dependencies' generations.
 fn raw_keys(cache: &Cache, store: &MemcachedStore, user: i32) -> Vec<String> {
@@ -670,11 +679,15 @@ fn latency(
     }
     // Each cache against its own interleaved baseline (same users, same rounds).
     let (mc0, mem0) = (mc.stats(), mem.stats());
+    // With write-behind, the background write is waited for after each timed miss, untimed:
+    // on one pinned CPU it would otherwise land in whatever runs next (the baseline query).
     let stale = |cache: &Cache, conn: &mut PgConnection| {
         let mut ops: Vec<Op> = vec![
             Box::new(|c, r| {
                 invalidate(cache, miss_user(r));
-                time1(|| filter_cached(cache, c, miss_user(r)))
+                let t = time1(|| filter_cached(cache, c, miss_user(r)));
+                cache.flush_write_behind();
+                t
             }),
             Box::new(|c, r| time1(|| filter_db(c, miss_user(r)))),
         ];
@@ -703,53 +716,19 @@ fn latency(
         interleave(conn, cfg.warmup, cfg.misses, &mut ops)
     };
     let m_mem = stale(&mem, conn);
-    // The same memcached misses with write-behind: the entry is stored by a
-    // background thread, the read does not wait for the store's answer.
-    let mc_wb = Cache::builder()
-        .store(mc_store.clone())
-        .write_behind(true)
-        .build()
-        .expect("cache");
-    for r in 0..HOT {
-        filter_cached(&mc_wb, conn, miss_user(r));
+    // The same misses with write-behind: the entry is stored by a background thread, the
+    // read does not wait for the store's answer. In process too, to compare handing the
+    // entry to the thread with storing it inline.
+    let mc_wb = cache_behind(mc_store.clone());
+    let mem_wb = cache_behind(InProcessStore::new());
+    for cache in [&mc_wb, &mem_wb] {
+        for r in 0..HOT {
+            filter_cached(cache, conn, miss_user(r));
+        }
+        cache.flush_write_behind();
     }
-    mc_wb.flush_write_behind();
-    // The background write is waited for after each timed miss, untimed: on one pinned CPU
-    // it would otherwise land in whatever runs next (the baseline query).
-    let m_wb = {
-        let mut ops: Vec<Op> = vec![
-            Box::new(|c, r| {
-                invalidate(&mc_wb, miss_user(r));
-                let t = time1(|| filter_cached(&mc_wb, c, miss_user(r)));
-                mc_wb.flush_write_behind();
-                t
-            }),
-            Box::new(|c, r| time1(|| filter_db(c, miss_user(r)))),
-        ];
-        interleave(conn, cfg.warmup, cfg.misses, &mut ops)
-    };
-    // And in process: handing the entry to the thread against storing it inline.
-    let mem_wb = Cache::builder()
-        .store(InProcessStore::new())
-        .write_behind(true)
-        .build()
-        .expect("cache");
-    for r in 0..HOT {
-        filter_cached(&mem_wb, conn, miss_user(r));
-    }
-    mem_wb.flush_write_behind();
-    let m_mem_wb = {
-        let mut ops: Vec<Op> = vec![
-            Box::new(|c, r| {
-                invalidate(&mem_wb, miss_user(r));
-                let t = time1(|| filter_cached(&mem_wb, c, miss_user(r)));
-                mem_wb.flush_write_behind();
-                t
-            }),
-            Box::new(|c, r| time1(|| filter_db(c, miss_user(r)))),
-        ];
-        interleave(conn, cfg.warmup, cfg.misses, &mut ops)
-    };
+    let m_wb = stale(&mc_wb, conn);
+    let m_mem_wb = stale(&mem_wb, conn);
     check_stats(report, "memcached misses", mc.stats() - mc0, false);
     check_stats(report, "in-process misses", mem.stats() - mem0, false);
     report.timed(
