@@ -1,99 +1,74 @@
 //! The in-process store: entries and generations in this process's memory.
 //!
-//! This is the default store. A hit costs a hash-map lookup (a moka `get` is
-//! 0.3-0.4 us on the reference machine, against ~60-100 us for the query it
-//! replaces), which is the only tier that changes the order of magnitude of
-//! a cached read. It is correct for one process: generations live here, so
+//! This is the default store. A hit costs a few hash-map lookups (tenths of
+//! a microsecond, against ~60-100 us for the query it replaces on the
+//! reference machine), which is the only tier that changes the order of
+//! magnitude of a cached read. It is correct for one process: generations live here, so
 //! writes made by other processes are not seen. Use the memcached store when
 //! several processes share a database.
 //!
-//! # Entries and generations apart
+//! # Entries and generations
 //!
-//! Entries and generations have opposite needs, so each gets its own map:
+//! Both live in sharded hash maps with second-chance eviction (`clock.rs`),
+//! each with its own bound, so a flood of large entries never evicts the
+//! generations:
 //!
-//! - **Entries** live in a [`moka::sync::Cache`] bounded by their total
-//!   size in bytes (a weigher: value length plus a small fixed per-entry
-//!   overhead, so even empty values count) and expire after their own TTL
-//!   (moka's [`Expiry`] trait, reset on every overwrite). They use moka's
-//!   default TinyLFU admission, so a burst of one-off queries cannot flush
-//!   the hot entries.
-//! - **Generations** are bounded by count and never expire. Every read
-//!   looks up all of its generations, so they live in a sharded hash map
-//!   with second-chance eviction (`generations.rs`), several times cheaper
-//!   per lookup than a moka cache. A brand-new generation (created right
-//!   before the entry that depends on it is stored) is never refused, as
-//!   TinyLFU admission could do.
+//! - **Entries** are bounded by their total size in bytes (value length
+//!   plus a small fixed per-entry overhead, so even empty values count) and
+//!   expire after their own TTL, restarted by every overwrite.
+//! - **Generations** are bounded by count and never expire. A brand-new
+//!   generation (created right before the entry that depends on it is
+//!   stored) is always admitted.
 //!
-//! Keeping them apart means a flood of large entries never evicts the
-//! generations, and evicting a generation is harmless anyway: it is
-//! re-created with a fresh random value, which no stored entry can match,
-//! so its dependents miss rather than serve stale data.
+//! Evicting either is harmless: an evicted entry is a miss, and an evicted
+//! generation is re-created with a fresh random value, which no stored
+//! entry can match, so its dependents miss rather than serve stale data.
+//! Eviction keeps what is read: a slot read since the last sweep of its
+//! shard survives the next one.
 //!
 //! Keys are [`Key`] values hashed directly (one multiply of the `u128`
 //! they already are), never rendered to strings.
 //!
-//! # Value representation
+//! # Why not moka
 //!
-//! Entry bytes are kept as `Arc<[u8]>`: moka clones a value on every read
-//! and during housekeeping, and cloning an `Arc` is a reference-count
-//! increment whatever the entry size. The one copy happens in
-//! [`Store::fetch`], which hands out an owned `Vec<u8>` as
-//! [`Fetched::entry`] requires.
+//! The first versions kept both in moka caches. Generations are read by
+//! every hit and entries written by every miss, and moka's policies (read
+//! recording, timer wheels, TinyLFU admission) cost half a microsecond per
+//! insert and a few tenths per read here, more than the rest of the store.
+//! The store needs only a bound and a deadline.
 
 use std::fmt;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use moka::policy::Expiry;
-use moka::sync::Cache;
-
+use super::clock::{ClockMap, Expiring};
 use super::generations::Generations;
-use super::{FetchedMany, Generation, Key, KeyHashBuilder, Store};
+use super::{FetchedMany, Generation, Key, Store};
 use crate::error::{StoreError, StoreErrorKind};
 
 /// The store name used in errors and traces.
 const NAME: &str = "in-process";
 
-/// Bytes charged to every entry on top of its value: the key, the `Arc`
-/// header and the TTL. Keeps the byte bound meaningful for tiny or empty
-/// values (moka's own per-entry bookkeeping is not counted).
+/// Bytes charged to every entry on top of its value: the key, the slot
+/// and the deadline. Keeps the byte bound meaningful for tiny or empty
+/// values.
 const ENTRY_OVERHEAD: usize = 64;
 
-/// An entry as kept in the cache: its bytes and the TTL it was stored with.
-#[derive(Clone)]
+/// Entry shards hold at least this many times the largest value, so that
+/// one large value evicts a fraction of its shard, not all of it.
+const VALUES_PER_SHARD: usize = 4;
+
+/// An entry as kept in the map: its bytes and when they expire (`None`: a
+/// TTL too long to represent, never).
 struct StoredEntry {
-    bytes: Arc<[u8]>,
-    ttl: Duration,
+    bytes: Box<[u8]>,
+    expires: Option<Instant>,
 }
 
-/// Per-entry expiry: every insert, first or overwrite, starts the entry's
-/// own TTL afresh; reads do not extend it.
-struct EntryExpiry;
-
-impl Expiry<Key, StoredEntry> for EntryExpiry {
-    fn expire_after_create(
-        &self,
-        _key: &Key,
-        value: &StoredEntry,
-        _created_at: Instant,
-    ) -> Option<Duration> {
-        Some(value.ttl)
+impl Expiring for StoredEntry {
+    fn expired(&self, now: Instant) -> bool {
+        self.expires.is_some_and(|deadline| now >= deadline)
     }
-
-    fn expire_after_update(
-        &self,
-        _key: &Key,
-        value: &StoredEntry,
-        _updated_at: Instant,
-        _duration_until_expiry: Option<Duration>,
-    ) -> Option<Duration> {
-        Some(value.ttl)
-    }
-}
-
-/// The weight of an entry in bytes, saturating at moka's `u32` limit.
-fn entry_weight(_key: &Key, value: &StoredEntry) -> u32 {
-    u32::try_from(value.bytes.len().saturating_add(ENTRY_OVERHEAD)).unwrap_or(u32::MAX)
 }
 
 /// A [`Store`] that keeps entries and generations in this process's memory.
@@ -123,7 +98,7 @@ fn entry_weight(_key: &Key, value: &StoredEntry) -> u32 {
 /// ```
 #[derive(Clone)]
 pub struct InProcessStore {
-    entries: Cache<Key, StoredEntry, KeyHashBuilder>,
+    entries: Arc<ClockMap<StoredEntry>>,
     generations: Arc<Generations>,
     max_bytes: u64,
     max_generations: u64,
@@ -166,9 +141,8 @@ impl InProcessStore {
         InProcessStoreBuilder::new()
     }
 
-    /// The number of entries currently held. Moka updates it during its
-    /// housekeeping, so call [`run_pending_tasks`](Self::run_pending_tasks)
-    /// first for an exact figure.
+    /// The number of entries currently held (expired ones included until
+    /// their shard is next swept).
     ///
     /// ```
     /// use std::time::Duration;
@@ -176,15 +150,13 @@ impl InProcessStore {
     ///
     /// let store = InProcessStore::new();
     /// store.put_entry(Key::entry(1), b"x", Duration::from_secs(60)).unwrap();
-    /// store.run_pending_tasks();
     /// assert_eq!(store.entry_count(), 1);
     /// ```
     pub fn entry_count(&self) -> u64 {
-        self.entries.entry_count()
+        self.entries.len()
     }
 
-    /// The number of generations currently held (exact at once, unlike
-    /// [`entry_count`](Self::entry_count)).
+    /// The number of generations currently held.
     ///
     /// ```
     /// use cachebot::store::{InProcessStore, Key, Store};
@@ -198,9 +170,8 @@ impl InProcessStore {
     }
 
     /// The total weight of the entries held, in bytes: value lengths plus a
-    /// small fixed per-entry overhead. Bounded by the configured
-    /// [`max_bytes`](InProcessStoreBuilder::max_bytes) once housekeeping has
-    /// run.
+    /// small fixed per-entry overhead. Never above the configured
+    /// [`max_bytes`](InProcessStoreBuilder::max_bytes).
     ///
     /// ```
     /// use std::time::Duration;
@@ -208,24 +179,10 @@ impl InProcessStore {
     ///
     /// let store = InProcessStore::new();
     /// store.put_entry(Key::entry(1), &[0u8; 1000], Duration::from_secs(60)).unwrap();
-    /// store.run_pending_tasks();
     /// assert!(store.weighted_size() >= 1000);
     /// ```
     pub fn weighted_size(&self) -> u64 {
-        self.entries.weighted_size()
-    }
-
-    /// Run moka's pending housekeeping on the entries now (evictions,
-    /// expirations, counts). Moka does it on its own as it is used; call
-    /// it in tests and before measuring memory.
-    ///
-    /// ```
-    /// use cachebot::store::InProcessStore;
-    ///
-    /// InProcessStore::new().run_pending_tasks();
-    /// ```
-    pub fn run_pending_tasks(&self) {
-        self.entries.run_pending_tasks();
+        self.entries.weight()
     }
 }
 
@@ -242,7 +199,7 @@ impl fmt::Debug for InProcessStore {
             .field("max_bytes", &self.max_bytes)
             .field("max_generations", &self.max_generations)
             .field("max_value_size", &self.max_value_size)
-            .field("entry_count", &self.entries.entry_count())
+            .field("entry_count", &self.entries.len())
             .field("generation_count", &self.generations.len())
             .finish()
     }
@@ -250,10 +207,17 @@ impl fmt::Debug for InProcessStore {
 
 impl Store for InProcessStore {
     fn fetch_many(&self, entries: &[Key], generations: &[Key]) -> Result<FetchedMany, StoreError> {
+        // One clock read for the batch, and none for a generations-only fetch.
+        let now = (!entries.is_empty()).then(Instant::now);
         Ok(FetchedMany {
             entries: entries
                 .iter()
-                .map(|key| self.entries.get(key).map(|stored| stored.bytes.to_vec()))
+                .map(|key| {
+                    self.entries.get(key, |stored| {
+                        let alive = now.is_some_and(|now| !stored.expired(now));
+                        alive.then(|| stored.bytes.to_vec())
+                    })
+                })
                 .collect(),
             generations: generations
                 .iter()
@@ -282,13 +246,14 @@ impl Store for InProcessStore {
                 ),
             ));
         }
-        self.entries.insert(
-            key,
-            StoredEntry {
-                bytes: Arc::from(value),
-                ttl,
-            },
-        );
+        let entry = StoredEntry {
+            bytes: Box::from(value),
+            expires: Instant::now().checked_add(ttl),
+        };
+        // Heavier than a shard's share (a store bounded below a few values):
+        // not kept, like any evicted entry.
+        self.entries
+            .insert(&key, entry, value.len().saturating_add(ENTRY_OVERHEAD));
         Ok(())
     }
 
@@ -349,8 +314,10 @@ impl InProcessStoreBuilder {
     }
 
     /// Bound the total size of the entries, in bytes (default 64 MiB). Each
-    /// entry weighs its value length plus a small fixed overhead; the least
-    /// valuable entries are evicted above the bound.
+    /// entry weighs its value length plus a small fixed overhead; entries
+    /// not read lately are evicted first above the bound. A bound below
+    /// four times [`max_value_size`](Self::max_value_size) is kept exactly
+    /// in one shard, and a value too large for it is not kept.
     ///
     /// ```
     /// use cachebot::store::InProcessStoreBuilder;
@@ -400,12 +367,11 @@ impl InProcessStoreBuilder {
     /// assert_eq!(store.name(), "in-process");
     /// ```
     pub fn build(self) -> InProcessStore {
-        let entries = Cache::builder()
-            .name("cachebot-entries")
-            .max_capacity(self.max_bytes)
-            .weigher(entry_weight)
-            .expire_after(EntryExpiry)
-            .build_with_hasher(KeyHashBuilder::new());
+        let largest = self.max_value_size.saturating_add(ENTRY_OVERHEAD);
+        let entries = Arc::new(ClockMap::new(
+            self.max_bytes,
+            largest.saturating_mul(VALUES_PER_SHARD),
+        ));
         let generations = Arc::new(Generations::new(self.max_generations));
         InProcessStore {
             entries,
@@ -606,7 +572,6 @@ mod tests {
         for i in 0..1000 {
             store.put_entry(Key::entry(i), &value, MINUTE).unwrap();
         }
-        store.run_pending_tasks();
         assert!(
             store.weighted_size() <= max_bytes,
             "{} > {max_bytes}",
@@ -629,7 +594,6 @@ mod tests {
         let store = InProcessStore::builder().max_generations(10).build();
         let keys: Vec<Key> = (0..200).map(Key::generation).collect();
         let first = store.ensure_generations(&keys).unwrap();
-        store.run_pending_tasks();
         assert!(store.generation_count() <= 10);
         let fetched = store.fetch(Key::entry(0), &keys).unwrap().generations;
         // Every generation still present has its original value; the

@@ -13,6 +13,7 @@
 
 use std::time::Duration;
 
+mod clock;
 mod generations;
 #[cfg(feature = "memcached")]
 mod memcached;
