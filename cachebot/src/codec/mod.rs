@@ -9,6 +9,8 @@
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
+mod bincode_ser;
+
 use crate::error::CodecError;
 
 /// Turns results into bytes and back.
@@ -51,6 +53,11 @@ pub trait Codec: Send + Sync + 'static {
 }
 
 /// bincode 2 with its standard configuration (the default codec).
+///
+/// Values are decoded by bincode and encoded by the crate's own writer of
+/// the same format, which formats `Display`-serialized fields (chrono's
+/// timestamps, for one) in place instead of through a `String` each, and
+/// also accepts sequences of unknown length.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct Bincode;
 
@@ -58,10 +65,9 @@ impl Codec for Bincode {
     const NAME: &'static str = "bincode2";
 
     fn encode<T: Serialize + ?Sized>(&self, value: &T) -> Result<Vec<u8>, CodecError> {
-        bincode::serde::encode_to_vec(value, bincode::config::standard()).map_err(|e| CodecError {
-            codec: Self::NAME,
-            message: e.to_string(),
-        })
+        let mut out = Vec::new();
+        self.encode_into(value, &mut out)?;
+        Ok(out)
     }
 
     fn encode_into<T: Serialize + ?Sized>(
@@ -69,12 +75,12 @@ impl Codec for Bincode {
         value: &T,
         out: &mut Vec<u8>,
     ) -> Result<(), CodecError> {
-        bincode::serde::encode_into_std_write(value, out, bincode::config::standard())
-            .map(|_| ())
-            .map_err(|e| CodecError {
-                codec: Self::NAME,
-                message: e.to_string(),
-            })
+        // bincode's own format, written without its `to_string` per
+        // `collect_str` (see `bincode_ser`).
+        bincode_ser::encode_into(value, out).map_err(|e| CodecError {
+            codec: Self::NAME,
+            message: e.to_string(),
+        })
     }
 
     fn decode<T: DeserializeOwned>(&self, bytes: &[u8]) -> Result<T, CodecError> {
