@@ -12,6 +12,7 @@
 //! is never served after it.
 
 use std::any::type_name;
+use std::sync::Arc;
 
 use diesel::connection::{Connection, TransactionManager};
 use diesel::pg::Pg;
@@ -427,7 +428,7 @@ impl<C: Codec> Cache<C> {
         crate::hook!(ReadSnapshotTaken);
         let rows = load()?;
         crate::hook!(ReadBeforeStore);
-        self.put(entry_key, &snapshot, &rows);
+        self.put(entry_key, snapshot, &rows);
         Ok(rows)
     }
 
@@ -525,45 +526,35 @@ impl<C: Codec> Cache<C> {
             .collect()
     }
 
-    fn put<U: Serialize>(&self, key: Key, snapshot: &[Generation], rows: &Vec<U>) {
+    fn put<U>(&self, key: Key, snapshot: Vec<Generation>, rows: &[U])
+    where
+        U: Serialize + Clone + Send + Sync + 'static,
+    {
         let inner = &*self.core;
-        let c = &inner.counters;
-        let bytes = match entry::encode_with(snapshot, |out| self.codec.encode_into(rows, out)) {
-            Ok(Some(bytes)) => bytes,
-            Ok(None) => {
-                Counters::bump(&c.oversized);
-                return;
-            }
-            Err(e) => {
-                Counters::bump(&c.decode_errors);
-                tracing::warn!(error = %e, "result does not encode; not caching");
-                return;
-            }
-        };
-        if bytes.len() > inner.store.max_value_size() {
-            Counters::bump(&c.oversized);
-            tracing::debug!(
-                size = bytes.len(),
-                "result larger than the store's item limit; not caching"
-            );
-            return;
-        }
         // The local tier admits results on their first hit (`serve`), not
         // here: a result read once is not worth a clone and an insert, and
         // the local tier stays for the hot ones.
         if let Some(behind) = &inner.write_behind {
-            if !behind.put(key, bytes, inner.ttl) {
+            // A copy of the rows goes to the thread, which encodes them:
+            // the encode is most of a miss's own work.
+            let codec = Arc::clone(&self.codec);
+            let rows = rows.to_vec();
+            let encode = Box::new(move || {
+                entry::encode_with(&snapshot, |out| codec.encode_into(&rows, out))
+            });
+            if !behind.put(key, inner.ttl, encode) {
                 tracing::debug!("write-behind queue full; entry not stored");
             }
             return;
         }
-        match inner.store.put_entry(key, &bytes, inner.ttl) {
-            Ok(()) => Counters::bump(&c.stores),
-            Err(e) => {
-                Counters::bump(&c.fallbacks);
-                tracing::warn!(store = inner.store.name(), error = %e, "could not store entry");
-            }
-        }
+        let encoded = entry::encode_with(&snapshot, |out| self.codec.encode_into(rows, out));
+        crate::behind::store_entry(
+            inner.store.as_ref(),
+            &inner.counters,
+            key,
+            inner.ttl,
+            encoded,
+        );
     }
 }
 
@@ -723,7 +714,7 @@ impl<C: Codec> Cache<C> {
                         .filter_map(Option::take)
                         .collect();
                     if let Some(snapshot) = current_of(gens, &values) {
-                        self.put(*entry_key, &snapshot, &rows);
+                        self.put(*entry_key, snapshot, &rows);
                     }
                     rows
                 }
