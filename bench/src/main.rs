@@ -16,6 +16,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Barrier};
 use std::time::{Duration, Instant};
 
+use cachebot::codec::{Bincode, Codec};
 use cachebot::store::{InProcessStore, Key, MemcachedStore, Store};
 use cachebot::{Cache, Dependency, Stats};
 use diesel::connection::SimpleConnection;
@@ -808,12 +809,7 @@ fn latency(
     let snapshot = [1u64, 2, 3];
     let m = {
         let mut ops: Vec<Op> = vec![
-            Box::new(|_, _| {
-                time_n(inner, |_| {
-                    bincode::serde::encode_to_vec(&rows10, bincode::config::standard())
-                        .expect("encode")
-                })
-            }),
+            Box::new(|_, _| time_n(inner, |_| Bincode.encode(&rows10).expect("encode"))),
             Box::new(|_, _| {
                 time_n(inner, |i| {
                     scratch
@@ -843,11 +839,18 @@ fn latency(
                     invalidate(&scratch_cache, hot_user(r * inner + i))
                 })
             }),
+            Box::new(|_, _| {
+                time_n(inner, |_| {
+                    bincode::serde::encode_to_vec(&rows10, bincode::config::standard())
+                        .expect("encode")
+                })
+            }),
         ];
         interleave(conn, cfg.warmup, cfg.local, &mut ops)
     };
     let parts = [
-        ("  part: bincode encode, 10 rows", m[0]),
+        ("  part: encode, 10 rows (the Bincode codec)", m[0]),
+        ("  (for comparison) bincode::serde::encode_to_vec, same bytes", m[4]),
         ("  part: InProcessStore::put_entry (overwrite, 573 B)", m[1]),
         ("  part: entry layout (header + checksum + copy)", m[2]),
         ("  (untimed above) invalidate_value, in-process", m[3]),
@@ -974,7 +977,6 @@ fn scaling(
                 .put_entry(Key::entry(fastrand::u128(..)), &bytes, ttl)
                 .expect("put");
         }
-        store.run_pending_tasks();
     };
     fill(&small_store, 1000 - HOT);
     sys::trim_heap();
@@ -1190,23 +1192,63 @@ fn profile(op: &str, db: &BenchDb, conn: &mut PgConnection, servers: &[String]) 
         .map(|i| raw_keys(&mc, &mc_store, hot_user(i)))
         .collect();
     if op == "miss-split" {
-        // Not for callgrind: medians of an in-process miss and the bare query, alternating
-        // one by one (the miss's overhead with cold caches, unlike the parts of figure 5).
-        let mut v: Vec<Vec<f64>> = vec![Vec::new(); 3];
+        // Not for callgrind: medians of an in-process miss and the bare query, interleaved
+        // (the miss's overhead with cold caches, unlike the parts of figure 5).
         let off = cache_on(InProcessStore::new());
         off.set_enabled(false);
-        for i in 0..iters {
-            let u = 100 + (i % HOT) as i32;
-            mem.invalidate_value(photos::user_id, u)
-                .expect("invalidate");
-            v[0].push(time1(|| filter_cached(&mem, conn, u)));
-            v[1].push(time1(|| filter_db(conn, u)));
-            v[2].push(time1(|| filter_cached(&off, conn, u)));
-        }
-        for (name, s) in ["in-process miss", "uncached query", "cache disabled"]
-            .iter()
-            .zip(&mut v)
+        let wb = cache_behind(InProcessStore::new());
+        let u = |r: usize| 100 + (r % HOT) as i32;
+        let mut ops: Vec<Op> = vec![
+            Box::new(|c, r| {
+                mem.invalidate_value(photos::user_id, u(r))
+                    .expect("invalidate");
+                time1(|| filter_cached(&mem, c, u(r)))
+            }),
+            Box::new(|c, r| time1(|| filter_db(c, u(r)))),
+            Box::new(|c, r| time1(|| filter_cached(&off, c, u(r)))),
+            Box::new(|c, r| {
+                wb.invalidate_value(photos::user_id, u(r))
+                    .expect("invalidate");
+                let t = time1(|| filter_cached(&wb, c, u(r)));
+                wb.flush_write_behind();
+                t
+            }),
+        ];
+        let m = interleave(conn, 100, iters, &mut ops);
+        for (name, t) in [
+            "in-process miss",
+            "uncached query",
+            "cache disabled",
+            "in-process miss, write-behind",
+        ]
+        .iter()
+        .zip(m)
         {
+            eprintln!("[bench] {name}: {} us", harness::us(t));
+        }
+        return;
+    }
+    if op == "cold-parts" {
+        // Not for callgrind: a miss's own work right after a query (its caches cold, as in
+        // a miss) against the same work repeated at once (warm, as figure 5's parts).
+        let rows10 = filter_db(conn, 100);
+        let mut v: Vec<Vec<f64>> = vec![Vec::new(); 4];
+        for i in 0..iters {
+            let u = hot_user(i);
+            drop(filter_db(conn, u));
+            v[0].push(time1(|| filter_explain(&mem, u)));
+            v[1].push(time1(|| filter_explain(&mem, u)));
+            drop(filter_db(conn, u));
+            v[2].push(time1(|| Bincode.encode(&rows10)));
+            v[3].push(time1(|| Bincode.encode(&rows10)));
+        }
+        let names = [
+            "plan (explain) right after a query",
+            "plan again, warm",
+            "encode of 10 rows right after a query",
+            "encode again, warm",
+        ];
+        for (name, s) in names.iter().zip(&mut v) {
             eprintln!("[bench] {name}: {} us", harness::us(harness::median(s)));
         }
         return;
@@ -1236,7 +1278,8 @@ fn profile(op: &str, db: &BenchDb, conn: &mut PgConnection, servers: &[String]) 
             other => {
                 eprintln!(
                     "unknown BENCH_PROFILE={other}; one of mem-hit mem-hit-find mc-hit raw-hit \
-                     db-filter mem-miss mc-miss mc-update mem-update db-update miss-split"
+                     db-filter mem-miss mc-miss mc-update mem-update db-update miss-split \
+                     cold-parts"
                 );
                 std::process::exit(2);
             }
