@@ -47,6 +47,8 @@ pub trait CacheBackend: Backend + Default + Sized + 'static {
 
 pub mod pg {
     //! PostgreSQL.
+    use std::cell::RefCell;
+
     use super::{Bind, CacheBackend};
     use diesel::pg::{Pg, PgMetadataLookup, PgQueryBuilder, PgTypeMetadata};
     use diesel::query_builder::bind_collector::RawBytesBindCollector;
@@ -100,6 +102,29 @@ pub mod pg {
         }
     }
 
+    thread_local! {
+        static COLLECTOR: RefCell<RawBytesBindCollector<Pg>> =
+            RefCell::new(RawBytesBindCollector::new());
+    }
+
+    fn collect_into<Q: QueryFragment<Pg> + ?Sized>(
+        query: &Q,
+        collector: &mut RawBytesBindCollector<Pg>,
+    ) -> QueryResult<Vec<Bind>> {
+        query.collect_binds(collector, &mut SyntheticLookup, &Pg)?;
+        Ok(collector
+            .metadata
+            .iter()
+            .zip(collector.binds.drain(..))
+            .map(|(meta, bytes)| Bind {
+                // An OID that failed to resolve still needs an identity;
+                // 0 is never a real type and is never keyable.
+                type_id: meta.oid().unwrap_or(0),
+                bytes,
+            })
+            .collect())
+    }
+
     impl CacheBackend for Pg {
         fn render<Q: QueryFragment<Pg> + ?Sized>(query: &Q) -> QueryResult<String> {
             let mut qb = PgQueryBuilder::default();
@@ -108,20 +133,17 @@ pub mod pg {
         }
 
         fn collect_binds<Q: QueryFragment<Pg> + ?Sized>(query: &Q) -> QueryResult<Vec<Bind>> {
-            let mut collector = RawBytesBindCollector::<Pg>::new();
-            let mut lookup = SyntheticLookup;
-            query.collect_binds(&mut collector, &mut lookup, &Pg)?;
-            Ok(collector
-                .metadata
-                .iter()
-                .zip(collector.binds)
-                .map(|(meta, bytes)| Bind {
-                    // An OID that failed to resolve still needs an identity;
-                    // 0 is never a real type and is never keyable.
-                    type_id: meta.oid().unwrap_or(0),
-                    bytes,
-                })
-                .collect())
+            // Every cached read collects its binds: the collector's two
+            // vectors are kept per thread rather than allocated each time.
+            COLLECTOR.with(|cell| match cell.try_borrow_mut() {
+                Ok(mut collector) => {
+                    collector.metadata.clear();
+                    collector.binds.clear();
+                    collect_into(query, &mut collector)
+                }
+                // Re-entered from inside a `ToSql`: a collector of its own.
+                Err(_) => collect_into(query, &mut RawBytesBindCollector::new()),
+            })
         }
 
         fn is_keyable(type_id: u32) -> bool {
