@@ -12,33 +12,48 @@
 
 use std::any::Any;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use crate::store::{Generation, Key, KeyHashBuilder};
+use crate::store::clock::{ClockMap, Expiring};
+use crate::store::{Generation, Key};
 
 /// Bytes accounted per value on top of its encoded size.
-const OVERHEAD: u32 = 128;
+const OVERHEAD: usize = 128;
+
+/// Shards of at least this many bytes: a large result evicts a fraction
+/// of its shard, not all of it.
+const MIN_SHARD: usize = 4 << 20;
 
 struct Decoded {
     snapshot: Box<[Generation]>,
     rows: Arc<dyn Any + Send + Sync>,
-    /// The encoded size, for the bound.
-    weight: u32,
+    /// `None`: a TTL too long to represent, never.
+    expires: Option<Instant>,
+}
+
+impl Expiring for Decoded {
+    fn expired(&self, now: Instant) -> bool {
+        self.expires.is_some_and(|deadline| now >= deadline)
+    }
 }
 
 /// Decoded results of this process, bounded by their encoded size.
+///
+/// Kept in the same sharded map as the in-process store, not in a moka
+/// cache: every in-process hit looks here, and moka's `get` (epoch guards,
+/// read recording) was the largest single cost of a hit with cold caches,
+/// right after a query had run on the same CPU.
 pub(crate) struct Local {
-    values: moka::sync::Cache<Key, Arc<Decoded>, KeyHashBuilder>,
+    values: ClockMap<Decoded>,
+    ttl: Duration,
 }
 
 impl Local {
     pub(crate) fn new(max_bytes: u64, ttl: Duration) -> Local {
-        let values = moka::sync::Cache::builder()
-            .max_capacity(max_bytes)
-            .weigher(|_, d: &Arc<Decoded>| d.weight.saturating_add(OVERHEAD))
-            .time_to_live(ttl)
-            .build_with_hasher(KeyHashBuilder::new());
-        Local { values }
+        Local {
+            values: ClockMap::new(max_bytes, MIN_SHARD),
+            ttl,
+        }
     }
 
     /// The rows, if the local value was stored under exactly `current`
@@ -48,13 +63,15 @@ impl Local {
         key: &Key,
         current: impl ExactSizeIterator<Item = Option<Generation>>,
     ) -> Option<Vec<U>> {
-        let d = self.values.get(key)?;
-        let same =
-            d.snapshot.len() == current.len() && d.snapshot.iter().map(|s| Some(*s)).eq(current);
-        if !same {
-            return None;
-        }
-        d.rows.downcast_ref::<Vec<U>>().cloned()
+        // Cloned under the shard's read lock, which other readers share.
+        self.values.get(key, |d| {
+            let same = d.snapshot.len() == current.len()
+                && d.snapshot.iter().map(|s| Some(*s)).eq(current);
+            if !same || d.expired(Instant::now()) {
+                return None;
+            }
+            d.rows.downcast_ref::<Vec<U>>().cloned()
+        })
     }
 
     /// Keep `rows`, read under `snapshot`; `weight` is their encoded size.
@@ -68,9 +85,11 @@ impl Local {
         let decoded = Decoded {
             snapshot: snapshot.into(),
             rows: Arc::new(rows),
-            weight: u32::try_from(weight).unwrap_or(u32::MAX),
+            expires: Instant::now().checked_add(self.ttl),
         };
-        self.values.insert(key, Arc::new(decoded));
+        // Too heavy for a shard: not kept, read from the store instead.
+        self.values
+            .insert(&key, decoded, weight.saturating_add(OVERHEAD));
     }
 }
 

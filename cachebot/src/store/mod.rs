@@ -13,7 +13,7 @@
 
 use std::time::Duration;
 
-mod clock;
+pub(crate) mod clock;
 mod generations;
 #[cfg(feature = "memcached")]
 mod memcached;
