@@ -850,7 +850,10 @@ fn latency(
     };
     let parts = [
         ("  part: encode, 10 rows (the Bincode codec)", m[0]),
-        ("  (for comparison) bincode::serde::encode_to_vec, same bytes", m[4]),
+        (
+            "  (for comparison) bincode::serde::encode_to_vec, same bytes",
+            m[4],
+        ),
         ("  part: InProcessStore::put_entry (overwrite, 573 B)", m[1]),
         ("  part: entry layout (header + checksum + copy)", m[2]),
         ("  (untimed above) invalidate_value, in-process", m[3]),
@@ -1173,6 +1176,17 @@ fn throughput(cfg: &Config, db: &BenchDb, conn: &mut PgConnection, report: &mut 
     );
 }
 
+/// Touch 16 MiB, evicting this process's data and code from every cache level, as
+/// another process's turn on the CPU does.
+fn thrash() {
+    thread_local!(static JUNK: std::cell::RefCell<Vec<u8>> = std::cell::RefCell::new(vec![0; 16 << 20]));
+    JUNK.with(|junk| {
+        for (i, b) in junk.borrow_mut().iter_mut().step_by(64).enumerate() {
+            *b = b.wrapping_add(i as u8);
+        }
+    });
+}
+
 /// `BENCH_PROFILE=<op>`: run one operation `BENCH_PROFILE_ITERS` times inside `measured`.
 fn profile(op: &str, db: &BenchDb, conn: &mut PgConnection, servers: &[String]) {
     let iters: usize = std::env::var("BENCH_PROFILE_ITERS")
@@ -1263,6 +1277,13 @@ fn profile(op: &str, db: &BenchDb, conn: &mut PgConnection, servers: &[String]) 
             "mc-hit" => drop(measured(|| filter_cached(&mc, conn, u))),
             "raw-hit" => drop(measured(|| raw_hit(&client, &raw[i % HOT]))),
             "db-filter" => drop(measured(|| filter_db(conn, u))),
+            "mem-miss-cold" => {
+                mem.invalidate_value(photos::user_id, u)
+                    .expect("invalidate");
+                // What a query on the same CPU does to the caches (callgrind --cache-sim).
+                thrash();
+                drop(measured(|| filter_cached(&mem, conn, u)));
+            }
             "mem-miss" | "mc-miss" => {
                 let cache = if op == "mem-miss" { &mem } else { &mc };
                 let before = sys::allocations();
@@ -1278,8 +1299,8 @@ fn profile(op: &str, db: &BenchDb, conn: &mut PgConnection, servers: &[String]) 
             other => {
                 eprintln!(
                     "unknown BENCH_PROFILE={other}; one of mem-hit mem-hit-find mc-hit raw-hit \
-                     db-filter mem-miss mc-miss mc-update mem-update db-update miss-split \
-                     cold-parts"
+                     db-filter mem-miss mem-miss-cold mc-miss mc-update mem-update db-update \
+                     miss-split cold-parts"
                 );
                 std::process::exit(2);
             }
