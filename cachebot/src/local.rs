@@ -115,4 +115,29 @@ mod tests {
             None
         );
     }
+
+    #[test]
+    fn values_expire_after_the_ttl() {
+        let local = Local::new(1 << 20, Duration::from_millis(100));
+        let k = Key::entry(1);
+        local.insert(k, &[5], vec![1u8], 1);
+        assert_eq!(local.get::<u8>(&k, [Some(5)].into_iter()), Some(vec![1]));
+        std::thread::sleep(Duration::from_millis(200));
+        assert_eq!(local.get::<u8>(&k, [Some(5)].into_iter()), None);
+    }
+
+    #[test]
+    fn bounded_by_encoded_size() {
+        let max = 64 * 1024;
+        let local = Local::new(max, Duration::from_secs(60));
+        for i in 0..1000 {
+            local.insert(Key::entry(i), &[1], vec![0u8; 8], 1000);
+        }
+        assert!(local.values.weight() <= max, "{}", local.values.weight());
+        assert!(local.values.len() <= max / (1000 + OVERHEAD as u64));
+        // The newest value is there: a newcomer is never refused.
+        assert!(local
+            .get::<u8>(&Key::entry(999), [Some(1)].into_iter())
+            .is_some());
+    }
 }

@@ -255,6 +255,32 @@ mod tests {
     }
 
     #[test]
+    fn bound_holds_under_concurrent_writers() {
+        let map: ClockMap<Until> = ClockMap::new(64 * 1024, 1024);
+        assert!(map.shards.len() > 1);
+        std::thread::scope(|s| {
+            for t in 0..4u128 {
+                let map = &map;
+                s.spawn(move || {
+                    for i in 0..20_000u128 {
+                        let k = key((t << 64) | (i % 3000));
+                        map.insert(&k, Until(None, 0), 1 + (i as usize * 7919) % 900);
+                        map.get(&key((t << 64) | ((i / 2) % 3000)), |_| Some(()));
+                    }
+                });
+            }
+        });
+        // Each shard's tally is the sum of its slots, and within its share.
+        for shard in map.shards.iter() {
+            let shard = shard.read().unwrap();
+            let sum: usize = shard.slots.values().map(|slot| slot.weight).sum();
+            assert_eq!(shard.weight, sum);
+            assert!(shard.weight <= map.shard_capacity);
+        }
+        assert!(map.weight() <= 64 * 1024);
+    }
+
+    #[test]
     fn sweeps_drop_expired_before_referenced() {
         let map: ClockMap<Until> = ClockMap::new(1000, 1000);
         let past = Instant::now() - Duration::from_millis(1);
