@@ -145,6 +145,15 @@ pub fn update_cached(cache: &Cache, conn: &mut PgConnection, id: i32, score: f64
     rows.len()
 }
 
+/// One photo, uncached.
+pub fn photo(conn: &mut PgConnection, id: i32) -> Photo {
+    photos::table
+        .find(id)
+        .select(Photo::as_select())
+        .first(conn)
+        .expect("photo")
+}
+
 /// The same update in plain Diesel (autocommit, one statement).
 pub fn update_db(conn: &mut PgConnection, id: i32, score: f64) -> usize {
     diesel::update(photos::table.find(id))
