@@ -136,6 +136,17 @@ impl fmt::Write for Append<'_> {
 /// that typical values never grow the buffer one character at a time.
 const TEXT_HINT: usize = 40;
 
+/// Integers wider than a byte: one variable-length encoding whatever their
+/// width, so each widens to 64 bits first.
+macro_rules! widened {
+    ($($method:ident($ty:ty) => $write:ident($wide:ty);)*) => {$(
+        fn $method(self, v: $ty) -> Result<(), Error> {
+            self.$write(<$wide>::from(v));
+            Ok(())
+        }
+    )*};
+}
+
 impl<'a, 'b> ser::Serializer for &'a mut Encoder<'b> {
     type Ok = ();
     type Error = Error;
@@ -157,19 +168,13 @@ impl<'a, 'b> ser::Serializer for &'a mut Encoder<'b> {
         Ok(())
     }
 
-    fn serialize_i16(self, v: i16) -> Result<(), Error> {
-        self.signed(i64::from(v));
-        Ok(())
-    }
-
-    fn serialize_i32(self, v: i32) -> Result<(), Error> {
-        self.signed(i64::from(v));
-        Ok(())
-    }
-
-    fn serialize_i64(self, v: i64) -> Result<(), Error> {
-        self.signed(v);
-        Ok(())
+    widened! {
+        serialize_i16(i16) => signed(i64);
+        serialize_i32(i32) => signed(i64);
+        serialize_i64(i64) => signed(i64);
+        serialize_u16(u16) => varint(u64);
+        serialize_u32(u32) => varint(u64);
+        serialize_u64(u64) => varint(u64);
     }
 
     fn serialize_i128(self, v: i128) -> Result<(), Error> {
@@ -179,21 +184,6 @@ impl<'a, 'b> ser::Serializer for &'a mut Encoder<'b> {
 
     fn serialize_u8(self, v: u8) -> Result<(), Error> {
         self.out.push(v);
-        Ok(())
-    }
-
-    fn serialize_u16(self, v: u16) -> Result<(), Error> {
-        self.varint(u64::from(v));
-        Ok(())
-    }
-
-    fn serialize_u32(self, v: u32) -> Result<(), Error> {
-        self.varint(u64::from(v));
-        Ok(())
-    }
-
-    fn serialize_u64(self, v: u64) -> Result<(), Error> {
-        self.varint(v);
         Ok(())
     }
 
