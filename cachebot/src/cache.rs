@@ -239,7 +239,16 @@ impl<C: Codec> CacheBuilder<C> {
     /// Keep up to `max_bytes` (encoded size) of decoded results in this
     /// process (default [`DEFAULT_LOCAL_BYTES`]; 0 turns it off). A hit whose
     /// result is held here still checks every generation with the store,
-    /// but neither transfers nor decodes the entry.
+    /// but neither transfers nor decodes the entry. The bytes are split in
+    /// up to 64 shards of at least 256 KiB; a result larger than its shard
+    /// (512 KiB at the default) is decoded from the store on every hit.
+    ///
+    /// ```
+    /// use cachebot::Cache;
+    ///
+    /// let cache = Cache::builder().local_tier(128 << 20).build().unwrap();
+    /// # let _ = cache;
+    /// ```
     pub fn local_tier(mut self, max_bytes: u64) -> Self {
         self.settings.local_bytes = max_bytes;
         self
