@@ -70,6 +70,7 @@ mod render;
 mod stats;
 pub mod store;
 mod tx;
+mod weigh;
 pub mod write;
 
 pub use cache::{Cache, CacheBuilder, DEFAULT_LOCAL_BYTES, DEFAULT_TTL, MAX_TTL};

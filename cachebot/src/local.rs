@@ -2,12 +2,16 @@
 //!
 //! Decoding is most of an in-process hit (and a large part of a remote
 //! one): ten rows with timestamps cost microseconds to decode, against a
-//! fraction of one to clone. So each process keeps the results it decoded
-//! on a hit, as Rust values, with the generations they were read under (a
-//! result enters on its first hit, not when a miss stores it: a result read
-//! once is not worth the clone). A read still asks the store for the
-//! *current* generations, every time, and serves the local value only if
-//! they equal its snapshot: correctness stays with the generations; the
+//! fraction of one to clone. So each process keeps results as Rust values,
+//! with the generations they were read under. With a remote store, a
+//! result enters on its first hit, not when a miss stores it: a result
+//! read once is not worth the clone. With the in-process store, a miss
+//! puts its rows here directly, weighed by an estimate of their size in
+//! memory (`weigh`), and the store keeps only their generations: encoding
+//! rows that never leave the process would cost more than the copy, and
+//! the first hit would decode them again. A read still asks the store for
+//! the *current* generations, every time, and serves the local value only
+//! if they equal its snapshot: correctness stays with the generations; the
 //! local tier only skips moving and decoding the entry.
 
 use std::any::Any;
@@ -78,14 +82,16 @@ impl Local {
         })
     }
 
-    /// Keep `rows`, read under `snapshot`; `weight` is their encoded size.
+    /// Keep `rows`, read under `snapshot`; `weight` is their encoded size,
+    /// or their estimated size in memory. `false` if they are too large to
+    /// keep (larger than a shard).
     pub(crate) fn insert<U: Send + Sync + 'static>(
         &self,
         key: Key,
         snapshot: &[Generation],
         rows: Vec<U>,
         weight: usize,
-    ) {
+    ) -> bool {
         let decoded = Decoded {
             snapshot: snapshot.into(),
             rows: Arc::new(rows),
@@ -93,7 +99,7 @@ impl Local {
         };
         // Too heavy for a shard: not kept, read from the store instead.
         self.values
-            .insert(&key, decoded, weight.saturating_add(OVERHEAD));
+            .insert(&key, decoded, weight.saturating_add(OVERHEAD))
     }
 }
 

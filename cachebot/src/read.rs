@@ -5,11 +5,12 @@
 //! ask the store for the entry and all those generations in one round trip
 //! (in process, where a lookup costs no round trip, the generations first:
 //! the local tier of decoded rows usually serves, and the entry is not
-//! copied out). The entry is served only if every generation it was stored
-//! with is still current. Otherwise the generations are read (or created)
-//! *before* the database query and stored with the result: a write that
-//! commits in between bumps one of them, so a result read before that write
-//! is never served after it.
+//! copied out; a miss there keeps its rows decoded in the local tier
+//! instead of encoding them). The entry is served only if every generation
+//! it was stored with is still current. Otherwise the generations are read
+//! (or created) *before* the database query and stored with the result: a
+//! write that commits in between bumps one of them, so a result read
+//! before that write is never served after it.
 
 use std::any::type_name;
 use std::sync::Arc;
@@ -531,9 +532,25 @@ impl<C: Codec> Cache<C> {
         U: Serialize + Clone + Send + Sync + 'static,
     {
         let inner = &*self.core;
-        // The local tier admits results on their first hit (`serve`), not
-        // here: a result read once is not worth a clone and an insert, and
-        // the local tier stays for the hot ones.
+        // In process, the rows are kept decoded, once: encoding them would
+        // cost more than the copy (and the first hit would decode them
+        // again). They go to the local tier, weighed by an estimate of
+        // their size in memory; only rows too large for it are encoded
+        // into the store.
+        if inner.store.is_in_process() && inner.write_behind.is_none() {
+            if let Some(local) = &inner.local {
+                let weight = crate::weigh::weigh(rows);
+                if weight <= inner.store.max_value_size()
+                    && local.insert(key, &snapshot, rows.to_vec(), weight)
+                {
+                    Counters::bump(&inner.counters.stores);
+                    return;
+                }
+            }
+        }
+        // Elsewhere the local tier admits results on their first hit
+        // (`serve`), not here: a result read once is not worth a clone and
+        // an insert, and the local tier stays for the hot ones.
         if let Some(behind) = &inner.write_behind {
             // A copy of the rows goes to the thread, which encodes them:
             // the encode is most of a miss's own work.

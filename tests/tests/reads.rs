@@ -11,6 +11,7 @@ use cachebot_tests::schema::{kinds, photos, users};
 use cachebot_tests::TestDb;
 use common::{caches, expect, seed, since};
 use diesel::dsl::{count_star, exists, max};
+use diesel::pg::Pg;
 use diesel::prelude::*;
 
 #[test]
@@ -35,6 +36,76 @@ fn a_second_read_is_a_hit_and_equals_the_database() {
         assert_eq!(truth.len(), 3);
         assert_eq!(cache.stats().stores, 1, "{store}");
     }
+}
+
+#[test]
+fn in_process_results_are_kept_decoded_once_and_large_ones_as_bytes() {
+    let db = TestDb::new();
+    let mut conn = db.conn();
+    let seed = seed(&mut conn);
+    // A local tier of 64 KiB: one shard, so a result above ~64 KiB does not fit.
+    let cache = Cache::builder()
+        .store(cachebot::store::InProcessStore::new())
+        .local_tier(64 * 1024)
+        .build()
+        .unwrap();
+    let q = |user: i32| {
+        photos::table
+            .filter(photos::user_id.eq(user))
+            .order(photos::id)
+    };
+    let entry = |user: i32| {
+        q(user)
+            .cache(&cache)
+            .explain::<Pg, Photo>()
+            .unwrap()
+            .entry
+            .unwrap()
+    };
+
+    // Small: stored decoded in the local tier, no bytes in the store.
+    let b = cache.stats();
+    let first: Vec<Photo> = q(seed.ann.id).cache(&cache).load(&mut conn).unwrap();
+    assert_eq!(since(&cache, b).stores, 1);
+    assert_eq!(
+        cache.store().fetch(entry(seed.ann.id), &[]).unwrap().entry,
+        None
+    );
+    let b = expect(&cache, b, 0, 1, "small, first read");
+    let again: Vec<Photo> = q(seed.ann.id).cache(&cache).load(&mut conn).unwrap();
+    expect(&cache, b, 1, 0, "small, second read");
+    assert_eq!(again, first);
+    assert_eq!(again, q(seed.ann.id).load::<Photo>(&mut conn).unwrap());
+
+    // Large: over the local tier's shard, so encoded into the store, and still a hit.
+    let big = "z".repeat(100_000);
+    for p in seed.photos.iter().filter(|p| p.user_id == seed.bob.id) {
+        diesel::update(photos::table.find(p.id))
+            .set(photos::title.eq(&big))
+            .execute(&mut conn)
+            .unwrap();
+    }
+    let b = cache.stats();
+    let first: Vec<Photo> = q(seed.bob.id).cache(&cache).load(&mut conn).unwrap();
+    assert!(first.iter().all(|p| p.title == big));
+    assert_eq!(since(&cache, b).stores, 1);
+    assert!(cache
+        .store()
+        .fetch(entry(seed.bob.id), &[])
+        .unwrap()
+        .entry
+        .is_some());
+    let b = expect(&cache, b, 0, 1, "large, first read");
+    let again: Vec<Photo> = q(seed.bob.id).cache(&cache).load(&mut conn).unwrap();
+    expect(&cache, b, 1, 0, "large, second read");
+    assert_eq!(again, q(seed.bob.id).load::<Photo>(&mut conn).unwrap());
+
+    // Both are invalidated as before.
+    cache.invalidate_table("photos").unwrap();
+    let b = cache.stats();
+    let _: Vec<Photo> = q(seed.ann.id).cache(&cache).load(&mut conn).unwrap();
+    let _: Vec<Photo> = q(seed.bob.id).cache(&cache).load(&mut conn).unwrap();
+    expect(&cache, b, 0, 2, "after invalidation");
 }
 
 #[test]
