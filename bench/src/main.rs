@@ -122,6 +122,25 @@ fn cache_on(store: impl Store) -> Cache {
         .expect("cache")
 }
 
+/// The 10-row filter's entry as a store holds it (user 1): in process, results are kept
+/// decoded in the local tier, so the bytes come from a cache without one.
+fn entry_bytes(conn: &mut PgConnection) -> Vec<u8> {
+    let store = InProcessStore::new();
+    let cache = Cache::builder()
+        .store(store.clone())
+        .local_tier(0)
+        .write_behind(false)
+        .build()
+        .expect("cache");
+    filter_cached(&cache, conn, 1);
+    let entry = filter_explain(&cache, 1).entry.expect("cacheable");
+    store
+        .fetch(entry, &[])
+        .expect("fetch")
+        .entry
+        .expect("entry stored")
+}
+
 /// Entries stored from the write-behind thread.
 fn cache_behind(store: impl Store) -> Cache {
     Cache::builder()
@@ -347,11 +366,7 @@ fn latency(
         filter_db(conn, 1),
         "the raw get decodes what the query returns"
     );
-    let entry_bytes = mem_store
-        .fetch(explain.entry.expect("cacheable"), &[])
-        .expect("fetch")
-        .entry
-        .expect("entry stored");
+    let entry_bytes = entry_bytes(conn);
     report.note(format!(
         "10-row filter entry: {} bytes in the store (header {} + bincode payload {})",
         entry_bytes.len(),
@@ -607,7 +622,7 @@ fn latency(
             m[2],
         ),
         (
-            "  part: InProcessStore::fetch (entry + its generations)",
+            "  part: InProcessStore::fetch (its generations; the rows are in the local tier)",
             m[3],
         ),
         ("  part: xxh3-64 checksum of the payload", m[4]),
@@ -849,13 +864,19 @@ fn latency(
         interleave(conn, cfg.warmup, cfg.local, &mut ops)
     };
     let parts = [
-        ("  part: encode, 10 rows (the Bincode codec)", m[0]),
+        (
+            "  (remote misses, on the write-behind thread) encode, 10 rows, Bincode codec",
+            m[0],
+        ),
         (
             "  (for comparison) bincode::serde::encode_to_vec, same bytes",
             m[4],
         ),
-        ("  part: InProcessStore::put_entry (overwrite, 573 B)", m[1]),
-        ("  part: entry layout (header + checksum + copy)", m[2]),
+        (
+            "  (results too large for the local tier) InProcessStore::put_entry, 573 B",
+            m[1],
+        ),
+        ("  (same) entry layout (header + checksum + copy)", m[2]),
         ("  (untimed above) invalidate_value, in-process", m[3]),
     ];
     for (what, v) in parts {
@@ -997,12 +1018,7 @@ fn scaling(
         filter_cached(&large, conn, hot_user(i));
     }
     // Filler: the real 10-row entry's bytes under random entry keys.
-    let entry = filter_explain(&small, 1).entry.expect("cacheable");
-    let bytes = small_store
-        .fetch(entry, &[])
-        .expect("fetch")
-        .entry
-        .expect("entry");
+    let bytes = entry_bytes(conn);
     let ttl = Duration::from_secs(3600);
     let fill = |store: &InProcessStore, n: usize| {
         for _ in 0..n {
@@ -1060,6 +1076,33 @@ fn scaling(
         format!("{:.0} B", weight as f64 / count as f64),
     );
     drop((small, large, small_store, large_store));
+    sys::trim_heap();
+
+    // In process, results are kept decoded in the local tier: its memory per cached
+    // result (with the result's generation), for one-row finds by primary key.
+    let ids: Vec<i32> = (1..=cfg.big_fill.min(PHOTOS as usize) as i32).collect();
+    let finds = Cache::builder()
+        .store(InProcessStore::new())
+        .local_tier(1 << 30)
+        .write_behind(false)
+        .build()
+        .expect("cache");
+    let rss0 = sys::rss_bytes();
+    cache_finds(&finds, conn, &ids);
+    sys::trim_heap();
+    let rss1 = sys::rss_bytes();
+    let stored = finds.stats().stores;
+    report.plain(
+        "8",
+        &format!("memory per in-process result kept decoded ({stored} finds by pk, 1 row)"),
+        format!(
+            "{:.0} B (RSS delta / results)",
+            (rss1 - rss0) as f64 / stored.max(1) as f64
+        ),
+        "",
+        String::new(),
+    );
+    drop(finds);
     sys::trim_heap();
 
     // Invalidation against the number of cached queries on the table.
@@ -1126,13 +1169,7 @@ fn throughput(cfg: &Config, db: &BenchDb, conn: &mut PgConnection, report: &mut 
         filter_cached(&cache, conn, hot_user(i));
     }
     let explain = filter_explain(&cache, 1);
-    let entry = explain.entry.expect("cacheable");
-    let bytes = cache
-        .store()
-        .fetch(entry, &[])
-        .expect("fetch")
-        .entry
-        .expect("entry");
+    let bytes = entry_bytes(conn);
     let payload = &bytes[4 + 8 * explain.dependencies.len() + 8..];
     let own = sys::affinity();
     let all: Vec<usize> = (0..sys::online_cpus()).collect();
