@@ -16,12 +16,14 @@ use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct Stats {
-    /// Reads served from the store.
+    /// Reads served from the cache (the store, or the local tier of
+    /// decoded results after checking the store's generations).
     pub hits: u64,
     /// Cacheable reads that went to the database (no entry, stale entry,
     /// corrupt entry).
     pub misses: u64,
-    /// Entries written to the store.
+    /// Results stored: written to the store, or, with the in-process
+    /// store, kept decoded in the local tier.
     pub stores: u64,
     /// Reads that skipped the cache by design: inside a transaction, caching
     /// disabled, a never-cache table, or a query the crate must not cache.
