@@ -15,10 +15,9 @@
 //! local tier only skips moving and decoding the entry.
 
 use std::any::Any;
-use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use crate::store::clock::{ClockMap, Expiring};
+use crate::store::clock::ClockMap;
 use crate::store::{Generation, Key};
 
 /// Bytes accounted per value on top of its encoded size.
@@ -34,18 +33,12 @@ const MIN_SHARD: usize = 256 << 10;
 
 struct Decoded {
     snapshot: Box<[Generation]>,
-    rows: Arc<dyn Any + Send + Sync>,
-    /// `None`: a TTL too long to represent, never.
-    expires: Option<Instant>,
+    /// Cloned out under the map's read lock, never shared: no `Arc`.
+    rows: Box<dyn Any + Send + Sync>,
 }
 
-impl Expiring for Decoded {
-    fn expired(&self, now: Instant) -> bool {
-        self.expires.is_some_and(|deadline| now >= deadline)
-    }
-}
-
-/// Decoded results of this process, bounded by their encoded size.
+/// Decoded results of this process, bounded by their size (encoded, or
+/// estimated in memory).
 ///
 /// Kept in the same sharded map as the in-process store, not in a moka
 /// cache: every in-process hit looks here, and moka's `get` (epoch guards,
@@ -75,7 +68,7 @@ impl Local {
         self.values.get(key, |d| {
             let same = d.snapshot.len() == current.len()
                 && d.snapshot.iter().map(|s| Some(*s)).eq(current);
-            if !same || d.expired(Instant::now()) {
+            if !same {
                 return None;
             }
             d.rows.downcast_ref::<Vec<U>>().cloned()
@@ -94,12 +87,11 @@ impl Local {
     ) -> bool {
         let decoded = Decoded {
             snapshot: snapshot.into(),
-            rows: Arc::new(rows),
-            expires: Instant::now().checked_add(self.ttl),
+            rows: Box::new(rows),
         };
         // Too heavy for a shard: not kept, read from the store instead.
         self.values
-            .insert(&key, decoded, weight.saturating_add(OVERHEAD))
+            .insert(&key, decoded, weight.saturating_add(OVERHEAD), self.ttl)
     }
 }
 

@@ -20,24 +20,26 @@
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use super::{Key, KeyHashBuilder};
 
 /// Most shards: enough that two threads rarely share a write lock.
 const MAX_SHARDS: usize = 64;
 
-/// What the map holds.
-pub(crate) trait Expiring {
-    /// Whether the value is past its deadline at `now`: a sweep drops it
-    /// whether it was read or not.
-    fn expired(&self, now: Instant) -> bool;
-}
-
 struct Slot<V> {
     value: V,
     weight: usize,
+    /// Past it, the value is gone for readers, and a sweep drops it whether
+    /// it was read or not. `None`: never (generations, absurd TTLs).
+    expires: Option<Instant>,
     referenced: AtomicBool,
+}
+
+impl<V> Slot<V> {
+    fn expired(&self, now: Instant) -> bool {
+        self.expires.is_some_and(|deadline| now >= deadline)
+    }
 }
 
 struct Shard<V> {
@@ -53,7 +55,7 @@ pub(crate) struct ClockMap<V> {
     shard_capacity: usize,
 }
 
-impl<V: Expiring> ClockMap<V> {
+impl<V> ClockMap<V> {
     /// A map holding at most `capacity` weight in all (at least one), in
     /// shards of at least `min_shard` each (so that small bounds stay exact
     /// and a value as heavy as `min_shard` always fits).
@@ -96,11 +98,15 @@ impl<V: Expiring> ClockMap<V> {
             .unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// What `read` makes of the key's value, under the shard's read lock.
-    /// The slot counts as used when `read` returns `Some`.
+    /// What `read` makes of the key's value, if it has not expired, under
+    /// the shard's read lock. The slot counts as used when `read` returns
+    /// `Some`. Only values stored with a TTL read the clock.
     pub(crate) fn get<R>(&self, key: &Key, read: impl FnOnce(&V) -> Option<R>) -> Option<R> {
         let shard = self.read(key);
         let slot = shard.slots.get(key)?;
+        if slot.expires.is_some() && slot.expired(Instant::now()) {
+            return None;
+        }
         let found = read(&slot.value)?;
         if !slot.referenced.load(Ordering::Relaxed) {
             slot.referenced.store(true, Ordering::Relaxed);
@@ -108,10 +114,10 @@ impl<V: Expiring> ClockMap<V> {
         Some(found)
     }
 
-    /// Store `value` under `key`, replacing what was there. A value heavier
-    /// than a shard's share is not stored (`false`), as it would have to
-    /// evict everything around it and then itself.
-    pub(crate) fn insert(&self, key: &Key, value: V, weight: usize) -> bool {
+    /// Store `value` under `key` for `ttl`, replacing what was there. A
+    /// value heavier than a shard's share is not stored (`false`), as it
+    /// would have to evict everything around it and then itself.
+    pub(crate) fn insert(&self, key: &Key, value: V, weight: usize, ttl: Duration) -> bool {
         if weight > self.shard_capacity {
             return false;
         }
@@ -131,6 +137,7 @@ impl<V: Expiring> ClockMap<V> {
             Slot {
                 value,
                 weight,
+                expires: Instant::now().checked_add(ttl),
                 referenced: AtomicBool::new(referenced),
             },
         );
@@ -139,7 +146,8 @@ impl<V: Expiring> ClockMap<V> {
 
     /// Under the shard's write lock: `change` gets the key's value, if any,
     /// to modify in place, and returns its answer and, when there was no
-    /// value, the one to insert (of weight 1). For values that all weigh 1.
+    /// value, the one to insert (of weight 1, never expiring). For values
+    /// that all weigh 1.
     pub(crate) fn upsert<R>(
         &self,
         key: &Key,
@@ -158,6 +166,7 @@ impl<V: Expiring> ClockMap<V> {
                 Slot {
                     value,
                     weight: 1,
+                    expires: None,
                     // A new slot survives until its shard's next sweep
                     // (thousands of inserts later at the default bounds),
                     // by which time it has been read if it is hot.
@@ -180,7 +189,7 @@ impl<V: Expiring> ClockMap<V> {
         let now = Instant::now();
         let mut weight = shard.weight;
         shard.slots.retain(|_, slot| {
-            let keep = slot.referenced.swap(false, Ordering::Relaxed) && !slot.value.expired(now);
+            let keep = slot.referenced.swap(false, Ordering::Relaxed) && !slot.expired(now);
             if !keep {
                 weight -= slot.weight;
             }
@@ -218,18 +227,9 @@ impl<V: Expiring> ClockMap<V> {
 
 #[cfg(test)]
 mod tests {
-    use std::time::Duration;
-
     use super::*;
 
-    /// A value that expires at a deadline, or never.
-    struct Until(Option<Instant>, u32);
-
-    impl Expiring for Until {
-        fn expired(&self, now: Instant) -> bool {
-            self.0.is_some_and(|deadline| now >= deadline)
-        }
-    }
+    const HOUR: Duration = Duration::from_secs(3600);
 
     fn key(i: u128) -> Key {
         Key::entry(i.wrapping_mul(0x9E37_79B9_7F4A_7C15_F39C_C060_5CED_C835))
@@ -237,26 +237,26 @@ mod tests {
 
     #[test]
     fn weight_is_bounded_and_exact() {
-        let map: ClockMap<Until> = ClockMap::new(10_000, 10_000);
+        let map: ClockMap<u32> = ClockMap::new(10_000, 10_000);
         assert_eq!(map.shards.len(), 1);
         for i in 0..1000 {
-            assert!(map.insert(&key(i), Until(None, 0), 100));
+            assert!(map.insert(&key(i), 0, 100, HOUR));
             assert!(map.weight() <= 10_000, "{}", map.weight());
         }
         assert_eq!(map.weight(), map.len() * 100);
         // Overwrites replace the weight, they do not add to it.
         let before = map.weight();
-        map.insert(&key(999), Until(None, 1), 100);
+        map.insert(&key(999), 1, 100, HOUR);
         assert_eq!(map.weight(), before);
-        assert_eq!(map.get(&key(999), |v| Some(v.1)), Some(1));
+        assert_eq!(map.get(&key(999), |v| Some(*v)), Some(1));
         // Too heavy for a shard: refused, nothing evicted for it.
-        assert!(!map.insert(&key(5000), Until(None, 0), 10_001));
+        assert!(!map.insert(&key(5000), 0, 10_001, HOUR));
         assert_eq!(map.weight(), before);
     }
 
     #[test]
     fn bound_holds_under_concurrent_writers() {
-        let map: ClockMap<Until> = ClockMap::new(64 * 1024, 1024);
+        let map: ClockMap<u32> = ClockMap::new(64 * 1024, 1024);
         assert!(map.shards.len() > 1);
         std::thread::scope(|s| {
             for t in 0..4u128 {
@@ -264,7 +264,7 @@ mod tests {
                 s.spawn(move || {
                     for i in 0..20_000u128 {
                         let k = key((t << 64) | (i % 3000));
-                        map.insert(&k, Until(None, 0), 1 + (i as usize * 7919) % 900);
+                        map.insert(&k, 0, 1 + (i as usize * 7919) % 900, HOUR);
                         map.get(&key((t << 64) | ((i / 2) % 3000)), |_| Some(()));
                     }
                 });
@@ -281,20 +281,31 @@ mod tests {
     }
 
     #[test]
-    fn sweeps_drop_expired_before_referenced() {
-        let map: ClockMap<Until> = ClockMap::new(1000, 1000);
-        let past = Instant::now() - Duration::from_millis(1);
-        // Both read between inserts, as hot keys are; one of them expired.
-        map.insert(&key(1), Until(Some(past), 0), 100);
-        map.insert(&key(2), Until(None, 0), 100);
+    fn expired_values_are_gone_and_swept_before_referenced_ones() {
+        let map: ClockMap<u32> = ClockMap::new(1000, 1000);
+        // Read while alive, so marked referenced; then past its deadline.
+        map.insert(&key(1), 1, 100, Duration::from_millis(50));
+        map.insert(&key(2), 2, 100, HOUR);
+        assert_eq!(map.get(&key(1), |v| Some(*v)), Some(1));
+        std::thread::sleep(Duration::from_millis(80));
+        assert_eq!(map.get(&key(1), |v| Some(*v)), None);
+        // Enough inserts for a sweep; the hot alive key is read between them.
         for i in 10..40 {
-            map.get(&key(1), |_| Some(()));
             map.get(&key(2), |_| Some(()));
-            map.insert(&key(i), Until(None, 0), 100);
+            map.insert(&key(i), 0, 100, HOUR);
         }
+        let held = |k: Key| {
+            map.shards
+                .iter()
+                .any(|s| s.read().unwrap().slots.contains_key(&k))
+        };
+        assert!(!held(key(1)), "the expired slot survived a sweep");
+        assert!(held(key(2)));
         assert_eq!(map.len(), map.weight() / 100);
-        // The expired one went at the first sweep, the alive one stayed.
-        assert_eq!(map.get(&key(1), |_| Some(())), None);
-        assert_eq!(map.get(&key(2), |_| Some(())), Some(()));
+        // A zero TTL is expired at once; an absurd one never expires.
+        map.insert(&key(3), 3, 100, Duration::ZERO);
+        assert_eq!(map.get(&key(3), |v| Some(*v)), None);
+        map.insert(&key(4), 4, 100, Duration::MAX);
+        assert_eq!(map.get(&key(4), |v| Some(*v)), Some(4));
     }
 }

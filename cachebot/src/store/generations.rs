@@ -1,19 +1,11 @@
 //! The in-process store's generations: a [`ClockMap`] of random values,
 //! bounded by count, that never expire.
 
-use std::time::Instant;
-
-use super::clock::{ClockMap, Expiring};
+use super::clock::ClockMap;
 use super::{fresh_generation, Generation, Key};
 
 /// Shards of at least this many generations, so that small bounds stay exact.
 const MIN_SHARD: usize = 16;
-
-impl Expiring for Generation {
-    fn expired(&self, _now: Instant) -> bool {
-        false
-    }
-}
 
 pub(crate) struct Generations {
     map: ClockMap<Generation>,

@@ -39,9 +39,9 @@
 
 use std::fmt;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use super::clock::{ClockMap, Expiring};
+use super::clock::ClockMap;
 use super::generations::Generations;
 use super::{FetchedMany, Generation, Key, Store};
 use crate::error::{StoreError, StoreErrorKind};
@@ -57,19 +57,6 @@ const ENTRY_OVERHEAD: usize = 64;
 /// Entry shards hold at least this many times the largest value, so that
 /// one large value evicts a fraction of its shard, not all of it.
 const VALUES_PER_SHARD: usize = 4;
-
-/// An entry as kept in the map: its bytes and when they expire (`None`: a
-/// TTL too long to represent, never).
-struct StoredEntry {
-    bytes: Box<[u8]>,
-    expires: Option<Instant>,
-}
-
-impl Expiring for StoredEntry {
-    fn expired(&self, now: Instant) -> bool {
-        self.expires.is_some_and(|deadline| now >= deadline)
-    }
-}
 
 /// A [`Store`] that keeps entries and generations in this process's memory.
 ///
@@ -98,7 +85,7 @@ impl Expiring for StoredEntry {
 /// ```
 #[derive(Clone)]
 pub struct InProcessStore {
-    entries: Arc<ClockMap<StoredEntry>>,
+    entries: Arc<ClockMap<Box<[u8]>>>,
     generations: Arc<Generations>,
     max_bytes: u64,
     max_generations: u64,
@@ -207,17 +194,10 @@ impl fmt::Debug for InProcessStore {
 
 impl Store for InProcessStore {
     fn fetch_many(&self, entries: &[Key], generations: &[Key]) -> Result<FetchedMany, StoreError> {
-        // One clock read for the batch, and none for a generations-only fetch.
-        let now = (!entries.is_empty()).then(Instant::now);
         Ok(FetchedMany {
             entries: entries
                 .iter()
-                .map(|key| {
-                    self.entries.get(key, |stored| {
-                        let alive = now.is_some_and(|now| !stored.expired(now));
-                        alive.then(|| stored.bytes.to_vec())
-                    })
-                })
+                .map(|key| self.entries.get(key, |bytes| Some(bytes.to_vec())))
                 .collect(),
             generations: generations
                 .iter()
@@ -246,14 +226,10 @@ impl Store for InProcessStore {
                 ),
             ));
         }
-        let entry = StoredEntry {
-            bytes: Box::from(value),
-            expires: Instant::now().checked_add(ttl),
-        };
         // Heavier than a shard's share (a store bounded below a few values):
         // not kept, like any evicted entry.
-        self.entries
-            .insert(&key, entry, value.len().saturating_add(ENTRY_OVERHEAD));
+        let weight = value.len().saturating_add(ENTRY_OVERHEAD);
+        self.entries.insert(&key, Box::from(value), weight, ttl);
         Ok(())
     }
 
