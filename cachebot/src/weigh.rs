@@ -87,8 +87,7 @@ impl ser::Serializer for &mut Weigher {
     }
 
     fn serialize_str(self, v: &str) -> Result<(), Never> {
-        self.0 += HEADER + v.len();
-        Ok(())
+        self.serialize_bytes(v.as_bytes())
     }
 
     fn serialize_bytes(self, v: &[u8]) -> Result<(), Never> {
@@ -173,13 +172,12 @@ impl ser::Serializer for &mut Weigher {
 
     fn serialize_struct_variant(
         self,
-        _: &'static str,
-        _: u32,
-        _: &'static str,
-        _: usize,
+        name: &'static str,
+        index: u32,
+        variant: &'static str,
+        len: usize,
     ) -> Result<Self, Never> {
-        self.0 += 4;
-        Ok(self)
+        self.serialize_tuple_variant(name, index, variant, len)
     }
 
     fn collect_str<T: Display + ?Sized>(self, _: &T) -> Result<(), Never> {

@@ -300,13 +300,13 @@ impl<'a, 'b> ser::Serializer for &'a mut Encoder<'b> {
 
     fn serialize_struct_variant(
         self,
-        _name: &'static str,
+        name: &'static str,
         variant_index: u32,
-        _variant: &'static str,
-        _len: usize,
+        variant: &'static str,
+        len: usize,
     ) -> Result<Self, Error> {
-        self.varint(u64::from(variant_index));
-        Ok(self)
+        // The same bytes: the index, then the fields.
+        self.serialize_tuple_variant(name, variant_index, variant, len)
     }
 
     fn collect_str<T: Display + ?Sized>(self, value: &T) -> Result<(), Error> {
