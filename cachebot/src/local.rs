@@ -129,7 +129,7 @@ mod tests {
     }
 
     #[test]
-    fn bounded_by_encoded_size() {
+    fn bounded_by_weight() {
         let max = 64 * 1024;
         let local = Local::new(max, Duration::from_secs(60));
         for i in 0..1000 {
