@@ -18,6 +18,8 @@ mod generations;
 #[cfg(feature = "memcached")]
 mod memcached;
 mod memory;
+#[cfg(feature = "memcached")]
+mod meta_get;
 
 #[cfg(feature = "memcached")]
 pub use memcached::{MemcachedStore, MemcachedStoreBuilder};

@@ -1,0 +1,657 @@
+//! The memcached store's read path: one pipelined batch of meta gets
+//! (`mg <key> v`) per server, over pooled blocking sockets.
+//!
+//! # Why not the `exp` client, which the store uses for everything else
+//!
+//! A cached read is one batch of gets, and it is the hot path: on a hit it
+//! is all the crate does besides hashing. Through the `exp` client each
+//! exchange probes the pooled socket (three syscalls), sets both socket
+//! timeouts (two more) and allocates a command, a copy of the key and a
+//! response per key: about 36,000 instructions for a 10-row hit's four
+//! keys, two thirds of the whole hit. This reader writes the batch with one
+//! `write` and reads the answers in as few `read`s as the kernel allows,
+//! parsing them in place; nothing is allocated but the entries' bytes.
+//!
+//! Reads can do this safely because they are idempotent: a pooled socket
+//! the server closed meanwhile (a restart) is not probed before use, the
+//! batch is simply sent again once on fresh connections. Everything that
+//! writes (sets, arithmetic, repairs) stays on the `exp` client, whose
+//! care for ambiguous outcomes those need.
+//!
+//! Keys are routed by the `exp` client's own [`Rendezvous`] over the same
+//! server names, so a key is read from the server its writes went to. With
+//! several servers the batch is written to every server involved before
+//! any answer is read, so their round trips overlap.
+
+use std::io::{self, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::sync::{Condvar, Mutex, MutexGuard, PoisonError};
+use std::time::{Duration, Instant};
+
+use memcache::exp::{Rendezvous, Router};
+
+use crate::error::{StoreError, StoreErrorKind};
+
+/// Idle sockets older than this are closed instead of reused (the `exp`
+/// client's default too): middleboxes drop quiet connections silently,
+/// and a dropped one would cost a timeout, not a fast retry.
+const MAX_IDLE_AGE: Duration = Duration::from_secs(90);
+
+/// A socket's read buffer is kept between batches up to this size; a
+/// batch that brought a larger entry frees it afterwards.
+const KEEP_BUFFER: usize = 64 * 1024;
+
+/// A new socket's answer buffer: a 10-row hit's answers fit many times.
+const ANSWER_BUFFER: usize = 4096;
+
+/// The read path's sockets and routing. See the module docs.
+pub(super) struct MetaGet {
+    names: Box<[String]>,
+    pools: Box<[Pool]>,
+    router: Rendezvous,
+    io_timeout: Duration,
+    connect_timeout: Duration,
+    max_idle: usize,
+    max_connections: Option<usize>,
+    /// The largest value accepted: larger ones were not written by this
+    /// store, and reading them would take that much memory.
+    max_value: usize,
+}
+
+/// One server's sockets: the idle ones, and how many are in use (for
+/// `max_connections`).
+struct Pool {
+    addrs: Vec<SocketAddr>,
+    idle: Mutex<Vec<(Conn, Instant)>>,
+    busy: Mutex<usize>,
+    released: Condvar,
+}
+
+/// A socket with its request and answer buffers.
+struct Conn {
+    stream: TcpStream,
+    request: Vec<u8>,
+    /// Initialised bytes, filled up to `end`, parsed up to `at`.
+    answer: Vec<u8>,
+    end: usize,
+    at: usize,
+}
+
+/// A slot in a pool's `busy` count, freed when dropped.
+struct Slot<'a>(&'a Pool);
+
+impl Drop for Slot<'_> {
+    fn drop(&mut self) {
+        *lock(&self.0.busy) -= 1;
+        self.0.released.notify_one();
+    }
+}
+
+/// A socket taken from a pool. Dropped, it is closed; [`Checkout::put_back`]
+/// returns it to the idle stack instead.
+struct Checkout<'a> {
+    slot: Slot<'a>,
+    conn: Conn,
+    /// Whether it came from the idle stack (and so may be dead).
+    pooled: bool,
+}
+
+/// Why a batch failed, and whether sending it again may help.
+struct Failure {
+    kind: StoreErrorKind,
+    message: String,
+    /// The socket was pooled and the server closed it: send again.
+    retry: bool,
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    // The guarded data (a stack of sockets, a count) stays valid whatever
+    // a panicking holder was doing.
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+impl MetaGet {
+    pub(super) fn new(
+        servers: impl IntoIterator<Item = (String, Vec<SocketAddr>)>,
+        io_timeout: Duration,
+        connect_timeout: Duration,
+        max_idle: usize,
+        max_connections: Option<usize>,
+        max_value: usize,
+    ) -> MetaGet {
+        let (names, pools): (Vec<String>, Vec<Pool>) = servers
+            .into_iter()
+            .map(|(name, addrs)| {
+                let pool = Pool {
+                    addrs,
+                    idle: Mutex::new(Vec::new()),
+                    busy: Mutex::new(0),
+                    released: Condvar::new(),
+                };
+                (name, pool)
+            })
+            .unzip();
+        MetaGet {
+            names: names.into(),
+            pools: pools.into(),
+            router: Rendezvous::new(),
+            io_timeout,
+            connect_timeout,
+            max_idle,
+            max_connections,
+            max_value,
+        }
+    }
+
+    /// Get `count` keys, key `i` rendered by `render(i, out)` (appended to
+    /// `out`). `found(i, value)` is called once per key with its value, or
+    /// `None` for a miss, in no particular order; it may be called again
+    /// for the same key if the batch had to be sent twice.
+    pub(super) fn get(
+        &self,
+        count: usize,
+        render: impl Fn(usize, &mut Vec<u8>),
+        mut found: impl FnMut(usize, Option<&[u8]>),
+    ) -> Result<(), StoreError> {
+        if count == 0 {
+            return Ok(());
+        }
+        match self.try_get(count, &render, &mut found) {
+            Err(failure) if failure.retry => {
+                tracing::debug!(store = super::memcached::NAME, message = %failure.message, "pooled memcached socket was closed; sending the gets again");
+                self.try_get(count, &render, &mut found)
+            }
+            other => other,
+        }
+        .map_err(|failure| {
+            tracing::debug!(store = super::memcached::NAME, op = "fetch", kind = %failure.kind, message = %failure.message, "memcached operation failed");
+            StoreError::new(
+                super::memcached::NAME,
+                failure.kind,
+                format!("fetch: {}", failure.message),
+            )
+        })
+    }
+
+    fn try_get(
+        &self,
+        count: usize,
+        render: &impl Fn(usize, &mut Vec<u8>),
+        found: &mut impl FnMut(usize, Option<&[u8]>),
+    ) -> Result<(), Failure> {
+        let deadline = Instant::now() + self.io_timeout;
+        if self.pools.len() == 1 {
+            let name = &self.names[0];
+            let mut checkout = self.checkout(&self.pools[0], name)?;
+            for i in 0..count {
+                push_get(&mut checkout.conn.request, |out| render(i, out));
+            }
+            checkout.send(name, deadline)?;
+            for i in 0..count {
+                checkout.read_into(i, name, deadline, self.max_value, found)?;
+            }
+            checkout.put_back(self.max_idle);
+            return Ok(());
+        }
+        // Several servers: route every key, write each server's batch,
+        // then read the answers server by server.
+        let mut key = Vec::with_capacity(128);
+        let mut route = Vec::with_capacity(count);
+        let mut checkouts: Vec<Option<Checkout<'_>>> =
+            (0..self.pools.len()).map(|_| None).collect();
+        for i in 0..count {
+            key.clear();
+            render(i, &mut key);
+            let s = self
+                .router
+                .route(&key, &self.names)
+                .min(self.pools.len() - 1);
+            route.push(s);
+            let checkout = match &mut checkouts[s] {
+                Some(checkout) => checkout,
+                slot => slot.insert(self.checkout(&self.pools[s], &self.names[s])?),
+            };
+            push_get(&mut checkout.conn.request, |out| {
+                out.extend_from_slice(&key)
+            });
+        }
+        for (s, checkout) in checkouts.iter_mut().enumerate() {
+            if let Some(checkout) = checkout {
+                checkout.send(&self.names[s], deadline)?;
+            }
+        }
+        for (s, checkout) in checkouts.iter_mut().enumerate() {
+            if let Some(checkout) = checkout {
+                for i in (0..count).filter(|&i| route[i] == s) {
+                    checkout.read_into(i, &self.names[s], deadline, self.max_value, found)?;
+                }
+            }
+        }
+        for checkout in checkouts.into_iter().flatten() {
+            checkout.put_back(self.max_idle);
+        }
+        Ok(())
+    }
+
+    /// A socket to `pool`'s server: an idle one young enough, else a new
+    /// one, waiting for a slot while `max_connections` are in use.
+    fn checkout<'a>(&self, pool: &'a Pool, name: &str) -> Result<Checkout<'a>, Failure> {
+        {
+            let mut busy = lock(&pool.busy);
+            if let Some(cap) = self.max_connections {
+                let deadline = Instant::now() + self.connect_timeout;
+                while *busy >= cap {
+                    let remaining = deadline.saturating_duration_since(Instant::now());
+                    if remaining.is_zero() {
+                        return Err(Failure {
+                            kind: StoreErrorKind::Timeout,
+                            message: format!("{name}: all {cap} read connections are busy"),
+                            retry: false,
+                        });
+                    }
+                    busy = pool
+                        .released
+                        .wait_timeout(busy, remaining)
+                        .unwrap_or_else(PoisonError::into_inner)
+                        .0;
+                }
+            }
+            *busy += 1;
+        }
+        let slot = Slot(pool);
+        while let Some((conn, since)) = lock(&pool.idle).pop() {
+            if since.elapsed() <= MAX_IDLE_AGE {
+                return Ok(Checkout {
+                    slot,
+                    conn,
+                    pooled: true,
+                });
+            }
+        }
+        Ok(Checkout {
+            conn: self.dial(pool, name)?,
+            slot,
+            pooled: false,
+        })
+    }
+
+    /// Connect to the first of the server's addresses that answers, all of
+    /// them within the connect timeout.
+    fn dial(&self, pool: &Pool, name: &str) -> Result<Conn, Failure> {
+        let deadline = Instant::now() + self.connect_timeout;
+        let mut last = io::Error::new(io::ErrorKind::TimedOut, "connect timed out");
+        for addr in &pool.addrs {
+            let remaining = deadline.saturating_duration_since(Instant::now());
+            if remaining.is_zero() {
+                break;
+            }
+            match TcpStream::connect_timeout(addr, remaining) {
+                Ok(stream) => {
+                    let ready = stream
+                        .set_nodelay(true)
+                        .and_then(|()| stream.set_read_timeout(Some(self.io_timeout)))
+                        .and_then(|()| stream.set_write_timeout(Some(self.io_timeout)));
+                    return match ready {
+                        Ok(()) => Ok(Conn {
+                            stream,
+                            request: Vec::with_capacity(512),
+                            answer: vec![0; ANSWER_BUFFER],
+                            end: 0,
+                            at: 0,
+                        }),
+                        Err(error) => Err(io_failure(name, "connect", &error, false)),
+                    };
+                }
+                Err(error) => last = error,
+            }
+        }
+        Err(io_failure(name, "connect", &last, false))
+    }
+}
+
+impl Checkout<'_> {
+    /// Write the batch; the answers are read with [`Checkout::read_into`].
+    fn send(&mut self, name: &str, deadline: Instant) -> Result<(), Failure> {
+        let conn = &mut self.conn;
+        conn.end = 0;
+        conn.at = 0;
+        if Instant::now() >= deadline {
+            return Err(timed_out(name));
+        }
+        let sent = conn.stream.write_all(&conn.request);
+        conn.request.clear();
+        sent.map_err(|error| io_failure(name, "write", &error, self.pooled))
+    }
+
+    /// Read key `i`'s answer and hand it to `found`.
+    fn read_into(
+        &mut self,
+        i: usize,
+        name: &str,
+        deadline: Instant,
+        max_value: usize,
+        found: &mut impl FnMut(usize, Option<&[u8]>),
+    ) -> Result<(), Failure> {
+        // Only the first answer on a pooled socket can find it closed by
+        // a server that restarted; a later failure is a real one.
+        let may_retry = self.pooled && self.conn.end == 0;
+        match self
+            .conn
+            .read_answer(name, deadline, may_retry, max_value)?
+        {
+            None => found(i, None),
+            Some((start, end)) => found(i, Some(&self.conn.answer[start..end])),
+        }
+        Ok(())
+    }
+
+    fn put_back(self, max_idle: usize) {
+        let Checkout { slot, mut conn, .. } = self;
+        // A socket with unread bytes is out of step with its server.
+        if conn.at != conn.end {
+            return;
+        }
+        if conn.answer.len() > KEEP_BUFFER {
+            conn.answer = vec![0; ANSWER_BUFFER];
+        }
+        let mut idle = lock(&slot.0.idle);
+        if idle.len() < max_idle {
+            idle.push((conn, Instant::now()));
+        }
+    }
+}
+
+impl Conn {
+    /// Parse the next answer: `VA <len> ..\r\n<data>\r\n` (the value's
+    /// place in `answer`) or `EN\r\n` (`None`), reading from the socket
+    /// until it is complete.
+    fn read_answer(
+        &mut self,
+        name: &str,
+        deadline: Instant,
+        may_retry: bool,
+        max_value: usize,
+    ) -> Result<Option<(usize, usize)>, Failure> {
+        let line_end = loop {
+            if let Some(nl) = find_crlf(&self.answer[self.at..self.end]) {
+                break self.at + nl;
+            }
+            self.fill(self.end + 1, name, deadline, may_retry)?;
+        };
+        let line = &self.answer[self.at..line_end];
+        if line == b"EN" {
+            self.at = line_end + 2;
+            return Ok(None);
+        }
+        let protocol = |message: String| Failure {
+            kind: StoreErrorKind::Protocol,
+            message: format!("{name}: {message}"),
+            retry: false,
+        };
+        let Some(rest) = line.strip_prefix(b"VA ") else {
+            let text = String::from_utf8_lossy(line);
+            if line.starts_with(b"CLIENT_ERROR") {
+                return Err(Failure {
+                    kind: StoreErrorKind::Rejected,
+                    message: format!("{name}: {text}"),
+                    retry: false,
+                });
+            }
+            return Err(protocol(format!("unexpected answer {text:?}")));
+        };
+        let digits = rest.split(|&b| b == b' ').next().unwrap_or_default();
+        let Some(len) = parse_len(digits).filter(|&len| len <= max_value) else {
+            let text = String::from_utf8_lossy(line);
+            return Err(protocol(format!("bad value length in {text:?}")));
+        };
+        let start = line_end + 2;
+        let end = start + len;
+        self.fill(end + 2, name, deadline, false)?;
+        if &self.answer[end..end + 2] != b"\r\n" {
+            return Err(protocol(format!("a {len}-byte value not followed by CRLF")));
+        }
+        self.at = end + 2;
+        Ok(Some((start, end)))
+    }
+
+    /// Read from the socket until `answer` holds at least `want` bytes.
+    fn fill(
+        &mut self,
+        want: usize,
+        name: &str,
+        deadline: Instant,
+        may_retry: bool,
+    ) -> Result<(), Failure> {
+        if self.answer.len() < want {
+            let grown = want.max(2 * self.answer.len());
+            self.answer.resize(grown, 0);
+        }
+        while self.end < want {
+            if Instant::now() >= deadline {
+                return Err(timed_out(name));
+            }
+            match self.stream.read(&mut self.answer[self.end..]) {
+                Ok(0) => {
+                    return Err(Failure {
+                        kind: StoreErrorKind::Unavailable,
+                        message: format!("{name}: connection closed by the server"),
+                        retry: may_retry && self.end == 0,
+                    })
+                }
+                Ok(got) => self.end += got,
+                Err(error) if error.kind() == io::ErrorKind::Interrupted => {}
+                Err(error) => {
+                    return Err(io_failure(name, "read", &error, may_retry && self.end == 0))
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Append `mg <key> v\r\n`.
+fn push_get(request: &mut Vec<u8>, key: impl FnOnce(&mut Vec<u8>)) {
+    request.extend_from_slice(b"mg ");
+    key(request);
+    request.extend_from_slice(b" v\r\n");
+}
+
+fn find_crlf(bytes: &[u8]) -> Option<usize> {
+    bytes.windows(2).position(|pair| pair == b"\r\n")
+}
+
+/// A decimal length; memcached's items are far smaller than `usize`.
+fn parse_len(digits: &[u8]) -> Option<usize> {
+    if digits.is_empty() || digits.len() > 10 {
+        return None;
+    }
+    digits.iter().try_fold(0usize, |n, &d| {
+        d.is_ascii_digit().then(|| n * 10 + usize::from(d - b'0'))
+    })
+}
+
+fn timed_out(name: &str) -> Failure {
+    Failure {
+        kind: StoreErrorKind::Timeout,
+        message: format!("{name}: no answer within the I/O timeout"),
+        retry: false,
+    }
+}
+
+/// An I/O error as a failure: a timeout, or the server out of reach. A
+/// pooled socket the server reset is worth one more try on a new one.
+fn io_failure(name: &str, op: &str, error: &io::Error, pooled: bool) -> Failure {
+    use io::ErrorKind as K;
+    let kind = match error.kind() {
+        K::TimedOut | K::WouldBlock => StoreErrorKind::Timeout,
+        _ => StoreErrorKind::Unavailable,
+    };
+    let closed = matches!(
+        error.kind(),
+        K::ConnectionReset | K::ConnectionAborted | K::BrokenPipe | K::UnexpectedEof
+    );
+    Failure {
+        kind,
+        message: format!("{op} on {name}: {error}"),
+        retry: pooled && closed,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::BufRead;
+    use std::net::TcpListener;
+    use std::thread;
+
+    /// A one-connection fake server: answers each request line with the
+    /// next of `answers` (raw bytes), then holds the socket
+    /// open until the client closes it.
+    fn fake(answers: Vec<&'static [u8]>) -> (String, thread::JoinHandle<Vec<String>>) {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap().to_string();
+        let handle = thread::spawn(move || {
+            let (stream, _) = listener.accept().unwrap();
+            let mut reader = io::BufReader::new(stream.try_clone().unwrap());
+            let mut writer = stream;
+            let mut lines = Vec::new();
+            for answer in answers {
+                let mut line = String::new();
+                if reader.read_line(&mut line).unwrap() == 0 {
+                    break;
+                }
+                lines.push(line.trim_end().to_owned());
+                // Byte by byte: the parser must cope with any split.
+                for b in answer {
+                    writer.write_all(&[*b]).unwrap();
+                }
+            }
+            // Hold the socket open until the client closes it.
+            let _ = reader.read_line(&mut String::new());
+            lines
+        });
+        (addr, handle)
+    }
+
+    fn reader(addr: &str, timeout: Duration) -> MetaGet {
+        let addrs = vec![addr.parse().unwrap()];
+        MetaGet::new([(addr.to_owned(), addrs)], timeout, timeout, 4, None, 1000)
+    }
+
+    fn get(reader: &MetaGet, keys: &[&str]) -> Result<Vec<Option<Vec<u8>>>, StoreError> {
+        let mut out = vec![None; keys.len()];
+        reader.get(
+            keys.len(),
+            |i, buf| buf.extend_from_slice(keys[i].as_bytes()),
+            |i, v| out[i] = v.map(<[u8]>::to_vec),
+        )?;
+        Ok(out)
+    }
+
+    #[test]
+    fn parses_values_misses_and_flags_split_anywhere() {
+        let (addr, server) = fake(vec![
+            b"VA 3\r\nabc\r\n",
+            b"EN\r\n",
+            b"VA 4 f0 t-1\r\na\r\nb\r\n",
+            b"VA 0\r\n\r\n",
+        ]);
+        let r = reader(&addr, Duration::from_secs(5));
+        let got = get(&r, &["k1", "k2", "k3", "k4"]).unwrap();
+        assert_eq!(
+            got,
+            vec![
+                Some(b"abc".to_vec()),
+                None,
+                Some(b"a\r\nb".to_vec()),
+                Some(Vec::new())
+            ]
+        );
+        drop(r);
+        assert_eq!(
+            server.join().unwrap(),
+            ["mg k1 v", "mg k2 v", "mg k3 v", "mg k4 v"]
+        );
+    }
+
+    #[test]
+    fn server_errors_and_garbage_are_protocol_errors() {
+        for (answer, kind) in [
+            (
+                &b"SERVER_ERROR out of memory\r\n"[..],
+                StoreErrorKind::Protocol,
+            ),
+            (
+                b"CLIENT_ERROR bad command line format\r\n",
+                StoreErrorKind::Rejected,
+            ),
+            (b"VA x\r\n", StoreErrorKind::Protocol),
+            // Larger than the store ever writes: not read into memory.
+            (b"VA 1001\r\n", StoreErrorKind::Protocol),
+            (b"VA 2\r\nabcd\r\n", StoreErrorKind::Protocol),
+            (b"HD\r\n", StoreErrorKind::Protocol),
+        ] {
+            let (addr, _server) = fake(vec![answer]);
+            let r = reader(&addr, Duration::from_secs(5));
+            let error = get(&r, &["k"]).unwrap_err();
+            assert_eq!(error.kind, kind, "{answer:?}: {error:?}");
+            assert_eq!(error.store, "memcached");
+            // A socket out of step is never reused.
+            assert!(lock(&r.pools[0].idle).is_empty());
+        }
+    }
+
+    #[test]
+    fn a_silent_server_times_out() {
+        let (addr, _server) = fake(vec![b""]);
+        let r = reader(&addr, Duration::from_millis(100));
+        let started = Instant::now();
+        let error = get(&r, &["k"]).unwrap_err();
+        assert_eq!(error.kind, StoreErrorKind::Timeout, "{error:?}");
+        assert!(started.elapsed() < Duration::from_secs(5));
+    }
+
+    #[test]
+    fn a_closed_pooled_socket_is_retried_once_on_a_new_one() {
+        // The first connection answers once and is closed; the second
+        // answers the retried request.
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap().to_string();
+        let server = thread::spawn(move || {
+            for answer in [&b"VA 1\r\na\r\n"[..], b"VA 1\r\nb\r\n"] {
+                let (stream, _) = listener.accept().unwrap();
+                let mut reader = io::BufReader::new(stream.try_clone().unwrap());
+                let mut line = String::new();
+                reader.read_line(&mut line).unwrap();
+                (&stream).write_all(answer).unwrap();
+                // Closing with the next request unread makes a reset likely;
+                // either a reset or EOF must lead to the retry.
+            }
+        });
+        let r = reader(&addr, Duration::from_secs(5));
+        assert_eq!(get(&r, &["k"]).unwrap(), vec![Some(b"a".to_vec())]);
+        assert_eq!(lock(&r.pools[0].idle).len(), 1);
+        thread::sleep(Duration::from_millis(50));
+        assert_eq!(get(&r, &["k"]).unwrap(), vec![Some(b"b".to_vec())]);
+        server.join().unwrap();
+    }
+
+    #[test]
+    fn a_refused_connection_is_unavailable() {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap().to_string();
+        drop(listener);
+        let r = reader(&addr, Duration::from_secs(1));
+        let error = get(&r, &["k"]).unwrap_err();
+        assert_eq!(error.kind, StoreErrorKind::Unavailable, "{error:?}");
+    }
+
+    #[test]
+    fn lengths() {
+        assert_eq!(parse_len(b"0"), Some(0));
+        assert_eq!(parse_len(b"1048576"), Some(1_048_576));
+        assert_eq!(parse_len(b""), None);
+        assert_eq!(parse_len(b"1a"), None);
+        assert_eq!(parse_len(b"99999999999"), None);
+    }
+}
