@@ -11,10 +11,11 @@
 //! written at once and answered in order, so it costs one round trip per
 //! server involved (one, with one server), whatever the number of keys.
 //!
-//! Writes go through the `memcache` crate's `exp` [`MetaClient`]. The read
-//! path ([`Store::fetch`]) writes its `mg` commands itself over its own
-//! pooled sockets (module `meta_get`): a hit costs a third of the
-//! instructions and fewer syscalls than through the client. With several
+//! Most commands go through the `memcache` crate's `exp` [`MetaClient`].
+//! The two hot paths, reads ([`Store::fetch`]) and bumps, write their
+//! commands themselves over their own pooled sockets (module `pipeline`):
+//! a hit costs a third of the instructions and fewer syscalls than
+//! through the client. With several
 //! servers, keys are routed by rendezvous hashing (the client's own, for
 //! reads too, so both agree), so adding or removing a server only moves
 //! that server's keys; a batch is split per server. The client visits
@@ -71,7 +72,7 @@ use memcache::exp::{
     Arithmetic, Error as ClientError, Get, MetaClient, Op, OpResult, Set, Ttl, MAX_KEY_LENGTH,
 };
 
-use super::meta_get::MetaGet;
+use super::pipeline::{self, Answer, Pipeline};
 use super::{fresh_generation, FetchedMany, Generation, Key, KeyKind, Store};
 use crate::error::{ConfigError, StoreError, StoreErrorKind};
 
@@ -110,8 +111,8 @@ const _: () = assert!(MemcachedStore::MAX_PREFIX_LEN + KEY_SUFFIX_LEN <= MAX_KEY
 pub struct MemcachedStore {
     /// Writes and everything but the read path.
     client: MetaClient,
-    /// The read path's gets (see `meta_get`: a hit is the hot path).
-    reads: Arc<MetaGet>,
+    /// Reads and bumps, the hot paths (see `pipeline`).
+    pipeline: Arc<Pipeline>,
     servers: Arc<[Server]>,
     prefix: Arc<str>,
     io_timeout: Duration,
@@ -517,7 +518,7 @@ impl Store for MemcachedStore {
         let mut found = vec![None; entries.len()];
         let mut values = vec![None; generations.len()];
         let split = entries.len();
-        self.reads.get(
+        self.pipeline.get(
             split + generations.len(),
             |i, out| match entries.get(i) {
                 Some(&key) => self.write_key(key, out),
@@ -606,31 +607,33 @@ impl Store for MemcachedStore {
             return Ok(());
         }
         // No TTL: the protocol default never expires.
-        let writes = keys
-            .iter()
-            .map(|&key| Set::new(self.render_key(key), fresh_generation().to_string()));
-        let results = self
-            .client
-            .run_many(writes)
-            .map_err(|error| self.bump_failed(&error))?;
-        let mut failure = None;
-        for result in results {
-            match result {
-                Ok(stored) if stored.applied() => {}
-                Ok(stored) => {
-                    failure.get_or_insert_with(|| {
-                        self.unexpected(OP, format!("generation not stored: {:?}", stored.status))
-                    });
-                }
-                Err(error) => {
-                    failure.get_or_insert_with(|| self.bump_failed(&error));
-                }
-            }
+        let mut not_stored = 0;
+        let mut value = Vec::with_capacity(20);
+        self.pipeline
+            .run(
+                OP,
+                keys.len(),
+                |i, out| self.write_key(keys[i], out),
+                |_, key, out| {
+                    value.clear();
+                    pipeline::push_decimal(fresh_generation(), &mut value);
+                    pipeline::push_set(key, &value, out);
+                },
+                |_, answer| {
+                    if answer != Answer::Stored {
+                        not_stored += 1;
+                    }
+                },
+            )
+            .inspect_err(|error| {
+                tracing::warn!(store = NAME, op = OP, kind = %error.kind, message = %error.message, "memcached bump failed");
+            })?;
+        if not_stored > 0 {
+            let error = self.unexpected(OP, format!("{not_stored} generations not stored"));
+            tracing::warn!(store = NAME, op = OP, message = %error.message, "memcached bump failed");
+            return Err(error);
         }
-        match failure {
-            Some(error) => Err(error),
-            None => Ok(()),
-        }
+        Ok(())
     }
 
     fn max_value_size(&self) -> usize {
@@ -639,16 +642,6 @@ impl Store for MemcachedStore {
 
     fn name(&self) -> &'static str {
         NAME
-    }
-}
-
-impl MemcachedStore {
-    /// A failed bump is an invalidation that may not have happened: trace
-    /// it as a warning.
-    fn bump_failed(&self, error: &ClientError) -> StoreError {
-        let error = self.fail("bump", error);
-        tracing::warn!(store = NAME, op = "bump", kind = %error.kind, message = %error.message, "memcached bump failed");
-        error
     }
 }
 
@@ -978,7 +971,7 @@ impl MemcachedStoreBuilder {
             .max_connections(self.max_connections)
             .connect_multiple(self.servers.iter().cloned())
             .map_err(|error| ConfigError(format!("memcached client: {error}")))?;
-        let reads = MetaGet::new(
+        let pipeline = Pipeline::new(
             servers
                 .iter()
                 .map(|server| (server.name.clone(), server.addrs.clone())),
@@ -990,7 +983,7 @@ impl MemcachedStoreBuilder {
         );
         Ok(MemcachedStore {
             client,
-            reads: Arc::new(reads),
+            pipeline: Arc::new(pipeline),
             servers: servers.into(),
             prefix: self.prefix.into(),
             io_timeout: self.io_timeout,

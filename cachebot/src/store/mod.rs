@@ -19,7 +19,7 @@ mod generations;
 mod memcached;
 mod memory;
 #[cfg(feature = "memcached")]
-mod meta_get;
+mod pipeline;
 
 #[cfg(feature = "memcached")]
 pub use memcached::{MemcachedStore, MemcachedStoreBuilder};

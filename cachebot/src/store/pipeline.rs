@@ -1,5 +1,6 @@
-//! The memcached store's read path: one pipelined batch of meta gets
-//! (`mg <key> v`) per server, over pooled blocking sockets.
+//! The memcached store's hot paths: one pipelined batch of meta commands
+//! per server, over pooled blocking sockets. Reads (`mg <key> v`) and
+//! generation bumps (`ms <key> <len>`) go this way.
 //!
 //! # Why not the `exp` client, which the store uses for everything else
 //!
@@ -8,15 +9,18 @@
 //! exchange probes the pooled socket (three syscalls), sets both socket
 //! timeouts (two more) and allocates a command, a copy of the key and a
 //! response per key: about 36,000 instructions for a 10-row hit's four
-//! keys, two thirds of the whole hit. This reader writes the batch with one
+//! keys, two thirds of the whole hit. This writes the batch with one
 //! `write` and reads the answers in as few `read`s as the kernel allows,
-//! parsing them in place; nothing is allocated but the entries' bytes.
+//! parsing them in place; nothing is allocated but the entries' bytes. A
+//! bump is the round trip an exact write adds to the database's, so it
+//! goes the same way.
 //!
-//! Reads can do this safely because they are idempotent: a pooled socket
-//! the server closed meanwhile (a restart) is not probed before use, the
-//! batch is simply sent again once on fresh connections. Everything that
-//! writes (sets, arithmetic, repairs) stays on the `exp` client, whose
-//! care for ambiguous outcomes those need.
+//! This is safe because both are idempotent: a pooled socket the server
+//! closed meanwhile (a restart) is not probed before use, the batch is
+//! sent again once on fresh connections (a bump then writes other fresh
+//! values: any new value invalidates). Everything else (entries, creating
+//! and repairing generations) stays on the `exp` client, whose care for
+//! ambiguous outcomes those need.
 //!
 //! Keys are routed by the `exp` client's own [`Rendezvous`] over the same
 //! server names, so a key is read from the server its writes went to. With
@@ -44,8 +48,8 @@ const KEEP_BUFFER: usize = 64 * 1024;
 /// A new socket's answer buffer: a 10-row hit's answers fit many times.
 const ANSWER_BUFFER: usize = 4096;
 
-/// The read path's sockets and routing. See the module docs.
-pub(super) struct MetaGet {
+/// Sockets and routing for the pipelined batches. See the module docs.
+pub(super) struct Pipeline {
     names: Box<[String]>,
     pools: Box<[Pool]>,
     router: Rendezvous,
@@ -71,6 +75,8 @@ struct Pool {
 struct Conn {
     stream: TcpStream,
     request: Vec<u8>,
+    /// Where each key is rendered before its command.
+    key: Vec<u8>,
     /// Initialised bytes, filled up to `end`, parsed up to `at`.
     answer: Vec<u8>,
     end: usize,
@@ -104,13 +110,26 @@ struct Failure {
     retry: bool,
 }
 
+/// A server's answer to one command.
+#[derive(Debug, PartialEq, Eq)]
+pub(super) enum Answer<'a> {
+    /// `VA`: the value.
+    Value(&'a [u8]),
+    /// `EN`: no such key.
+    Miss,
+    /// `HD`: done (stored).
+    Stored,
+    /// `NS`: not stored.
+    NotStored,
+}
+
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     // The guarded data (a stack of sockets, a count) stays valid whatever
     // a panicking holder was doing.
     mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
-impl MetaGet {
+impl Pipeline {
     pub(super) fn new(
         servers: impl IntoIterator<Item = (String, Vec<SocketAddr>)>,
         io_timeout: Duration,
@@ -118,7 +137,7 @@ impl MetaGet {
         max_idle: usize,
         max_connections: Option<usize>,
         max_value: usize,
-    ) -> MetaGet {
+    ) -> Pipeline {
         let (names, pools): (Vec<String>, Vec<Pool>) = servers
             .into_iter()
             .map(|(name, addrs)| {
@@ -131,7 +150,7 @@ impl MetaGet {
                 (name, pool)
             })
             .unzip();
-        MetaGet {
+        Pipeline {
             names: names.into(),
             pools: pools.into(),
             router: Rendezvous::new(),
@@ -143,48 +162,79 @@ impl MetaGet {
         }
     }
 
-    /// Get `count` keys, key `i` rendered by `render(i, out)` (appended to
-    /// `out`). `found(i, value)` is called once per key with its value, or
-    /// `None` for a miss, in no particular order; it may be called again
-    /// for the same key if the batch had to be sent twice.
-    pub(super) fn get(
+    /// Send `count` commands, command `i` rendered by `command(i, key,
+    /// out)` for the key `key(i, out)` renders (the key routes it), and
+    /// hand each answer to `found(i, answer)`, in no particular order; the
+    /// whole batch may be sent twice (see the module docs), so `found` may
+    /// see a command twice. `op` names the batch in errors.
+    pub(super) fn run(
         &self,
+        op: &'static str,
         count: usize,
-        render: impl Fn(usize, &mut Vec<u8>),
-        mut found: impl FnMut(usize, Option<&[u8]>),
+        key: impl Fn(usize, &mut Vec<u8>),
+        mut command: impl FnMut(usize, &[u8], &mut Vec<u8>),
+        mut found: impl FnMut(usize, Answer<'_>),
     ) -> Result<(), StoreError> {
         if count == 0 {
             return Ok(());
         }
-        match self.try_get(count, &render, &mut found) {
+        match self.try_run(count, &key, &mut command, &mut found) {
             Err(failure) if failure.retry => {
-                tracing::debug!(store = super::memcached::NAME, message = %failure.message, "pooled memcached socket was closed; sending the gets again");
-                self.try_get(count, &render, &mut found)
+                tracing::debug!(store = super::memcached::NAME, op, message = %failure.message, "pooled memcached socket was closed; sending the batch again");
+                self.try_run(count, &key, &mut command, &mut found)
             }
             other => other,
         }
         .map_err(|failure| {
-            tracing::debug!(store = super::memcached::NAME, op = "fetch", kind = %failure.kind, message = %failure.message, "memcached operation failed");
+            tracing::debug!(store = super::memcached::NAME, op, kind = %failure.kind, message = %failure.message, "memcached operation failed");
             StoreError::new(
                 super::memcached::NAME,
                 failure.kind,
-                format!("fetch: {}", failure.message),
+                format!("{op}: {}", failure.message),
             )
         })
     }
 
-    fn try_get(
+    /// Get `count` keys, key `i` rendered by `key(i, out)`: `found(i,
+    /// value)` gets each value, or `None` for a miss (see [`Pipeline::run`]).
+    pub(super) fn get(
         &self,
         count: usize,
-        render: &impl Fn(usize, &mut Vec<u8>),
-        found: &mut impl FnMut(usize, Option<&[u8]>),
+        key: impl Fn(usize, &mut Vec<u8>),
+        mut found: impl FnMut(usize, Option<&[u8]>),
+    ) -> Result<(), StoreError> {
+        let mut unexpected = None;
+        self.run("fetch", count, key, push_get, |i, answer| match answer {
+            Answer::Value(value) => found(i, Some(value)),
+            Answer::Miss => found(i, None),
+            other => unexpected = Some(other_answer(&other)),
+        })?;
+        match unexpected {
+            Some(message) => Err(StoreError::new(
+                super::memcached::NAME,
+                StoreErrorKind::Protocol,
+                format!("fetch: {message}"),
+            )),
+            None => Ok(()),
+        }
+    }
+
+    fn try_run(
+        &self,
+        count: usize,
+        key: &impl Fn(usize, &mut Vec<u8>),
+        command: &mut impl FnMut(usize, &[u8], &mut Vec<u8>),
+        found: &mut impl FnMut(usize, Answer<'_>),
     ) -> Result<(), Failure> {
         let deadline = Instant::now() + self.io_timeout;
         if self.pools.len() == 1 {
             let name = &self.names[0];
             let mut checkout = self.checkout(&self.pools[0], name)?;
+            let conn = &mut checkout.conn;
             for i in 0..count {
-                push_get(&mut checkout.conn.request, |out| render(i, out));
+                conn.key.clear();
+                key(i, &mut conn.key);
+                command(i, &conn.key, &mut conn.request);
             }
             checkout.send(name, deadline)?;
             for i in 0..count {
@@ -195,25 +245,23 @@ impl MetaGet {
         }
         // Several servers: route every key, write each server's batch,
         // then read the answers server by server.
-        let mut key = Vec::with_capacity(128);
+        let mut rendered = Vec::with_capacity(128);
         let mut route = Vec::with_capacity(count);
         let mut checkouts: Vec<Option<Checkout<'_>>> =
             (0..self.pools.len()).map(|_| None).collect();
         for i in 0..count {
-            key.clear();
-            render(i, &mut key);
+            rendered.clear();
+            key(i, &mut rendered);
             let s = self
                 .router
-                .route(&key, &self.names)
+                .route(&rendered, &self.names)
                 .min(self.pools.len() - 1);
             route.push(s);
             let checkout = match &mut checkouts[s] {
                 Some(checkout) => checkout,
                 slot => slot.insert(self.checkout(&self.pools[s], &self.names[s])?),
             };
-            push_get(&mut checkout.conn.request, |out| {
-                out.extend_from_slice(&key)
-            });
+            command(i, &rendered, &mut checkout.conn.request);
         }
         for (s, checkout) in checkouts.iter_mut().enumerate() {
             if let Some(checkout) = checkout {
@@ -295,6 +343,7 @@ impl MetaGet {
                         Ok(()) => Ok(Conn {
                             stream,
                             request: Vec::with_capacity(512),
+                            key: Vec::with_capacity(128),
                             answer: vec![0; ANSWER_BUFFER],
                             end: 0,
                             at: 0,
@@ -330,18 +379,15 @@ impl Checkout<'_> {
         name: &str,
         deadline: Instant,
         max_value: usize,
-        found: &mut impl FnMut(usize, Option<&[u8]>),
+        found: &mut impl FnMut(usize, Answer<'_>),
     ) -> Result<(), Failure> {
         // Only the first answer on a pooled socket can find it closed by
         // a server that restarted; a later failure is a real one.
         let may_retry = self.pooled && self.conn.end == 0;
-        match self
+        let answer = self
             .conn
-            .read_answer(name, deadline, may_retry, max_value)?
-        {
-            None => found(i, None),
-            Some((start, end)) => found(i, Some(&self.conn.answer[start..end])),
-        }
+            .read_answer(name, deadline, may_retry, max_value)?;
+        found(i, answer.resolve(&self.conn.answer));
         Ok(())
     }
 
@@ -362,16 +408,15 @@ impl Checkout<'_> {
 }
 
 impl Conn {
-    /// Parse the next answer: `VA <len> ..\r\n<data>\r\n` (the value's
-    /// place in `answer`) or `EN\r\n` (`None`), reading from the socket
-    /// until it is complete.
+    /// Parse the next answer (`VA <len> ..\r\n<data>\r\n`, `EN`, `HD`,
+    /// `NS`), reading from the socket until it is complete.
     fn read_answer(
         &mut self,
         name: &str,
         deadline: Instant,
         may_retry: bool,
         max_value: usize,
-    ) -> Result<Option<(usize, usize)>, Failure> {
+    ) -> Result<Parsed, Failure> {
         let line_end = loop {
             if let Some(nl) = find_crlf(&self.answer[self.at..self.end]) {
                 break self.at + nl;
@@ -379,9 +424,15 @@ impl Conn {
             self.fill(self.end + 1, name, deadline, may_retry)?;
         };
         let line = &self.answer[self.at..line_end];
-        if line == b"EN" {
+        let status = match line {
+            b"EN" => Some(Parsed::Miss),
+            b"HD" => Some(Parsed::Stored),
+            b"NS" => Some(Parsed::NotStored),
+            _ => None,
+        };
+        if let Some(status) = status {
             self.at = line_end + 2;
-            return Ok(None);
+            return Ok(status);
         }
         let protocol = |message: String| Failure {
             kind: StoreErrorKind::Protocol,
@@ -411,7 +462,7 @@ impl Conn {
             return Err(protocol(format!("a {len}-byte value not followed by CRLF")));
         }
         self.at = end + 2;
-        Ok(Some((start, end)))
+        Ok(Parsed::Value(start, end))
     }
 
     /// Read from the socket until `answer` holds at least `want` bytes.
@@ -449,11 +500,67 @@ impl Conn {
     }
 }
 
-/// Append `mg <key> v\r\n`.
-fn push_get(request: &mut Vec<u8>, key: impl FnOnce(&mut Vec<u8>)) {
-    request.extend_from_slice(b"mg ");
-    key(request);
-    request.extend_from_slice(b" v\r\n");
+/// An answer, its value as a place in the answer buffer.
+enum Parsed {
+    Value(usize, usize),
+    Miss,
+    Stored,
+    NotStored,
+}
+
+impl Parsed {
+    fn resolve(self, buffer: &[u8]) -> Answer<'_> {
+        match self {
+            Parsed::Value(start, end) => Answer::Value(&buffer[start..end]),
+            Parsed::Miss => Answer::Miss,
+            Parsed::Stored => Answer::Stored,
+            Parsed::NotStored => Answer::NotStored,
+        }
+    }
+}
+
+/// `mg <key> v\r\n`: the value, or `EN`.
+pub(super) fn push_get(_: usize, key: &[u8], out: &mut Vec<u8>) {
+    out.extend_from_slice(b"mg ");
+    out.extend_from_slice(key);
+    out.extend_from_slice(b" v\r\n");
+}
+
+/// `ms <key> <len>\r\n<value>\r\n` (no TTL: never expires): `HD`.
+pub(super) fn push_set(key: &[u8], value: &[u8], out: &mut Vec<u8>) {
+    out.extend_from_slice(b"ms ");
+    out.extend_from_slice(key);
+    out.push(b' ');
+    push_decimal(value.len() as u64, out);
+    out.extend_from_slice(b"\r\n");
+    out.extend_from_slice(value);
+    out.extend_from_slice(b"\r\n");
+}
+
+/// Append `n` in decimal.
+pub(super) fn push_decimal(mut n: u64, out: &mut Vec<u8>) {
+    let mut digits = [0u8; 20];
+    let mut at = digits.len();
+    loop {
+        at -= 1;
+        digits[at] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    out.extend_from_slice(&digits[at..]);
+}
+
+/// An answer a command did not expect, described for an error.
+pub(super) fn other_answer(answer: &Answer<'_>) -> String {
+    let what = match answer {
+        Answer::Value(_) => "a value",
+        Answer::Miss => "EN",
+        Answer::Stored => "HD",
+        Answer::NotStored => "NS",
+    };
+    format!("unexpected answer {what}")
 }
 
 fn find_crlf(bytes: &[u8]) -> Option<usize> {
@@ -533,12 +640,12 @@ mod tests {
         (addr, handle)
     }
 
-    fn reader(addr: &str, timeout: Duration) -> MetaGet {
+    fn reader(addr: &str, timeout: Duration) -> Pipeline {
         let addrs = vec![addr.parse().unwrap()];
-        MetaGet::new([(addr.to_owned(), addrs)], timeout, timeout, 4, None, 1000)
+        Pipeline::new([(addr.to_owned(), addrs)], timeout, timeout, 4, None, 1000)
     }
 
-    fn get(reader: &MetaGet, keys: &[&str]) -> Result<Vec<Option<Vec<u8>>>, StoreError> {
+    fn get(reader: &Pipeline, keys: &[&str]) -> Result<Vec<Option<Vec<u8>>>, StoreError> {
         let mut out = vec![None; keys.len()];
         reader.get(
             keys.len(),
@@ -576,20 +683,24 @@ mod tests {
 
     #[test]
     fn server_errors_and_garbage_are_protocol_errors() {
-        for (answer, kind) in [
+        // (answer, kind, whether the socket is still in step afterwards)
+        for (answer, kind, reusable) in [
             (
                 &b"SERVER_ERROR out of memory\r\n"[..],
                 StoreErrorKind::Protocol,
+                false,
             ),
             (
                 b"CLIENT_ERROR bad command line format\r\n",
                 StoreErrorKind::Rejected,
+                false,
             ),
-            (b"VA x\r\n", StoreErrorKind::Protocol),
+            (b"VA x\r\n", StoreErrorKind::Protocol, false),
             // Larger than the store ever writes: not read into memory.
-            (b"VA 1001\r\n", StoreErrorKind::Protocol),
-            (b"VA 2\r\nabcd\r\n", StoreErrorKind::Protocol),
-            (b"HD\r\n", StoreErrorKind::Protocol),
+            (b"VA 1001\r\n", StoreErrorKind::Protocol, false),
+            (b"VA 2\r\nabcd\r\n", StoreErrorKind::Protocol, false),
+            // A get expects a value or EN; the answer itself was whole.
+            (b"HD\r\n", StoreErrorKind::Protocol, true),
         ] {
             let (addr, _server) = fake(vec![answer]);
             let r = reader(&addr, Duration::from_secs(5));
@@ -597,7 +708,41 @@ mod tests {
             assert_eq!(error.kind, kind, "{answer:?}: {error:?}");
             assert_eq!(error.store, "memcached");
             // A socket out of step is never reused.
-            assert!(lock(&r.pools[0].idle).is_empty());
+            assert_eq!(lock(&r.pools[0].idle).len(), usize::from(reusable));
+        }
+    }
+
+    #[test]
+    fn sets_are_pipelined_and_answered_in_order() {
+        let (addr, server) = fake(vec![b"HD\r\n", b"NS\r\n"]);
+        let r = reader(&addr, Duration::from_secs(5));
+        let mut answers = vec![None, None];
+        r.run(
+            "bump",
+            2,
+            |i, out| out.extend_from_slice(format!("g{i}").as_bytes()),
+            |i, key, out| push_set(key, format!("{}", 10 + i).as_bytes(), out),
+            |i, answer| {
+                answers[i] = Some(match answer {
+                    Answer::Stored => "stored",
+                    Answer::NotStored => "not stored",
+                    _ => "other",
+                })
+            },
+        )
+        .unwrap();
+        assert_eq!(answers, [Some("stored"), Some("not stored")]);
+        drop(r);
+        // The fake reads lines: each set is its command line and its value.
+        assert_eq!(server.join().unwrap(), ["ms g0 2", "10"]);
+    }
+
+    #[test]
+    fn decimals() {
+        for n in [0, 7, 10, 1234567890, u64::MAX] {
+            let mut out = Vec::new();
+            push_decimal(n, &mut out);
+            assert_eq!(out, n.to_string().into_bytes());
         }
     }
 
