@@ -69,6 +69,8 @@ struct Pool {
     idle: Mutex<Vec<(Conn, Instant)>>,
     busy: Mutex<usize>,
     released: Condvar,
+    /// Whether `max_connections` is set, so that callers may wait.
+    bounded: bool,
 }
 
 /// A socket with its request and answer buffers.
@@ -89,7 +91,11 @@ struct Slot<'a>(&'a Pool);
 impl Drop for Slot<'_> {
     fn drop(&mut self) {
         *lock(&self.0.busy) -= 1;
-        self.0.released.notify_one();
+        // Nobody waits without a bound, and a notification is a futex
+        // syscall whether or not anyone waits: one per read, otherwise.
+        if self.0.bounded {
+            self.0.released.notify_one();
+        }
     }
 }
 
@@ -146,6 +152,7 @@ impl Pipeline {
                     idle: Mutex::new(Vec::new()),
                     busy: Mutex::new(0),
                     released: Condvar::new(),
+                    bounded: max_connections.is_some(),
                 };
                 (name, pool)
             })
@@ -735,6 +742,21 @@ mod tests {
         drop(r);
         // The fake reads lines: each set is its command line and its value.
         assert_eq!(server.join().unwrap(), ["ms g0 2", "10"]);
+    }
+
+    #[test]
+    fn max_connections_bounds_the_sockets_in_use() {
+        let (addr, _server) = fake(vec![b"EN\r\n"]);
+        let addrs = vec![addr.parse().unwrap()];
+        let timeout = Duration::from_millis(100);
+        let r = Pipeline::new([(addr.clone(), addrs)], timeout, timeout, 4, Some(1), 1000);
+        let held = r.checkout(&r.pools[0], &addr).ok().unwrap();
+        let error = get(&r, &["k"]).unwrap_err();
+        assert_eq!(error.kind, StoreErrorKind::Timeout, "{error:?}");
+        assert!(error.message.contains("busy"), "{error:?}");
+        // Released, the slot serves the next read (on the same socket).
+        held.put_back(4);
+        assert_eq!(get(&r, &["k"]).unwrap(), vec![None]);
     }
 
     #[test]
