@@ -1309,6 +1309,46 @@ fn profile(op: &str, db: &BenchDb, conn: &mut PgConnection, servers: &[String]) 
         }
         return;
     }
+    if op == "mc-miss-split" {
+        // Not for callgrind: a memcached miss with write-behind against its parts, interleaved:
+        // the query, a hit (plan + the lookup round trip + the local clone), and the same
+        // miss with write-behind off.
+        let wb = cache_behind(mc_store.clone());
+        let u = |r: usize| 100 + (r % HOT) as i32;
+        for r in 0..HOT {
+            filter_cached(&wb, conn, u(r));
+        }
+        wb.flush_write_behind();
+        let mut ops: Vec<Op> = vec![
+            Box::new(|c, r| {
+                wb.invalidate_value(photos::user_id, u(r))
+                    .expect("invalidate");
+                let t = time1(|| filter_cached(&wb, c, u(r)));
+                wb.flush_write_behind();
+                t
+            }),
+            Box::new(|c, r| time1(|| filter_db(c, u(r)))),
+            Box::new(|c, r| time1(|| filter_cached(&mc, c, hot_user(r)))),
+            Box::new(|c, r| {
+                mc.invalidate_value(photos::user_id, u(r))
+                    .expect("invalidate");
+                time1(|| filter_cached(&mc, c, u(r)))
+            }),
+        ];
+        let m = interleave(conn, 100, iters, &mut ops);
+        for (name, t) in [
+            "memcached miss, write-behind",
+            "uncached query",
+            "memcached hit",
+            "memcached miss, write-behind off",
+        ]
+        .iter()
+        .zip(m)
+        {
+            eprintln!("[bench] {name}: {} us", harness::us(t));
+        }
+        return;
+    }
     if op == "cold-parts" {
         // Not for callgrind: a miss's own work right after a query (its caches cold, as in
         // a miss) against the same work repeated at once (warm, as figure 5's parts).
@@ -1367,7 +1407,7 @@ fn profile(op: &str, db: &BenchDb, conn: &mut PgConnection, servers: &[String]) 
                 eprintln!(
                     "unknown BENCH_PROFILE={other}; one of mem-hit mem-hit-find mc-hit raw-hit \
                      db-filter mem-miss mem-miss-cold mc-miss mc-update mem-update db-update \
-                     miss-split cold-parts"
+                     miss-split mc-miss-split cold-parts"
                 );
                 std::process::exit(2);
             }
