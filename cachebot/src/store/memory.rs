@@ -38,6 +38,7 @@
 //! The store needs only a bound and a deadline.
 
 use std::fmt;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -86,6 +87,13 @@ const VALUES_PER_SHARD: usize = 4;
 #[derive(Clone)]
 pub struct InProcessStore {
     entries: Arc<ClockMap<Box<[u8]>>>,
+    /// Whether any entry was ever stored. With a local tier (the default)
+    /// results are kept decoded there and only those too large for it come
+    /// here as bytes, usually none: until one does, a lookup skips the
+    /// entries' map, a shard's lock and table that a miss would otherwise
+    /// touch on caches the query just made cold. A stale `false` only
+    /// reads as a miss.
+    stored_any: Arc<AtomicBool>,
     generations: Arc<Generations>,
     max_bytes: u64,
     max_generations: u64,
@@ -195,10 +203,14 @@ impl fmt::Debug for InProcessStore {
 impl Store for InProcessStore {
     fn fetch_many(&self, entries: &[Key], generations: &[Key]) -> Result<FetchedMany, StoreError> {
         Ok(FetchedMany {
-            entries: entries
-                .iter()
-                .map(|key| self.entries.get(key, |bytes| Some(bytes.to_vec())))
-                .collect(),
+            entries: if self.stored_any.load(Ordering::Relaxed) {
+                entries
+                    .iter()
+                    .map(|key| self.entries.get(key, |bytes| Some(bytes.to_vec())))
+                    .collect()
+            } else {
+                vec![None; entries.len()]
+            },
             generations: generations
                 .iter()
                 .map(|key| self.generations.get(key))
@@ -229,6 +241,9 @@ impl Store for InProcessStore {
         // Heavier than a shard's share (a store bounded below a few values):
         // not kept, like any evicted entry.
         let weight = value.len().saturating_add(ENTRY_OVERHEAD);
+        if !self.stored_any.load(Ordering::Relaxed) {
+            self.stored_any.store(true, Ordering::Relaxed);
+        }
         self.entries.insert(&key, Box::from(value), weight, ttl);
         Ok(())
     }
@@ -351,6 +366,7 @@ impl InProcessStoreBuilder {
         let generations = Arc::new(Generations::new(self.max_generations));
         InProcessStore {
             entries,
+            stored_any: Arc::new(AtomicBool::new(false)),
             generations,
             max_bytes: self.max_bytes,
             max_generations: self.max_generations,
