@@ -772,8 +772,18 @@ fn latency(
     let m_mem_wb = stale(&mem_wb, conn);
     check_stats(report, "memcached misses", mc.stats() - mc0, false);
     check_stats(report, "in-process misses", mem.stats() - mem0, false);
-    check_stats(report, "memcached misses, write-behind", mc_wb.stats() - wb0, false);
-    check_stats(report, "in-process misses, write-behind", mem_wb.stats() - mem_wb0, false);
+    check_stats(
+        report,
+        "memcached misses, write-behind",
+        mc_wb.stats() - wb0,
+        false,
+    );
+    check_stats(
+        report,
+        "in-process misses, write-behind",
+        mem_wb.stats() - mem_wb0,
+        false,
+    );
     report.timed(
         "5",
         "memcached miss (stale entry), write-behind on (default)",

@@ -853,7 +853,8 @@ impl MemcachedStoreBuilder {
         self
     }
 
-    /// How many idle connections to keep per server (default 8). More
+    /// How many idle connections to keep per server (default 8), in each
+    /// of the store's two pools (reads and bumps; everything else). More
     /// concurrent operations dial extra connections, closed after use.
     ///
     /// ```
@@ -867,9 +868,11 @@ impl MemcachedStoreBuilder {
         self
     }
 
-    /// Cap the connections in use per server (default: no cap). At the cap,
-    /// an operation waits up to the connect timeout for a free connection,
-    /// then fails with [`StoreErrorKind::Timeout`].
+    /// Cap the connections in use per server (default: no cap), in each of
+    /// the store's two pools (reads and bumps; everything else): up to
+    /// twice this many per server in all. At the cap, an operation waits up
+    /// to the connect timeout for a free connection, then fails with
+    /// [`StoreErrorKind::Timeout`].
     ///
     /// ```
     /// use cachebot::store::MemcachedStoreBuilder;
