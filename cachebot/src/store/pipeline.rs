@@ -250,12 +250,13 @@ impl Pipeline {
             checkout.put_back(self.max_idle);
             return Ok(());
         }
-        // Several servers: route every key, write each server's batch,
-        // then read the answers server by server.
-        let mut rendered = Vec::with_capacity(128);
+        // Several servers: route every key, take one socket per server
+        // involved (in server order: two batches waiting for each other's
+        // last socket under `max_connections` would otherwise stall until
+        // the timeout), write each server's batch, then read the answers
+        // server by server.
         let mut route = Vec::with_capacity(count);
-        let mut checkouts: Vec<Option<Checkout<'_>>> =
-            (0..self.pools.len()).map(|_| None).collect();
+        let mut rendered = Vec::with_capacity(128);
         for i in 0..count {
             rendered.clear();
             key(i, &mut rendered);
@@ -264,11 +265,23 @@ impl Pipeline {
                 .route(&rendered, &self.names)
                 .min(self.pools.len() - 1);
             route.push(s);
-            let checkout = match &mut checkouts[s] {
-                Some(checkout) => checkout,
-                slot => slot.insert(self.checkout(&self.pools[s], &self.names[s])?),
-            };
-            command(i, &rendered, &mut checkout.conn.request);
+        }
+        let mut checkouts: Vec<Option<Checkout<'_>>> = Vec::with_capacity(self.pools.len());
+        for (s, pool) in self.pools.iter().enumerate() {
+            let involved = route.contains(&s);
+            checkouts.push(if involved {
+                Some(self.checkout(pool, &self.names[s])?)
+            } else {
+                None
+            });
+        }
+        for (i, &s) in route.iter().enumerate() {
+            if let Some(checkout) = &mut checkouts[s] {
+                let conn = &mut checkout.conn;
+                conn.key.clear();
+                key(i, &mut conn.key);
+                command(i, &conn.key, &mut conn.request);
+            }
         }
         for (s, checkout) in checkouts.iter_mut().enumerate() {
             if let Some(checkout) = checkout {
@@ -757,6 +770,53 @@ mod tests {
         // Released, the slot serves the next read (on the same socket).
         held.put_back(4);
         assert_eq!(get(&r, &["k"]).unwrap(), vec![None]);
+    }
+
+    #[test]
+    fn several_servers_get_their_own_keys_and_answers_come_back_in_place() {
+        let keys: Vec<String> = (0..12).map(|i| format!("key{i}")).collect();
+        // Route with the exp client's router on placeholder names first, to
+        // know how many answers each fake must give.
+        let names = ["a".to_owned(), "b".to_owned()];
+        let routes: Vec<usize> = keys
+            .iter()
+            .map(|k| Rendezvous::new().route(k.as_bytes(), &names))
+            .collect();
+        assert!(routes.contains(&0) && routes.contains(&1), "{routes:?}");
+        let count = |s| routes.iter().filter(|&&r| r == s).count();
+        let (a, server_a) = fake(vec![&b"VA 1\r\nA\r\n"[..]; count(0)]);
+        let (b, server_b) = fake(vec![&b"VA 1\r\nB\r\n"[..]; count(1)]);
+        let timeout = Duration::from_secs(5);
+        // The fakes' real addresses, under the names the routes were computed with.
+        let r = Pipeline::new(
+            [
+                ("a".to_owned(), vec![a.parse().unwrap()]),
+                ("b".to_owned(), vec![b.parse().unwrap()]),
+            ],
+            timeout,
+            timeout,
+            4,
+            Some(1),
+            1000,
+        );
+        let key_refs: Vec<&str> = keys.iter().map(String::as_str).collect();
+        let got = get(&r, &key_refs).unwrap();
+        for (i, value) in got.iter().enumerate() {
+            let want: &[u8] = if routes[i] == 0 { b"A" } else { b"B" };
+            assert_eq!(value.as_deref(), Some(want), "key {i}");
+        }
+        drop(r);
+        let sent_a = server_a.join().unwrap();
+        let sent_b = server_b.join().unwrap();
+        let expect = |s| -> Vec<String> {
+            keys.iter()
+                .zip(&routes)
+                .filter(|(_, &r)| r == s)
+                .map(|(k, _)| format!("mg {k} v"))
+                .collect()
+        };
+        assert_eq!(sent_a, expect(0));
+        assert_eq!(sent_b, expect(1));
     }
 
     #[test]
