@@ -41,8 +41,8 @@ use crate::error::{StoreError, StoreErrorKind};
 /// and a dropped one would cost a timeout, not a fast retry.
 const MAX_IDLE_AGE: Duration = Duration::from_secs(90);
 
-/// A socket's read buffer is kept between batches up to this size; a
-/// batch that brought a larger entry frees it afterwards.
+/// A socket's buffers are kept between batches up to this size; a batch
+/// that needed more (a large entry, thousands of keys) frees them after.
 const KEEP_BUFFER: usize = 64 * 1024;
 
 /// A new socket's answer buffer: a 10-row hit's answers fit many times.
@@ -419,6 +419,9 @@ impl Checkout<'_> {
         }
         if conn.answer.len() > KEEP_BUFFER {
             conn.answer = vec![0; ANSWER_BUFFER];
+        }
+        if conn.request.capacity() > KEEP_BUFFER {
+            conn.request = Vec::with_capacity(512);
         }
         let mut idle = lock(&slot.0.idle);
         if idle.len() < max_idle {
