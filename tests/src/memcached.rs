@@ -220,8 +220,21 @@ impl MemcachedProcess {
 
     /// Freezes the process (SIGSTOP): connections are accepted by the kernel but nothing is
     /// answered, so clients time out.
+    ///
+    /// Returns once every thread of the process is stopped: `kill` only queues the signal,
+    /// and until a thread of a busy machine's memcached takes it, its other threads keep
+    /// answering requests.
     pub fn pause(&mut self) {
         self.signal(libc::SIGSTOP, "SIGSTOP");
+        let pid = self.pid().unwrap_or_default();
+        let deadline = Instant::now() + READY_TIMEOUT;
+        while !all_threads_stopped(pid) {
+            assert!(
+                Instant::now() < deadline,
+                "memcached pid {pid} did not stop after SIGSTOP"
+            );
+            std::thread::sleep(Duration::from_millis(1));
+        }
     }
 
     /// Resumes a paused process (SIGCONT).
@@ -338,6 +351,28 @@ impl Drop for MemcachedProcess {
         self.kill();
         let _ = std::fs::remove_file(&self.log);
     }
+}
+
+/// Whether every thread of `pid` is in the stopped state (`T` in `/proc/<pid>/task/*/stat`).
+fn all_threads_stopped(pid: u32) -> bool {
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return false;
+    };
+    let mut any = false;
+    for task in tasks.flatten() {
+        let Ok(stat) = std::fs::read_to_string(task.path().join("stat")) else {
+            return false;
+        };
+        // `pid (comm) state ...`: the state follows the last ')'.
+        let state = stat
+            .rsplit_once(')')
+            .and_then(|(_, rest)| rest.trim_start().chars().next());
+        if state != Some('T') {
+            return false;
+        }
+        any = true;
+    }
+    any
 }
 
 #[cfg(test)]
