@@ -220,8 +220,10 @@ impl<C: Codec> CacheBuilder<C> {
     /// before the query); an immediate re-read may miss, and
     /// [`Cache::flush_write_behind`] waits for the queue. The thread runs at
     /// a lower priority (Linux), so that it does not preempt the read that
-    /// queued the entry; a full queue (4096 entries) drops entries, which
-    /// later misses store again.
+    /// queued the entry, and while misses keep coming it polls the queue
+    /// every 250 us rather than being woken by each (it sleeps until woken
+    /// after 50 ms without one); a full queue (4096 entries) drops entries,
+    /// which later misses store again.
     ///
     /// ```
     /// use cachebot::Cache;
