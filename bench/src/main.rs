@@ -225,6 +225,35 @@ fn allocs_per<T>(n: usize, mut f: impl FnMut(usize) -> T) -> f64 {
 
 /// Run `f` where callgrind's `--toggle-collect='cachebot_bench::measured*'` counts it.
 #[inline(never)]
+/// One stale miss of the 10-row filter, timed: `invalidate` makes the entry stale first and,
+/// with write-behind, the background write is waited for after, both untimed (on one pinned
+/// CPU the write would otherwise land in whatever runs next).
+fn timed_stale_miss(
+    cache: &Cache,
+    conn: &mut PgConnection,
+    user: i32,
+    invalidate: impl Fn(&Cache, i32),
+) -> f64 {
+    invalidate(cache, user);
+    let t = time1(|| filter_cached(cache, conn, user));
+    cache.flush_write_behind();
+    t
+}
+
+/// Make a user's cached filter stale, the usual way (the query is keyed on the user).
+fn invalidate_user(cache: &Cache, user: i32) {
+    cache
+        .invalidate_value(photos::user_id, user)
+        .expect("invalidate");
+}
+
+/// The medians of a `BENCH_PROFILE=*-split` run, one line each.
+fn print_split(names: &[&str], medians: Vec<f64>) {
+    for (name, t) in names.iter().zip(medians) {
+        eprintln!("[bench] {name}: {} us", harness::us(t));
+    }
+}
+
 fn measured<T>(f: impl FnOnce() -> T) -> T {
     black_box(f())
 }
@@ -699,12 +728,7 @@ fn latency(
     // on one pinned CPU it would otherwise land in whatever runs next (the baseline query).
     let stale = |cache: &Cache, conn: &mut PgConnection| {
         let mut ops: Vec<Op> = vec![
-            Box::new(|c, r| {
-                invalidate(cache, miss_user(r));
-                let t = time1(|| filter_cached(cache, c, miss_user(r)));
-                cache.flush_write_behind();
-                t
-            }),
+            Box::new(|c, r| timed_stale_miss(cache, c, miss_user(r), invalidate)),
             Box::new(|c, r| time1(|| filter_db(c, miss_user(r)))),
         ];
         interleave(conn, cfg.warmup, cfg.misses, &mut ops)
@@ -736,10 +760,7 @@ fn latency(
     let wb0 = mc_wb.stats();
     let m_mc = {
         let mut ops: Vec<Op> = vec![
-            Box::new(|c, r| {
-                invalidate(&mc, miss_user(r));
-                time1(|| filter_cached(&mc, c, miss_user(r)))
-            }),
+            Box::new(|c, r| timed_stale_miss(&mc, c, miss_user(r), invalidate)),
             Box::new(|c, r| time1(|| filter_db(c, miss_user(r)))),
             Box::new(|_, r| {
                 time1(|| {
@@ -752,12 +773,7 @@ fn latency(
                 let (entry, gens) = &miss_store_keys[r % HOT];
                 time1(|| mc_store.fetch(*entry, gens).expect("fetch"))
             }),
-            Box::new(|c, r| {
-                invalidate(&mc_wb, miss_user(r));
-                let t = time1(|| filter_cached(&mc_wb, c, miss_user(r)));
-                mc_wb.flush_write_behind();
-                t
-            }),
+            Box::new(|c, r| timed_stale_miss(&mc_wb, c, miss_user(r), invalidate)),
         ];
         interleave(conn, cfg.warmup, cfg.misses, &mut ops)
     };
@@ -1325,33 +1341,21 @@ fn profile(op: &str, db: &BenchDb, conn: &mut PgConnection, servers: &[String]) 
         let wb = cache_behind(InProcessStore::new());
         let u = |r: usize| 100 + (r % HOT) as i32;
         let mut ops: Vec<Op> = vec![
-            Box::new(|c, r| {
-                mem.invalidate_value(photos::user_id, u(r))
-                    .expect("invalidate");
-                time1(|| filter_cached(&mem, c, u(r)))
-            }),
+            Box::new(|c, r| timed_stale_miss(&mem, c, u(r), invalidate_user)),
             Box::new(|c, r| time1(|| filter_db(c, u(r)))),
             Box::new(|c, r| time1(|| filter_cached(&off, c, u(r)))),
-            Box::new(|c, r| {
-                wb.invalidate_value(photos::user_id, u(r))
-                    .expect("invalidate");
-                let t = time1(|| filter_cached(&wb, c, u(r)));
-                wb.flush_write_behind();
-                t
-            }),
+            Box::new(|c, r| timed_stale_miss(&wb, c, u(r), invalidate_user)),
         ];
         let m = interleave(conn, 100, iters, &mut ops);
-        for (name, t) in [
-            "in-process miss",
-            "uncached query",
-            "cache disabled",
-            "in-process miss, write-behind",
-        ]
-        .iter()
-        .zip(m)
-        {
-            eprintln!("[bench] {name}: {} us", harness::us(t));
-        }
+        print_split(
+            &[
+                "in-process miss",
+                "uncached query",
+                "cache disabled",
+                "in-process miss, write-behind",
+            ],
+            m,
+        );
         return;
     }
     if op == "mc-miss-split" {
@@ -1365,33 +1369,21 @@ fn profile(op: &str, db: &BenchDb, conn: &mut PgConnection, servers: &[String]) 
         }
         wb.flush_write_behind();
         let mut ops: Vec<Op> = vec![
-            Box::new(|c, r| {
-                wb.invalidate_value(photos::user_id, u(r))
-                    .expect("invalidate");
-                let t = time1(|| filter_cached(&wb, c, u(r)));
-                wb.flush_write_behind();
-                t
-            }),
+            Box::new(|c, r| timed_stale_miss(&wb, c, u(r), invalidate_user)),
             Box::new(|c, r| time1(|| filter_db(c, u(r)))),
             Box::new(|c, r| time1(|| filter_cached(&mc, c, hot_user(r)))),
-            Box::new(|c, r| {
-                mc.invalidate_value(photos::user_id, u(r))
-                    .expect("invalidate");
-                time1(|| filter_cached(&mc, c, u(r)))
-            }),
+            Box::new(|c, r| timed_stale_miss(&mc, c, u(r), invalidate_user)),
         ];
         let m = interleave(conn, 100, iters, &mut ops);
-        for (name, t) in [
-            "memcached miss, write-behind",
-            "uncached query",
-            "memcached hit",
-            "memcached miss, write-behind off",
-        ]
-        .iter()
-        .zip(m)
-        {
-            eprintln!("[bench] {name}: {} us", harness::us(t));
-        }
+        print_split(
+            &[
+                "memcached miss, write-behind",
+                "uncached query",
+                "memcached hit",
+                "memcached miss, write-behind off",
+            ],
+            m,
+        );
         return;
     }
     if op == "cold-parts" {
