@@ -223,8 +223,6 @@ fn allocs_per<T>(n: usize, mut f: impl FnMut(usize) -> T) -> f64 {
     (sys::allocations() - before) as f64 / n as f64
 }
 
-/// Run `f` where callgrind's `--toggle-collect='cachebot_bench::measured*'` counts it.
-#[inline(never)]
 /// One stale miss of the 10-row filter, timed: `invalidate` makes the entry stale first and,
 /// with write-behind, the background write is waited for after, both untimed (on one pinned
 /// CPU the write would otherwise land in whatever runs next).
@@ -254,6 +252,8 @@ fn print_split(names: &[&str], medians: Vec<f64>) {
     }
 }
 
+/// Run `f` where callgrind's `--toggle-collect='cachebot_bench::measured*'` counts it.
+#[inline(never)]
 fn measured<T>(f: impl FnOnce() -> T) -> T {
     black_box(f())
 }
