@@ -68,6 +68,8 @@ pub(crate) struct Core {
     pub write_behind: Option<crate::behind::WriteBehind>,
     /// Decoded results of this process (see `local`).
     pub local: Option<crate::local::Local>,
+    /// The keys of recent reads, per query and binds (see `plans`).
+    pub plans: crate::plans::Plans,
     /// Parent table -> child tables whose foreign keys cascade (delete or
     /// update with CASCADE, SET NULL or SET DEFAULT): a write to the parent
     /// may change rows of the children that no statement names.
@@ -311,6 +313,7 @@ impl<C: Codec> Cache<C> {
                 counters,
                 write_behind,
                 local: (s.local_bytes > 0).then(|| crate::local::Local::new(s.local_bytes, s.ttl)),
+                plans: crate::plans::Plans::new(crate::plans::DEFAULT_BYTES),
                 cascades: RwLock::new(Cascades::default()),
                 cascades_learned: OnceLock::new(),
                 undelivered: Mutex::new(HashSet::new()),

@@ -10,7 +10,9 @@
 //! table (coarse invalidation), and per table either its "rows" key (the
 //! whole table) or one key per pinned (table, column, value).
 
+use std::any::TypeId;
 use std::borrow::Cow;
+use std::hash::{Hash, Hasher};
 
 use xxhash_rust::xxh3::xxh3_128;
 
@@ -121,6 +123,20 @@ impl KeyBytes<'_> {
         self.push(bytes);
     }
 
+    /// A `TypeId`, as its `Hash` writes it (it exposes nothing else).
+    fn type_id(&mut self, id: TypeId) {
+        struct Into<'a, 'b>(&'a mut KeyBytes<'b>);
+        impl Hasher for Into<'_, '_> {
+            fn finish(&self) -> u64 {
+                0
+            }
+            fn write(&mut self, bytes: &[u8]) {
+                self.0.push(bytes);
+            }
+        }
+        id.hash(&mut Into(self));
+    }
+
     /// A field that may be absent (SQL `NULL`), distinct from empty.
     fn opt_field(&mut self, bytes: Option<&[u8]>) {
         match bytes {
@@ -225,6 +241,44 @@ pub(crate) fn entry_key(
         h.push(&(generations.len() as u64).to_le_bytes());
         for g in generations {
             h.push(&g.hash.to_le_bytes());
+        }
+    }))
+}
+
+/// What a read's keys are computed from, as one hash (see `plans`): the
+/// result type and the backend (by `TypeId`: the memo never leaves the
+/// process), the query text, the binds, the narrowing and the
+/// composite-key registry's version.
+pub(crate) fn plan_key(
+    result_type: TypeId,
+    backend: TypeId,
+    sql_hash: u128,
+    binds: &[Bind],
+    narrowing: Option<&[(String, String)]>,
+    registrations: u64,
+) -> Key {
+    Key::entry(KeyBytes::hash(|h| {
+        h.push(&FORMAT_VERSION.to_le_bytes());
+        h.push(b"p");
+        h.type_id(result_type);
+        h.type_id(backend);
+        h.push(&sql_hash.to_le_bytes());
+        h.push(&registrations.to_le_bytes());
+        h.push(&(binds.len() as u64).to_le_bytes());
+        for b in binds {
+            h.push(&b.type_id.to_le_bytes());
+            h.opt_field(b.bytes.as_deref());
+        }
+        match narrowing {
+            None => h.push(&[0]),
+            Some(cols) => {
+                h.push(&[1]);
+                h.push(&(cols.len() as u64).to_le_bytes());
+                for (t, c) in cols {
+                    h.field(t.as_bytes());
+                    h.field(c.as_bytes());
+                }
+            }
         }
     }))
 }
@@ -504,6 +558,42 @@ mod tests {
             type_id: 23,
             bytes: Some(v.to_be_bytes().to_vec()),
         }
+    }
+
+    #[test]
+    fn plan_keys_differ_in_everything_that_decides_a_read_s_keys() {
+        let cols = vec![("photos".to_owned(), "user_id".to_owned())];
+        let other = vec![("photos".to_owned(), "status".to_owned())];
+        let t = TypeId::of::<i32>;
+        let pg = TypeId::of::<Pg>();
+        let base = || plan_key(t(), pg, 1, &[int(7)], None, 0);
+        assert_eq!(base(), base());
+        let variants = [
+            plan_key(TypeId::of::<i64>(), pg, 1, &[int(7)], None, 0),
+            plan_key(t(), TypeId::of::<()>(), 1, &[int(7)], None, 0),
+            plan_key(t(), pg, 2, &[int(7)], None, 0),
+            plan_key(t(), pg, 1, &[int(8)], None, 0),
+            plan_key(t(), pg, 1, &[int(7), int(7)], None, 0),
+            plan_key(
+                t(),
+                pg,
+                1,
+                &[Bind {
+                    type_id: 23,
+                    bytes: None,
+                }],
+                None,
+                0,
+            ),
+            plan_key(t(), pg, 1, &[int(7)], Some(&cols), 0),
+            plan_key(t(), pg, 1, &[int(7)], Some(&other), 0),
+            plan_key(t(), pg, 1, &[int(7)], None, 1),
+        ];
+        let mut all: Vec<Key> = variants.to_vec();
+        all.push(base());
+        all.sort();
+        all.dedup();
+        assert_eq!(all.len(), variants.len() + 1, "{variants:?}");
     }
 
     fn atom(column: &str, value: ValueRef) -> Atom {

@@ -65,6 +65,7 @@ mod key;
 mod local;
 pub mod model;
 mod names;
+mod plans;
 mod read;
 mod render;
 mod stats;

@@ -83,6 +83,7 @@ pub(crate) fn register_composites<M: CacheModel>() {
         return;
     }
     if let Ok(mut m) = reg.write() {
+        REGISTRATIONS.fetch_add(1, std::sync::atomic::Ordering::Release);
         m.insert(
             M::table_name().to_owned(),
             keys.iter()
@@ -90,6 +91,14 @@ pub(crate) fn register_composites<M: CacheModel>() {
                 .collect(),
         );
     }
+}
+
+/// How many times the composite-key registry changed: what reads keyed
+/// before a change must not be reused after it (see `plans`).
+static REGISTRATIONS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+pub(crate) fn registrations() -> u64 {
+    REGISTRATIONS.load(std::sync::atomic::Ordering::Acquire)
 }
 
 /// The composite keys registered for `table` (cheap: shared, and nothing at

@@ -12,7 +12,7 @@
 //! write that commits in between bumps one of them, so a result read
 //! before that write is never served after it.
 
-use std::any::type_name;
+use std::any::{type_name, TypeId};
 use std::sync::Arc;
 
 use diesel::connection::{Connection, TransactionManager};
@@ -232,6 +232,18 @@ impl<'c, Q, C: Codec> Cached<'c, Q, C> {
         {
             return Ok(Plan::Bypass("reads a table on the never-cache list"));
         }
+        let plans = &self.cache.core.plans;
+        let remembered = key::plan_key(
+            TypeId::of::<U>(),
+            TypeId::of::<DB>(),
+            rendered.template.sql_hash,
+            &rendered.binds,
+            narrowing,
+            crate::model::registrations(),
+        );
+        if let Some((entry, generations)) = plans.get(&remembered) {
+            return Ok(Plan::Cache { entry, generations });
+        }
         let generations = key::dependency_keys::<DB>(analysis, &rendered.binds, narrowing);
         let entry = key::entry_key(
             &self.entry_context(type_name::<U>(), narrowing),
@@ -239,6 +251,7 @@ impl<'c, Q, C: Codec> Cached<'c, Q, C> {
             &rendered.binds,
             &generations,
         );
+        plans.insert(&remembered, entry, &generations);
         Ok(Plan::Cache { entry, generations })
     }
 }

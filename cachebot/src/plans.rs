@@ -1,0 +1,94 @@
+//! Read plans remembered per query and binds.
+//!
+//! Planning a read is most of an in-process hit: render the query (its
+//! template is memoised per type), collect the binds, then hash each
+//! dependency's generation key and the entry key. The binds must be
+//! collected on every read (they are the values), but the keys computed
+//! from them are the same whenever the query text, the binds, the result
+//! type and the narrowing are, so a read looks them up by one hash of those
+//! instead of hashing every dependency and the entry: about a quarter of a
+//! hit's instructions.
+//!
+//! What else decides the keys is in the lookup key too: the backend, and
+//! the version of the composite-key registry (a model registering its
+//! composite keys changes how later reads key, see `model::register`). The
+//! cache's fingerprint and codec are fixed per cache, and so is this memo.
+//!
+//! Bounded, with the same second-chance eviction as the stores: reads of
+//! values seen once (a find over millions of ids) pass through it at the
+//! cost of an insert, and they are misses anyway, where the database query
+//! dwarfs that.
+
+use std::time::Duration;
+
+use crate::store::clock::ClockMap;
+use crate::store::Key;
+
+/// Bytes accounted per plan on top of its generation keys.
+const OVERHEAD: usize = 96;
+
+/// The default bound: 4 MiB, some 20,000 plans of three dependencies.
+pub(crate) const DEFAULT_BYTES: u64 = 4 << 20;
+
+/// Shards of at least this many bytes.
+const MIN_SHARD: usize = 64 << 10;
+
+struct Planned {
+    entry: Key,
+    generations: Box<[Key]>,
+}
+
+/// Entry and generation keys per (query, binds, result type, narrowing).
+pub(crate) struct Plans {
+    map: ClockMap<Planned>,
+}
+
+impl Plans {
+    pub(crate) fn new(max_bytes: u64) -> Plans {
+        Plans {
+            map: ClockMap::new(max_bytes, MIN_SHARD),
+        }
+    }
+
+    /// The entry key and generation keys remembered under `key`.
+    pub(crate) fn get(&self, key: &Key) -> Option<(Key, Vec<Key>)> {
+        self.map
+            .get(key, |p| Some((p.entry, p.generations.to_vec())))
+    }
+
+    pub(crate) fn insert(&self, key: &Key, entry: Key, generations: &[Key]) {
+        let weight = OVERHEAD + std::mem::size_of_val(generations);
+        let planned = Planned {
+            entry,
+            generations: generations.into(),
+        };
+        self.map.insert(key, planned, weight, Duration::MAX);
+    }
+
+    #[cfg(test)]
+    fn len(&self) -> u64 {
+        self.map.len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn remembers_and_is_bounded() {
+        let plans = Plans::new(MIN_SHARD as u64);
+        let gens = [Key::generation(1), Key::generation(2)];
+        plans.insert(&Key::entry(7), Key::entry(70), &gens);
+        assert_eq!(
+            plans.get(&Key::entry(7)),
+            Some((Key::entry(70), gens.to_vec()))
+        );
+        assert_eq!(plans.get(&Key::entry(8)), None);
+        for i in 0..10_000 {
+            plans.insert(&Key::entry(1000 + i), Key::entry(i), &gens);
+        }
+        let most = MIN_SHARD as u64 / (OVERHEAD + 2 * std::mem::size_of::<Key>()) as u64;
+        assert!(plans.len() <= most, "{} > {most}", plans.len());
+    }
+}
