@@ -647,7 +647,7 @@ fn latency(
     );
     let parts = [
         (
-            "  part: plan (render, binds, deps, keys; measured as explain)",
+            "  part: plan computed in full (explain: render, binds, deps, keys; a hit reuses the keys)",
             m[2],
         ),
         (
