@@ -123,6 +123,30 @@ impl KeyBytes<'_> {
         self.push(bytes);
     }
 
+    /// Binds: their count, then each one's type and bytes.
+    fn binds(&mut self, binds: &[Bind]) {
+        self.push(&(binds.len() as u64).to_le_bytes());
+        for b in binds {
+            self.push(&b.type_id.to_le_bytes());
+            self.opt_field(b.bytes.as_deref());
+        }
+    }
+
+    /// `keyed_on` columns, if any, as (table, column) pairs.
+    fn narrowing(&mut self, narrowing: Option<&[(String, String)]>) {
+        match narrowing {
+            None => self.push(&[0]),
+            Some(cols) => {
+                self.push(&[1]);
+                self.push(&(cols.len() as u64).to_le_bytes());
+                for (t, c) in cols {
+                    self.field(t.as_bytes());
+                    self.field(c.as_bytes());
+                }
+            }
+        }
+    }
+
     /// A `TypeId`, as its `Hash` writes it (it exposes nothing else).
     fn type_id(&mut self, id: TypeId) {
         struct Into<'a, 'b>(&'a mut KeyBytes<'b>);
@@ -221,23 +245,9 @@ pub(crate) fn entry_key(
         h.field(ctx.fingerprint.as_bytes());
         h.field(ctx.codec.as_bytes());
         h.field(ctx.result_type.as_bytes());
-        match ctx.narrowing {
-            None => h.push(&[0]),
-            Some(cols) => {
-                h.push(&[1]);
-                h.push(&(cols.len() as u64).to_le_bytes());
-                for (t, c) in cols {
-                    h.field(t.as_bytes());
-                    h.field(c.as_bytes());
-                }
-            }
-        }
+        h.narrowing(ctx.narrowing);
         h.push(&sql_hash.to_le_bytes());
-        h.push(&(binds.len() as u64).to_le_bytes());
-        for b in binds {
-            h.push(&b.type_id.to_le_bytes());
-            h.opt_field(b.bytes.as_deref());
-        }
+        h.binds(binds);
         h.push(&(generations.len() as u64).to_le_bytes());
         for g in generations {
             h.push(&g.hash.to_le_bytes());
@@ -264,22 +274,8 @@ pub(crate) fn plan_key(
         h.type_id(backend);
         h.push(&sql_hash.to_le_bytes());
         h.push(&registrations.to_le_bytes());
-        h.push(&(binds.len() as u64).to_le_bytes());
-        for b in binds {
-            h.push(&b.type_id.to_le_bytes());
-            h.opt_field(b.bytes.as_deref());
-        }
-        match narrowing {
-            None => h.push(&[0]),
-            Some(cols) => {
-                h.push(&[1]);
-                h.push(&(cols.len() as u64).to_le_bytes());
-                for (t, c) in cols {
-                    h.field(t.as_bytes());
-                    h.field(c.as_bytes());
-                }
-            }
-        }
+        h.binds(binds);
+        h.narrowing(narrowing);
     }))
 }
 
