@@ -313,7 +313,7 @@ impl Pipeline {
                     if remaining.is_zero() {
                         return Err(Failure {
                             kind: StoreErrorKind::Timeout,
-                            message: format!("{name}: all {cap} read connections are busy"),
+                            message: format!("{name}: all {cap} connections are busy"),
                             retry: false,
                         });
                     }
@@ -401,13 +401,10 @@ impl Checkout<'_> {
         max_value: usize,
         found: &mut impl FnMut(usize, Answer<'_>),
     ) -> Result<(), Failure> {
-        // Only the first answer on a pooled socket can find it closed by
-        // a server that restarted; a later failure is a real one.
-        let may_retry = self.pooled && self.conn.end == 0;
         let answer = self
             .conn
-            .read_answer(name, deadline, may_retry, max_value)?;
-        found(i, answer.resolve(&self.conn.answer));
+            .read_answer(name, deadline, self.pooled, max_value)?;
+        found(i, answer);
         Ok(())
     }
 
@@ -432,25 +429,27 @@ impl Checkout<'_> {
 
 impl Conn {
     /// Parse the next answer (`VA <len> ..\r\n<data>\r\n`, `EN`, `HD`,
-    /// `NS`), reading from the socket until it is complete.
+    /// `NS`), reading from the socket until it is complete. `pooled`: the
+    /// socket came from the idle stack, so finding it closed before any
+    /// answer arrived is worth a retry.
     fn read_answer(
         &mut self,
         name: &str,
         deadline: Instant,
-        may_retry: bool,
+        pooled: bool,
         max_value: usize,
-    ) -> Result<Parsed, Failure> {
+    ) -> Result<Answer<'_>, Failure> {
         let line_end = loop {
             if let Some(nl) = find_crlf(&self.answer[self.at..self.end]) {
                 break self.at + nl;
             }
-            self.fill(self.end + 1, name, deadline, may_retry)?;
+            self.fill(self.end + 1, name, deadline, pooled)?;
         };
         let line = &self.answer[self.at..line_end];
         let status = match line {
-            b"EN" => Some(Parsed::Miss),
-            b"HD" => Some(Parsed::Stored),
-            b"NS" => Some(Parsed::NotStored),
+            b"EN" => Some(Answer::Miss),
+            b"HD" => Some(Answer::Stored),
+            b"NS" => Some(Answer::NotStored),
             _ => None,
         };
         if let Some(status) = status {
@@ -480,21 +479,23 @@ impl Conn {
         };
         let start = line_end + 2;
         let end = start + len;
-        self.fill(end + 2, name, deadline, false)?;
+        self.fill(end + 2, name, deadline, pooled)?;
         if &self.answer[end..end + 2] != b"\r\n" {
             return Err(protocol(format!("a {len}-byte value not followed by CRLF")));
         }
         self.at = end + 2;
-        Ok(Parsed::Value(start, end))
+        Ok(Answer::Value(&self.answer[start..end]))
     }
 
     /// Read from the socket until `answer` holds at least `want` bytes.
+    /// Only a pooled socket found closed before any byte of the batch's
+    /// answers (a server that restarted) is worth sending the batch again.
     fn fill(
         &mut self,
         want: usize,
         name: &str,
         deadline: Instant,
-        may_retry: bool,
+        pooled: bool,
     ) -> Result<(), Failure> {
         if self.answer.len() < want {
             let grown = want.max(2 * self.answer.len());
@@ -509,36 +510,17 @@ impl Conn {
                     return Err(Failure {
                         kind: StoreErrorKind::Unavailable,
                         message: format!("{name}: connection closed by the server"),
-                        retry: may_retry && self.end == 0,
+                        retry: pooled && self.end == 0,
                     })
                 }
                 Ok(got) => self.end += got,
                 Err(error) if error.kind() == io::ErrorKind::Interrupted => {}
                 Err(error) => {
-                    return Err(io_failure(name, "read", &error, may_retry && self.end == 0))
+                    return Err(io_failure(name, "read", &error, pooled && self.end == 0))
                 }
             }
         }
         Ok(())
-    }
-}
-
-/// An answer, its value as a place in the answer buffer.
-enum Parsed {
-    Value(usize, usize),
-    Miss,
-    Stored,
-    NotStored,
-}
-
-impl Parsed {
-    fn resolve(self, buffer: &[u8]) -> Answer<'_> {
-        match self {
-            Parsed::Value(start, end) => Answer::Value(&buffer[start..end]),
-            Parsed::Miss => Answer::Miss,
-            Parsed::Stored => Answer::Stored,
-            Parsed::NotStored => Answer::NotStored,
-        }
     }
 }
 
