@@ -9,6 +9,7 @@
 use std::any::TypeId;
 use std::collections::HashMap;
 use std::marker::PhantomData;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock, RwLock};
 
 use diesel::pg::Pg;
@@ -83,7 +84,7 @@ pub(crate) fn register_composites<M: CacheModel>() {
         return;
     }
     if let Ok(mut m) = reg.write() {
-        REGISTRATIONS.fetch_add(1, std::sync::atomic::Ordering::Release);
+        REGISTRATIONS.fetch_add(1, Ordering::Release);
         m.insert(
             M::table_name().to_owned(),
             keys.iter()
@@ -95,10 +96,10 @@ pub(crate) fn register_composites<M: CacheModel>() {
 
 /// How many times the composite-key registry changed: what reads keyed
 /// before a change must not be reused after it (see `plans`).
-static REGISTRATIONS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+static REGISTRATIONS: AtomicU64 = AtomicU64::new(0);
 
 pub(crate) fn registrations() -> u64 {
-    REGISTRATIONS.load(std::sync::atomic::Ordering::Acquire)
+    REGISTRATIONS.load(Ordering::Acquire)
 }
 
 /// The composite keys registered for `table` (cheap: shared, and nothing at

@@ -15,12 +15,11 @@
 //! The two hot paths, reads ([`Store::fetch`]) and bumps, write their
 //! commands themselves over their own pooled sockets (module `pipeline`):
 //! a hit costs a third of the instructions and fewer syscalls than
-//! through the client. With several
-//! servers, keys are routed by rendezvous hashing (the client's own, for
-//! reads too, so both agree), so adding or removing a server only moves
-//! that server's keys; a batch is split per server. The client visits
-//! those servers one after the other; the read path writes to all of them
-//! before reading any answer.
+//! through the client. With several servers, keys are routed by rendezvous
+//! hashing (the client's own, for reads and bumps too, so all agree), so
+//! adding or removing a server only moves that server's keys; a batch is
+//! split per server. The client visits those servers one after the other;
+//! the pipeline writes to all of them before reading any answer.
 //!
 //! # Why decimal generations
 //!
@@ -109,7 +108,7 @@ const _: () = assert!(MemcachedStore::MAX_PREFIX_LEN + KEY_SUFFIX_LEN <= MAX_KEY
 /// ```
 #[derive(Clone)]
 pub struct MemcachedStore {
-    /// Writes and everything but the read path.
+    /// Everything but reads and bumps.
     client: MetaClient,
     /// Reads and bumps, the hot paths (see `pipeline`).
     pipeline: Arc<Pipeline>,

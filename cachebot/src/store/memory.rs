@@ -3,9 +3,9 @@
 //! This is the default store. A hit costs a few hash-map lookups (tenths of
 //! a microsecond, against ~60-100 us for the query it replaces on the
 //! reference machine), which is the only tier that changes the order of
-//! magnitude of a cached read. It is correct for one process: generations live here, so
-//! writes made by other processes are not seen. Use the memcached store when
-//! several processes share a database.
+//! magnitude of a cached read. It is correct for one process: generations
+//! live here, so writes made by other processes are not seen. Use the
+//! memcached store when several processes share a database.
 //!
 //! # Entries and generations
 //!
