@@ -975,8 +975,11 @@ fn latency(
     // after the commit (a pipelined meta set of the same generation keys, with fresh values).
     let bump_keys = |conn: &mut PgConnection, id: i32| -> Vec<String> {
         let row = photo(conn, id);
-        let mut keys = Vec::new();
+        // The same number of keys as the update bumps (their names differ
+        // by the schema: the floor needs their count and size, not their names).
+        let mut keys = cachebot::model::RowKeys::as_written();
         cachebot::model::CacheModel::row_keys(&row, &mut keys);
+        let mut keys = keys.keys().to_vec();
         keys.sort_unstable();
         keys.dedup();
         keys.into_iter().map(|k| mc_store.render_key(k)).collect()

@@ -278,7 +278,7 @@ fn impl_cache_model(model: &Model, n: &Names) -> TokenStream {
                 ))
             }
 
-            fn row_keys(&self, #out: &mut ::std::vec::Vec<#p::Key>) {
+            fn row_keys(&self, #out: &mut #p::RowKeys<'_>) {
                 #(#pushes)*
                 let #names = [#(#name_exprs),*];
                 #(#composites)*
@@ -1022,7 +1022,7 @@ mod tests {
                         },
                     ))
                 }
-                fn row_keys(&self, out: &mut ::std::vec::Vec<#p::Key>) {
+                fn row_keys(&self, out: &mut #p::RowKeys<'_>) {
                     let v0 = #p::push_value::<_, ::diesel::dsl::SqlTypeOf<t::id>, _>(
                         out, &t::id, &self.id,
                     );

@@ -224,9 +224,9 @@ fn photo() -> Photo {
 }
 
 fn keys_of<M: CacheModel>(row: &M) -> Vec<Key> {
-    let mut out = Vec::new();
+    let mut out = cachebot::model::RowKeys::as_written();
     row.row_keys(&mut out);
-    out
+    out.keys().to_vec()
 }
 
 fn value(table: &str, column: &str, bytes: Option<&[u8]>) -> Key {

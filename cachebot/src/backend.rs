@@ -14,6 +14,8 @@ use diesel::query_builder::QueryFragment;
 use diesel::QueryResult;
 use sqlparser::dialect::Dialect;
 
+pub use crate::scope::Catalog;
+
 /// One bind parameter as the backend would send it.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct Bind {
@@ -43,13 +45,22 @@ pub trait CacheBackend: Backend + Default + Sized + 'static {
 
     /// The SQL dialect used to parse rendered queries.
     fn dialect() -> &'static (dyn Dialect + Sync);
+
+    /// Learn, in one or two round trips, what table names mean on `conn`:
+    /// the database's identity, the tables its search path makes visible
+    /// (plus the schema-qualified names in `qualified`, written as the SQL
+    /// analysis writes them), and their columns' types and collations.
+    fn catalog<Conn>(conn: &mut Conn, qualified: &[String]) -> QueryResult<Catalog>
+    where
+        Conn: diesel::connection::LoadConnection<Backend = Self>;
 }
 
 pub mod pg {
     //! PostgreSQL.
     use std::cell::RefCell;
 
-    use super::{Bind, CacheBackend};
+    use super::{Bind, CacheBackend, Catalog};
+    use crate::scope::{ColumnFacts, TableFacts};
     use diesel::pg::{Pg, PgMetadataLookup, PgQueryBuilder, PgTypeMetadata};
     use diesel::query_builder::bind_collector::RawBytesBindCollector;
     use diesel::query_builder::{QueryBuilder, QueryFragment};
@@ -157,6 +168,131 @@ pub mod pg {
         fn dialect() -> &'static (dyn Dialect + Sync) {
             &PostgreSqlDialect {}
         }
+
+        fn catalog<Conn>(conn: &mut Conn, qualified: &[String]) -> QueryResult<Catalog>
+        where
+            Conn: diesel::connection::LoadConnection<Backend = Pg>,
+        {
+            catalog(conn, qualified)
+        }
+    }
+
+    #[derive(diesel::QueryableByName)]
+    struct Identity {
+        #[diesel(sql_type = diesel::sql_types::Text)]
+        database: String,
+        #[diesel(sql_type = diesel::sql_types::Text)]
+        search_path: String,
+        #[diesel(sql_type = diesel::sql_types::Text)]
+        system: String,
+    }
+
+    #[derive(diesel::QueryableByName)]
+    struct ColumnRow {
+        #[diesel(sql_type = diesel::sql_types::Text)]
+        schema: String,
+        #[diesel(sql_type = diesel::sql_types::Text)]
+        name: String,
+        #[diesel(sql_type = diesel::sql_types::Bool)]
+        visible: bool,
+        #[diesel(sql_type = diesel::sql_types::Bool)]
+        temporary: bool,
+        #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::Text>)]
+        column: Option<String>,
+        #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::BigInt>)]
+        base_type: Option<i64>,
+        #[diesel(sql_type = diesel::sql_types::Bool)]
+        deterministic: bool,
+    }
+
+    /// The cluster's system identifier names the cluster (physical
+    /// replicas share it, other clusters never do); where the role may not
+    /// read it, the server's address stands in.
+    const IDENTITY: &str = "SELECT current_database()::text AS database, \
+         current_schemas(true)::text AS search_path, \
+         (SELECT system_identifier::text FROM pg_catalog.pg_control_system()) AS system";
+    const IDENTITY_FALLBACK: &str = "SELECT current_database()::text AS database, \
+         current_schemas(true)::text AS search_path, \
+         COALESCE(host(inet_server_addr()), 'local') || ':' || COALESCE(inet_server_port()::text, '') \
+         AS system";
+
+    /// Every visible relation (and the qualified ones asked for) with its
+    /// columns, each column's type with domains unwrapped, and whether its
+    /// collation is deterministic.
+    const COLUMNS: &str = "WITH RECURSIVE cols AS ( \
+           SELECT n.nspname::text AS schema, c.relname::text AS name, \
+                  pg_catalog.pg_table_is_visible(c.oid) AS visible, \
+                  c.relpersistence = 't' AS temporary, \
+                  a.attname::text AS col, a.attnum, a.atttypid AS typ, \
+                  COALESCE(co.collisdeterministic, true) AS deterministic \
+           FROM pg_catalog.pg_class c \
+           JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace \
+           LEFT JOIN pg_catalog.pg_attribute a \
+                  ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped \
+           LEFT JOIN pg_catalog.pg_collation co ON co.oid = a.attcollation \
+           WHERE c.relkind IN ('r', 'p', 'v', 'm', 'f') \
+             AND (pg_catalog.pg_table_is_visible(c.oid) \
+                  OR n.nspname::text || '.' || c.relname::text = ANY($1))), \
+         base(typ, cur, depth) AS ( \
+           SELECT DISTINCT typ, typ, 0 FROM cols WHERE typ IS NOT NULL \
+           UNION ALL \
+           SELECT b.typ, t.typbasetype, b.depth + 1 FROM base b \
+           JOIN pg_catalog.pg_type t ON t.oid = b.cur \
+           WHERE t.typtype = 'd' AND b.depth < 32) \
+         SELECT cols.schema, cols.name, cols.visible, cols.temporary, cols.col AS column, \
+                (SELECT b.cur FROM base b WHERE b.typ = cols.typ \
+                 ORDER BY b.depth DESC LIMIT 1)::int8 AS base_type, \
+                cols.deterministic \
+         FROM cols ORDER BY cols.schema, cols.name, cols.attnum";
+
+    fn catalog<Conn>(conn: &mut Conn, qualified: &[String]) -> QueryResult<Catalog>
+    where
+        Conn: diesel::connection::LoadConnection<Backend = Pg>,
+    {
+        use diesel::RunQueryDsl;
+        let identity = match diesel::sql_query(IDENTITY).get_result::<Identity>(conn) {
+            Ok(i) => i,
+            Err(_) => diesel::sql_query(IDENTITY_FALLBACK).get_result::<Identity>(conn)?,
+        };
+        let rows: Vec<ColumnRow> = diesel::sql_query(COLUMNS)
+            .bind::<diesel::sql_types::Array<diesel::sql_types::Text>, _>(qualified)
+            .load(conn)?;
+        let mut tables: Vec<TableFacts> = Vec::new();
+        for row in rows {
+            let same = tables
+                .last()
+                .is_some_and(|t| t.schema == row.schema && t.name == row.name);
+            if !same {
+                tables.push(TableFacts {
+                    schema: row.schema,
+                    name: row.name,
+                    visible: row.visible,
+                    temporary: row.temporary,
+                    columns: Vec::new(),
+                });
+            }
+            if let (Some(name), Some(t)) = (row.column, tables.last_mut()) {
+                t.columns.push(ColumnFacts {
+                    name,
+                    // An OID out of range can match no keyable type.
+                    base_type: row
+                        .base_type
+                        .and_then(|b| u32::try_from(b).ok())
+                        .unwrap_or(0),
+                    deterministic: row.deterministic,
+                });
+            }
+        }
+        let mut database = xxhash_rust::xxh3::Xxh3::new();
+        for part in [&identity.system, &identity.database] {
+            database.update(&(part.len() as u64).to_le_bytes());
+            database.update(part.as_bytes());
+        }
+        Ok(Catalog {
+            database: database.digest128(),
+            search_path: identity.search_path,
+            tables,
+        })
     }
 
     /// Decode PostgreSQL's binary array format (one dimension only):

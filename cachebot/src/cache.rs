@@ -15,6 +15,7 @@ use crate::backend::CacheBackend;
 use crate::codec::{Bincode, Codec};
 use crate::error::{ConfigError, Error};
 use crate::key;
+use crate::scope::{Scope, Tables};
 use crate::stats::{Counters, Stats};
 use crate::store::{InProcessStore, Key, Store};
 use crate::write::Cascade;
@@ -81,6 +82,15 @@ pub(crate) struct Core {
     /// never be served after it, whenever the store comes back.
     pub undelivered: Mutex<HashSet<Key>>,
     pub has_undelivered: AtomicBool,
+    /// The database this cache caches (see `scope`), learned from the first
+    /// connection: every key in the store is scoped to it.
+    pub database: OnceLock<u128>,
+    /// Unqualified table name -> the schema-qualified tables connections
+    /// resolved it to: what an explicit invalidation by name reaches.
+    pub names: RwLock<HashMap<String, HashSet<String>>>,
+    /// A read on a connection without the crate's instrumentation was
+    /// traced (once per cache).
+    pub warned_uninstrumented: AtomicBool,
 }
 
 impl Cache<Bincode> {
@@ -318,6 +328,9 @@ impl<C: Codec> Cache<C> {
                 cascades_learned: OnceLock::new(),
                 undelivered: Mutex::new(HashSet::new()),
                 has_undelivered: AtomicBool::new(false),
+                database: OnceLock::new(),
+                names: RwLock::new(HashMap::new()),
+                warned_uninstrumented: AtomicBool::new(false),
             }),
             codec: Arc::new(codec),
         }
@@ -362,27 +375,44 @@ impl<C: Codec> Cache<C> {
     /// Invalidate everything this cache has stored, in every process that
     /// shares the store. One generation bump: nothing is flushed.
     ///
-    /// ```
+    /// Keys are scoped to the cache's database, which the cache learns from
+    /// its first connection: before any connection was instrumented or read
+    /// through, explicit invalidations fail with [`Error::NoDatabase`].
+    ///
+    /// ```no_run
+    /// # fn run(conn: &mut diesel::PgConnection) -> Result<(), Box<dyn std::error::Error>> {
     /// let cache = cachebot::Cache::in_process();
-    /// cache.invalidate_all().unwrap();
+    /// cache.instrument(conn)?;
+    /// cache.invalidate_all()?;
     /// assert_eq!(cache.stats().invalidations, 1);
+    /// # Ok(()) }
     /// ```
     pub fn invalidate_all(&self) -> Result<(), Error> {
         self.bump(&[key::global_key()])
     }
 
-    /// Invalidate every cached query that reads `table` (its SQL name, as
-    /// Diesel renders it; `schema.table` outside `public`).
+    /// Invalidate every cached query that reads `table`: `schema.table`, or
+    /// a bare name, which reaches the table of that name in every schema
+    /// this cache's connections resolved it to (a name no connection has
+    /// resolved invalidates everything).
     ///
-    /// ```
+    /// ```no_run
+    /// # fn run(conn: &mut diesel::PgConnection) -> Result<(), Box<dyn std::error::Error>> {
     /// let cache = cachebot::Cache::in_process();
-    /// cache.invalidate_table("photos").unwrap();
+    /// cache.instrument(conn)?;
+    /// cache.invalidate_table("photos")?;        // as the connections resolve it
+    /// cache.invalidate_table("tenant_7.photos")?; // one schema's table
+    /// # Ok(()) }
     /// ```
     pub fn invalidate_table(&self, table: &str) -> Result<(), Error> {
         if table.is_empty() {
             return Err(Error::NoTable(String::new()));
         }
-        self.bump(&[key::table_key(table)])
+        let keys = match Known(&self.core).qualified(table) {
+            Some(names) => names.iter().map(|t| key::table_key(t)).collect(),
+            None => vec![key::global_key()],
+        };
+        self.bump(&keys)
     }
 
     /// Invalidate the cached queries that a change to a row whose `column`
@@ -390,11 +420,14 @@ impl<C: Codec> Cache<C> {
     /// depend on the column's table as a whole. Signal both the old and the
     /// new value of a changed row.
     ///
-    /// ```
+    /// ```no_run
     /// diesel::table! { photos (id) { id -> Int4, user_id -> Int4 } }
+    /// # fn run(conn: &mut diesel::PgConnection) -> Result<(), Box<dyn std::error::Error>> {
     /// let cache = cachebot::Cache::in_process();
-    /// cache.invalidate_value(photos::user_id, 7).unwrap();
+    /// cache.instrument(conn)?;
+    /// cache.invalidate_value(photos::user_id, 7)?;
     /// assert_eq!(cache.stats().invalidations, 2); // the value and the table's rows
+    /// # Ok(()) }
     /// ```
     pub fn invalidate_value<Col, V>(&self, column: Col, value: V) -> Result<(), Error>
     where
@@ -413,10 +446,19 @@ impl<C: Codec> Cache<C> {
                 )))
             }
         };
-        self.bump(&[
-            key::value_key(&table, &column, value.as_deref()),
-            key::rows_key(&table),
-        ])
+        let keys = match Known(&self.core).qualified(&table) {
+            Some(names) => names
+                .iter()
+                .flat_map(|t| {
+                    [
+                        key::value_key(t, &column, value.as_deref()),
+                        key::rows_key(t),
+                    ]
+                })
+                .collect(),
+            None => vec![key::global_key()],
+        };
+        self.bump(&keys)
     }
 
     /// Invalidate what a change to this row can affect: every cached query
@@ -430,9 +472,10 @@ impl<C: Codec> Cache<C> {
     /// # }
     /// ```
     pub fn invalidate_object<M: crate::CacheModel>(&self, row: &M) -> Result<(), Error> {
-        let mut keys = Vec::new();
+        let known = Known(&self.core);
+        let mut keys = crate::model::RowKeys::new(&known);
         row.row_keys(&mut keys);
-        self.bump(&keys)
+        self.bump(&keys.into_keys())
     }
 
     /// Bump generations; counted, traced, and reported.
@@ -451,7 +494,11 @@ pub(crate) struct Cascades {
 #[derive(diesel::QueryableByName)]
 struct ForeignKey {
     #[diesel(sql_type = diesel::sql_types::Text)]
+    child_schema: String,
+    #[diesel(sql_type = diesel::sql_types::Text)]
     child: String,
+    #[diesel(sql_type = diesel::sql_types::Text)]
+    parent_schema: String,
     #[diesel(sql_type = diesel::sql_types::Text)]
     parent: String,
     #[diesel(sql_type = diesel::sql_types::Bool)]
@@ -461,31 +508,70 @@ struct ForeignKey {
 }
 
 impl Core {
+    /// Bind this cache to the scope's database (the first one it sees) and
+    /// remember how the scope resolves names. `false` when the scope belongs
+    /// to another database than the cache's: such a connection bypasses.
+    pub(crate) fn adopt(&self, scope: &Scope) -> bool {
+        if *self.database.get_or_init(|| scope.database) != scope.database {
+            return false;
+        }
+        let fresh = self.names.read().is_ok_and(|names| {
+            scope
+                .names()
+                .all(|(w, q)| names.get(w).is_some_and(|all| all.contains(q)))
+        });
+        if !fresh {
+            if let Ok(mut names) = self.names.write() {
+                for (written, qualified) in scope.names() {
+                    names
+                        .entry(written.to_owned())
+                        .or_default()
+                        .insert(qualified.to_owned());
+                }
+            }
+        }
+        true
+    }
+
+    /// Whether a table (as written, and as resolved) is on the never-cache
+    /// list, named either way or by its bare name.
+    pub(crate) fn never_caches(&self, written: &str, qualified: &str) -> bool {
+        if self.never_cache.is_empty() {
+            return false;
+        }
+        let bare = written.rsplit('.').next().unwrap_or(written);
+        [written, qualified, bare]
+            .iter()
+            .any(|n| self.never_cache.contains(*n))
+    }
+
     /// Read the foreign keys whose actions cascade, once per cache.
-    pub(crate) fn learn_cascades(
-        &self,
-        conn: &mut diesel::PgConnection,
-    ) -> diesel::QueryResult<()> {
+    pub(crate) fn learn_cascades<Conn>(&self, conn: &mut Conn) -> diesel::QueryResult<()>
+    where
+        Conn: diesel::connection::LoadConnection<Backend = Pg>,
+    {
         use diesel::RunQueryDsl;
         if self.cascades_learned.get().is_some() {
             return Ok(());
         }
         let fks: Vec<ForeignKey> = diesel::sql_query(
-            "SELECT conrelid::regclass::text AS child, confrelid::regclass::text AS parent, \
+            "SELECT cn.nspname::text AS child_schema, c.relname::text AS child, \
+             pn.nspname::text AS parent_schema, p.relname::text AS parent, \
              confdeltype IN ('c', 'n', 'd') AS on_delete, \
              confupdtype IN ('c', 'n', 'd') AS on_update \
-             FROM pg_catalog.pg_constraint WHERE contype = 'f' \
+             FROM pg_catalog.pg_constraint k \
+             JOIN pg_catalog.pg_class c ON c.oid = k.conrelid \
+             JOIN pg_catalog.pg_namespace cn ON cn.oid = c.relnamespace \
+             JOIN pg_catalog.pg_class p ON p.oid = k.confrelid \
+             JOIN pg_catalog.pg_namespace pn ON pn.oid = p.relnamespace \
+             WHERE contype = 'f' \
              AND (confdeltype IN ('c', 'n', 'd') OR confupdtype IN ('c', 'n', 'd'))",
         )
         .load(conn)?;
         let mut cascades = Cascades::default();
         for fk in fks {
-            let (Some(child), Some(parent)) = (
-                crate::names::table_name(&fk.child),
-                crate::names::table_name(&fk.parent),
-            ) else {
-                continue;
-            };
+            let child = crate::scope::qualify(&fk.child_schema, &fk.child);
+            let parent = crate::scope::qualify(&fk.parent_schema, &fk.parent);
             if fk.on_delete {
                 cascades
                     .on_delete
@@ -543,6 +629,14 @@ impl Core {
     /// not take are kept and retried (see `undelivered`).
     pub(crate) fn bump(&self, keys: &[Key]) -> Result<(), Error> {
         let c = &self.counters;
+        let Some(&database) = self.database.get() else {
+            return Err(Error::NoDatabase);
+        };
+        let keys: Vec<Key> = keys
+            .iter()
+            .map(|k| crate::scope::in_database(database, *k))
+            .collect();
+        let keys = keys.as_slice();
         let mut all: Vec<Key> = keys.to_vec();
         if self.has_undelivered.load(Ordering::Acquire) {
             if let Ok(pending) = self.undelivered.lock() {
@@ -605,6 +699,25 @@ impl Core {
             }
             self.has_undelivered
                 .store(!pending.is_empty(), Ordering::Release);
+        }
+    }
+}
+
+/// Table names as this cache's connections resolved them: what explicit
+/// invalidations by name (and by a row, without a connection) reach.
+pub(crate) struct Known<'a>(pub(crate) &'a Core);
+
+impl Tables for Known<'_> {
+    fn qualified(&self, written: &str) -> Option<Vec<String>> {
+        let names = self.0.names.read().ok()?;
+        match names.get(written) {
+            Some(all) => Some(all.iter().cloned().collect()),
+            // A qualified name stands for itself (the analysis writes
+            // `schema.table`, the scope names it the same way).
+            None => {
+                let (schema, table) = written.split_once('.')?;
+                Some(vec![crate::scope::qualify(schema, table)])
+            }
         }
     }
 }

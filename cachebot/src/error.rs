@@ -90,4 +90,20 @@ pub enum Error {
     /// The query names no table the crate could find.
     #[error("the statement names no table: {0}")]
     NoTable(String),
+    /// An explicit invalidation before the cache learned which database it
+    /// caches: keys are scoped to a database, learned from a connection.
+    #[error(
+        "this cache has not seen a connection yet, so it does not know which database to \
+         invalidate: instrument a connection first (`cache.instrument(&mut conn)` or the pool \
+         customizer)"
+    )]
+    NoDatabase,
+    /// A write through the crate on a connection whose instrumentation is
+    /// not the crate's: its writes would not invalidate.
+    #[error(
+        "the connection's instrumentation is not cachebot's (was `set_instrumentation` called \
+         after `Cache::instrument`?): chain your instrumentation with \
+         `cache.instrumentation().chain(yours)` and install that instead"
+    )]
+    NotInstrumented,
 }

@@ -104,10 +104,16 @@ pub struct Analysis {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct TableDeps {
     /// Normalised table name: quoted identifiers as written, unquoted ones lowercased; a
-    /// `public.` schema is dropped, any other schema kept as `schema.table`.
+    /// schema written out is kept as `schema.table`.
     pub table: String,
     /// Which rows of the table can change the result.
     pub pins: Pins,
+}
+
+impl AsRef<str> for TableDeps {
+    fn as_ref(&self) -> &str {
+        &self.table
+    }
 }
 
 /// Which rows of a table can change a query's result.
@@ -226,11 +232,10 @@ fn norm_ident(ident: &Ident) -> String {
     }
 }
 
-/// Join normalised name parts into a table name, dropping a `public` schema.
-fn join_name(mut parts: Vec<String>) -> String {
-    if parts.len() == 2 && parts[0] == "public" {
-        parts.remove(0);
-    }
+/// Join normalised name parts into a table name. A schema written out is
+/// kept (`public.t` is not `t` under every search path): names are resolved
+/// per connection (see `scope`).
+fn join_name(parts: Vec<String>) -> String {
     parts.join(".")
 }
 

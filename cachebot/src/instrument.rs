@@ -10,15 +10,19 @@
 //! Correctness never depends on users remembering the write API; only
 //! precision does.
 
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
-use diesel::connection::{Connection, Instrumentation, InstrumentationEvent};
+use diesel::connection::{Connection, Instrumentation, InstrumentationEvent, LoadConnection};
+use diesel::pg::Pg;
 
 use crate::backend::CacheBackend;
 use crate::cache::{Cache, Core};
 use crate::codec::Codec;
 use crate::extract::{write_targets, WriteTargets};
 use crate::key;
+use crate::scope::{self, Scope, Tables};
+use crate::stats::Counters;
 use crate::store::Key;
 use crate::tx::{self, Tracker};
 use crate::write::Cascade;
@@ -46,6 +50,14 @@ pub struct CacheInstrumentation {
     /// exact invalidation it computes itself.
     own_write: bool,
     next: Option<Box<dyn Instrumentation>>,
+    /// What this connection's table names mean (see `scope`), once learned.
+    scope: Option<Arc<Scope>>,
+    /// The connection ran something that may change what its names mean
+    /// (`SET`, DDL, ...): learn the scope again before trusting it.
+    scope_stale: bool,
+    /// Such a statement ran inside the open transaction: its end (or a
+    /// rollback to a savepoint) may undo it.
+    scope_changed_in_tx: bool,
 }
 
 impl std::fmt::Debug for CacheInstrumentation {
@@ -64,7 +76,22 @@ impl CacheInstrumentation {
             tracker: Tracker::default(),
             own_write: false,
             next: None,
+            scope: None,
+            scope_stale: false,
+            scope_changed_in_tx: false,
         }
+    }
+
+    /// The connection's scope, if learned and still trusted.
+    fn current_scope(&self) -> Option<&Arc<Scope>> {
+        self.scope
+            .as_ref()
+            .filter(|s| !self.scope_stale && !s.expired())
+    }
+
+    fn set_scope(&mut self, scope: Arc<Scope>) {
+        self.scope = Some(scope);
+        self.scope_stale = false;
     }
 
     /// Pass every event on to `next` as well (your logger, your metrics).
@@ -76,6 +103,11 @@ impl CacheInstrumentation {
     /// Whether a transaction is open on the connection.
     pub fn in_transaction(&self) -> bool {
         self.tracker.in_transaction()
+    }
+
+    /// Whether this instrumentation invalidates for `core`'s cache.
+    pub(crate) fn serves(&self, core: &Arc<Core>) -> bool {
+        Arc::ptr_eq(&self.core, core)
     }
 
     /// The next write statement is the crate's own: do not widen it.
@@ -104,7 +136,25 @@ impl CacheInstrumentation {
         if std::mem::take(&mut self.own_write) {
             return;
         }
+        // Whatever else it is, a statement that may change what names mean
+        // makes the scope untrusted until learned again (a failed one too:
+        // part of a batch may have run).
+        let changes_scope = scope::may_change_scope(sql);
+        if changes_scope {
+            self.scope_stale = true;
+            if self.tracker.in_transaction() {
+                self.scope_changed_in_tx = true;
+            }
+        }
         if let Some(ctl) = tx::control(sql) {
+            // Ending the transaction (or rolling back part of it) undoes
+            // `SET LOCAL` and any `SET` or DDL it rolled back.
+            if self.scope_changed_in_tx {
+                self.scope_stale = true;
+                if !self.tracker.in_transaction() || ctl_ends(&ctl) {
+                    self.scope_changed_in_tx = false;
+                }
+            }
             let keys = self.tracker.apply(ctl, ok);
             if !keys.is_empty() {
                 crate::hook!(CommitBeforeInvalidate);
@@ -117,9 +167,12 @@ impl CacheInstrumentation {
         }
         let keys = match targets_of(sql) {
             WriteTargets::None => return,
-            WriteTargets::Tables(tables) => self
-                .core
-                .table_keys_with_cascades(&tables, &[Cascade::Delete, Cascade::Update]),
+            WriteTargets::Tables(tables) => match self.resolve_written(&tables, changes_scope) {
+                Some(tables) => self
+                    .core
+                    .table_keys_with_cascades(&tables, &[Cascade::Delete, Cascade::Update]),
+                None => vec![key::global_key()],
+            },
             WriteTargets::Unknown => vec![key::global_key()],
         };
         tracing::debug!(
@@ -128,6 +181,145 @@ impl CacheInstrumentation {
         );
         self.invalidate(keys);
     }
+}
+
+impl CacheInstrumentation {
+    /// The qualified names of tables a statement wrote, as this connection
+    /// resolves them; `None` (widen to everything) when the scope is not
+    /// known, not trusted, or does not know a name. `changed`: the
+    /// statement itself may have changed the resolution (a batch with a
+    /// `SET search_path`).
+    fn resolve_written(&self, written: &[String], changed: bool) -> Option<Vec<String>> {
+        if changed {
+            return None;
+        }
+        let scope = self.current_scope()?;
+        let mut out = Vec::with_capacity(written.len());
+        for w in written {
+            out.extend(scope.qualified(w)?);
+        }
+        Some(out)
+    }
+}
+
+fn ctl_ends(ctl: &tx::Control) -> bool {
+    matches!(ctl, tx::Control::Commit | tx::Control::Rollback)
+}
+
+/// Why a read cannot use the cache on this connection.
+pub(crate) enum NoScope {
+    /// Another instrumentation replaced the crate's.
+    Foreign,
+    /// No instrumentation, and a transaction is open: installing it now
+    /// would not know the transaction (its bumps would not wait for COMMIT).
+    BareInTransaction,
+    /// The connection reaches another database than the cache's.
+    OtherDatabase,
+    /// The catalog could not be read.
+    Catalog,
+}
+
+impl NoScope {
+    pub(crate) fn reason(&self) -> &'static str {
+        match self {
+            NoScope::Foreign => "the connection does not carry the crate's instrumentation",
+            NoScope::BareInTransaction => {
+                "cachebot: a write inside a transaction needs the connection instrumented \
+                 (Cache::instrument) so that invalidation waits for COMMIT"
+            }
+            NoScope::OtherDatabase => "the connection reaches another database than the cache's",
+            NoScope::Catalog => "the connection's catalog could not be read",
+        }
+    }
+}
+
+/// The scope of `conn` (what its table names mean), learning it when it is
+/// not known or not trusted, or when it does not know one of `tables`
+/// (names as the SQL analysis writes them). A connection that carries no
+/// instrumentation at all gets the crate's (so that its writes invalidate
+/// too); one that carries another's cannot be used: counted and traced once.
+pub(crate) fn scope_of<Conn, T>(
+    core: &Arc<Core>,
+    conn: &mut Conn,
+    tables: &[T],
+) -> Result<Arc<Scope>, NoScope>
+where
+    Conn: LoadConnection<Backend = Pg>,
+    T: AsRef<str>,
+{
+    if installed(conn).is_none() {
+        if !is_bare(conn) {
+            if !core.warned_uninstrumented.swap(true, Ordering::Relaxed) {
+                tracing::warn!(
+                    "a cached read on a connection whose instrumentation is not cachebot's: \
+                     reading the database (chain yours with CacheInstrumentation::chain)"
+                );
+            }
+            return Err(NoScope::Foreign);
+        }
+        if crate::read::in_transaction(conn) {
+            return Err(NoScope::BareInTransaction);
+        }
+        if core.learn_cascades(conn).is_err() {
+            return Err(NoScope::Catalog);
+        }
+        conn.set_instrumentation(CacheInstrumentation::new(core.clone()));
+    }
+    let installed_scope = installed(conn).and_then(|i| i.scope.clone());
+    let known = installed(conn)
+        .and_then(|i| i.current_scope().cloned())
+        .filter(|s| tables.iter().all(|t| s.resolve(t.as_ref()).is_some()));
+    let scope = match known {
+        Some(s) => s,
+        None => {
+            // The qualified names asked for before, and this read's.
+            let mut qualified: Vec<String> =
+                installed_scope.map(|s| s.asked.clone()).unwrap_or_default();
+            for t in tables.iter().map(AsRef::as_ref) {
+                if t.contains('.') && !qualified.iter().any(|q| q == t) {
+                    qualified.push(t.to_owned());
+                }
+            }
+            let catalog = match <Pg as CacheBackend>::catalog(conn, &qualified) {
+                Ok(c) => c,
+                Err(e) => {
+                    tracing::warn!(error = %e, "could not read the catalog; reading the database");
+                    return Err(NoScope::Catalog);
+                }
+            };
+            let scope = Arc::new(Scope::new(
+                &catalog,
+                qualified,
+                <Pg as CacheBackend>::is_keyable,
+            ));
+            if let Some(i) = installed(conn) {
+                i.set_scope(scope.clone());
+            }
+            scope
+        }
+    };
+    if !core.adopt(&scope) {
+        return Err(NoScope::OtherDatabase);
+    }
+    Ok(scope)
+}
+
+/// Whether the connection carries no instrumentation at all (Diesel's
+/// no-op).
+fn is_bare<Conn: Connection>(conn: &mut Conn) -> bool {
+    use diesel::connection::DynInstrumentation;
+    let none = DynInstrumentation::none();
+    let noop: &dyn Instrumentation = &*none;
+    let noop = noop.as_any().type_id();
+    let current: &dyn Instrumentation = &*conn.instrumentation();
+    current.as_any().type_id() == noop
+}
+
+/// Count a read that could not use the cache on its connection.
+/// (The caller counts the bypass.)
+pub(crate) fn count_no_scope(core: &Core, why: &NoScope) {
+    Counters::bump(&core.counters.uninstrumented);
+    tracing::trace!(reason = why.reason(), "cache bypass");
 }
 
 /// `write_targets`, memoised per SQL text: applications repeat the same
@@ -190,14 +382,49 @@ impl<C: Codec> Cache<C> {
         CacheInstrumentation::new(self.core.clone())
     }
 
-    /// Install the crate's instrumentation on `conn` (replacing any other;
-    /// chain yours with [`CacheInstrumentation::chain`] and
-    /// `conn.set_instrumentation`), and learn the database's foreign keys so
-    /// that cascading deletes and updates invalidate the child tables.
+    /// Install the crate's instrumentation on `conn`, and learn what the
+    /// cache needs to know about it: the database it reaches (a cache
+    /// serves one database), what its table names resolve to under its
+    /// `search_path`, which columns compare by bytes, and the foreign keys
+    /// whose cascades write child tables.
+    ///
+    /// It replaces the connection's instrumentation, chained with Diesel's
+    /// default one (`diesel::connection::set_default_instrumentation`); to
+    /// keep another of yours, install
+    /// `cache.instrumentation().chain(yours)` with `conn.set_instrumentation`
+    /// instead. A later `set_instrumentation` that drops the crate's makes
+    /// cached reads on the connection go to the database (counted in
+    /// [`Stats::uninstrumented`](crate::Stats::uninstrumented)) and the
+    /// crate's writes fail with [`Error::NotInstrumented`](crate::Error::NotInstrumented).
+    ///
+    /// A connection that carries no instrumentation at all is instrumented
+    /// by its first cached read.
     pub fn instrument(&self, conn: &mut diesel::PgConnection) -> diesel::QueryResult<()> {
-        self.core.learn_cascades(conn)?;
-        conn.set_instrumentation(self.instrumentation());
-        Ok(())
+        install(&self.core, conn)
+    }
+}
+
+/// Learn the cascades and the connection's scope, and install the crate's
+/// instrumentation, chained with Diesel's default instrumentation (the one
+/// `diesel::connection::set_default_instrumentation` sets, if any).
+fn install(core: &Arc<Core>, conn: &mut diesel::PgConnection) -> diesel::QueryResult<()> {
+    core.learn_cascades(conn)?;
+    let mut instrumentation = CacheInstrumentation::new(core.clone());
+    if let Some(default) = diesel::connection::get_default_instrumentation() {
+        instrumentation = instrumentation.chain(default);
+    }
+    conn.set_instrumentation(instrumentation);
+    // The database and the names, now: writes may come before any read.
+    match scope_of::<_, &str>(core, conn, &[]) {
+        Ok(_) => Ok(()),
+        Err(NoScope::OtherDatabase) => Err(diesel::result::Error::QueryBuilderError(
+            "cachebot: this connection reaches another database than the one this cache \
+             caches; use one Cache per database"
+                .into(),
+        )),
+        Err(why) => Err(diesel::result::Error::QueryBuilderError(
+            why.reason().into(),
+        )),
     }
 }
 
@@ -259,11 +486,7 @@ impl diesel::r2d2::CustomizeConnection<diesel::PgConnection, diesel::r2d2::Error
     for PoolCustomizer
 {
     fn on_acquire(&self, conn: &mut diesel::PgConnection) -> Result<(), diesel::r2d2::Error> {
-        self.core
-            .learn_cascades(conn)
-            .map_err(diesel::r2d2::Error::QueryError)?;
-        conn.set_instrumentation(CacheInstrumentation::new(self.core.clone()));
-        Ok(())
+        install(&self.core, conn).map_err(diesel::r2d2::Error::QueryError)
     }
 }
 

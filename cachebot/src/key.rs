@@ -18,6 +18,7 @@ use xxhash_rust::xxh3::xxh3_128;
 
 use crate::backend::{Bind, CacheBackend};
 use crate::extract::{Analysis, Atom, Pins, TableDeps, ValueRef};
+use crate::scope::{Resolved, Scope};
 use crate::store::Key;
 
 /// Bumped when the layout of keys or entries changes, so old entries die.
@@ -266,10 +267,12 @@ pub(crate) fn plan_key(
     binds: &[Bind],
     narrowing: Option<&[(String, String)]>,
     registrations: u64,
+    scope: u128,
 ) -> Key {
     Key::entry(KeyBytes::hash(|h| {
         h.push(&FORMAT_VERSION.to_le_bytes());
         h.push(b"p");
+        h.push(&scope.to_le_bytes());
         h.type_id(result_type);
         h.type_id(backend);
         h.push(&sql_hash.to_le_bytes());
@@ -371,9 +374,10 @@ pub(crate) fn dependencies<DB: CacheBackend>(
     analysis: &Analysis,
     binds: &[Bind],
     narrowing: Option<&[(String, String)]>,
+    scope: Option<&Scope>,
 ) -> Vec<Dependency> {
     let mut refs: Vec<DepRef<'_>> = Vec::new();
-    dependency_refs::<DB>(analysis, binds, narrowing, &mut refs);
+    dependency_refs::<DB>(analysis, binds, narrowing, scope, &mut refs);
     let mut deps: Vec<Dependency> = refs.iter().map(DepRef::to_owned).collect();
     deps.sort();
     deps.dedup();
@@ -388,9 +392,10 @@ pub(crate) fn dependency_keys<DB: CacheBackend>(
     analysis: &Analysis,
     binds: &[Bind],
     narrowing: Option<&[(String, String)]>,
+    scope: Option<&Scope>,
 ) -> Vec<Key> {
     let mut keys: Vec<Key> = Vec::with_capacity(1 + 2 * analysis.tables.len());
-    dependency_refs::<DB>(analysis, binds, narrowing, &mut keys);
+    dependency_refs::<DB>(analysis, binds, narrowing, scope, &mut keys);
     keys.sort_unstable();
     keys.dedup();
     keys
@@ -399,17 +404,31 @@ pub(crate) fn dependency_keys<DB: CacheBackend>(
 /// Narrowing keeps, for each table, only the (table, column) pairs listed;
 /// a table none of whose columns is listed depends on its rows as a whole
 /// (narrowing never drops a dependency).
+///
+/// With a connection's `scope`, tables are named as the connection resolves
+/// them and a column is keyed only if the catalog says its values compare
+/// by bytes; a table the scope does not know depends on everything. Without
+/// one (`explain`), names are as written and the bind's type decides.
 fn dependency_refs<'a, DB: CacheBackend>(
     analysis: &'a Analysis,
     binds: &'a [Bind],
     narrowing: Option<&[(String, String)]>,
+    scope: Option<&'a Scope>,
     out: &mut impl Sink<'a>,
 ) {
     out.push(DepRef::Global);
     for t in &analysis.tables {
-        out.push(DepRef::Table(&t.table));
-        if !table_values::<DB>(t, binds, narrowing, out) {
-            out.push(DepRef::Rows(&t.table));
+        let resolved = match scope.map(|s| s.resolve(&t.table)) {
+            None => None,
+            Some(Some(r)) => Some(&**r),
+            // Plans never get here: a read naming a table its connection
+            // cannot resolve is not cached.
+            Some(None) => None,
+        };
+        let name = resolved.map_or(t.table.as_str(), |r| r.name.as_str());
+        out.push(DepRef::Table(name));
+        if !table_values::<DB>(t, name, resolved, binds, narrowing, out) {
+            out.push(DepRef::Rows(name));
         }
     }
 }
@@ -418,6 +437,8 @@ fn dependency_refs<'a, DB: CacheBackend>(
 /// whole table.
 fn table_values<'a, DB: CacheBackend>(
     t: &'a TableDeps,
+    name: &'a str,
+    resolved: Option<&Resolved>,
     binds: &'a [Bind],
     narrowing: Option<&[(String, String)]>,
     out: &mut impl Sink<'a>,
@@ -425,11 +446,14 @@ fn table_values<'a, DB: CacheBackend>(
     let Pins::AnyOf(conjunctions) = &t.pins else {
         return false;
     };
-    let allowed = |atom: &Atom| match narrowing {
-        None => true,
-        Some(cols) => cols
-            .iter()
-            .any(|(tb, c)| *tb == t.table && *c == atom.column),
+    let allowed = |atom: &Atom| {
+        resolved.is_none_or(|r| r.keyable(&atom.column))
+            && match narrowing {
+                None => true,
+                Some(cols) => cols
+                    .iter()
+                    .any(|(tb, c)| *tb == t.table && *c == atom.column),
+            }
     };
     let composites = crate::model::composites_of(&t.table);
     let start = out.len();
@@ -457,7 +481,7 @@ fn table_values<'a, DB: CacheBackend>(
         });
         if let Some(values) = composite {
             out.push(DepRef::Composite {
-                table: &t.table,
+                table: name,
                 values,
             });
             continue;
@@ -473,7 +497,7 @@ fn table_values<'a, DB: CacheBackend>(
             return false;
         };
         let value = |value| DepRef::Value {
-            table: &t.table,
+            table: name,
             column: &atom.column,
             value,
         };
@@ -562,14 +586,14 @@ mod tests {
         let other = vec![("photos".to_owned(), "status".to_owned())];
         let t = TypeId::of::<i32>;
         let pg = TypeId::of::<Pg>();
-        let base = || plan_key(t(), pg, 1, &[int(7)], None, 0);
+        let base = || plan_key(t(), pg, 1, &[int(7)], None, 0, 0);
         assert_eq!(base(), base());
         let variants = [
-            plan_key(TypeId::of::<i64>(), pg, 1, &[int(7)], None, 0),
-            plan_key(t(), TypeId::of::<()>(), 1, &[int(7)], None, 0),
-            plan_key(t(), pg, 2, &[int(7)], None, 0),
-            plan_key(t(), pg, 1, &[int(8)], None, 0),
-            plan_key(t(), pg, 1, &[int(7), int(7)], None, 0),
+            plan_key(TypeId::of::<i64>(), pg, 1, &[int(7)], None, 0, 0),
+            plan_key(t(), TypeId::of::<()>(), 1, &[int(7)], None, 0, 0),
+            plan_key(t(), pg, 2, &[int(7)], None, 0, 0),
+            plan_key(t(), pg, 1, &[int(8)], None, 0, 0),
+            plan_key(t(), pg, 1, &[int(7), int(7)], None, 0, 0),
             plan_key(
                 t(),
                 pg,
@@ -580,10 +604,12 @@ mod tests {
                 }],
                 None,
                 0,
+                0,
             ),
-            plan_key(t(), pg, 1, &[int(7)], Some(&cols), 0),
-            plan_key(t(), pg, 1, &[int(7)], Some(&other), 0),
-            plan_key(t(), pg, 1, &[int(7)], None, 1),
+            plan_key(t(), pg, 1, &[int(7)], Some(&cols), 0, 0),
+            plan_key(t(), pg, 1, &[int(7)], Some(&other), 0, 0),
+            plan_key(t(), pg, 1, &[int(7)], None, 1, 0),
+            plan_key(t(), pg, 1, &[int(7)], None, 0, 1),
         ];
         let mut all: Vec<Key> = variants.to_vec();
         all.push(base());
@@ -669,7 +695,7 @@ mod tests {
             type_id: 1007,
             bytes: Some(array(&[1, 2])),
         };
-        let deps = dependencies::<Pg>(&a, &[arr, int(7)], None);
+        let deps = dependencies::<Pg>(&a, &[arr, int(7)], None, None);
         assert!(deps.contains(&value("user_id", 7)), "{deps:?}");
         assert!(!deps.iter().any(|d| matches!(d, Dependency::Rows(_))));
         assert!(
@@ -684,13 +710,13 @@ mod tests {
             atoms: vec![atom("user_id", ValueRef::Bind(0))],
         }]));
         let cols = [("photos".to_string(), "status".to_string())];
-        let deps = dependencies::<Pg>(&a, &[int(7)], Some(&cols));
+        let deps = dependencies::<Pg>(&a, &[int(7)], Some(&cols), None);
         assert!(
             deps.contains(&Dependency::Rows("photos".into())),
             "{deps:?}"
         );
         let cols = [("photos".to_string(), "user_id".to_string())];
-        let deps = dependencies::<Pg>(&a, &[int(7)], Some(&cols));
+        let deps = dependencies::<Pg>(&a, &[int(7)], Some(&cols), None);
         assert!(deps.contains(&value("user_id", 7)), "{deps:?}");
     }
 
@@ -703,14 +729,18 @@ mod tests {
             type_id: 701,
             bytes: Some(1.5f64.to_be_bytes().to_vec()),
         };
-        assert!(dependencies::<Pg>(&a, &[float], None).contains(&Dependency::Rows("photos".into())));
+        assert!(dependencies::<Pg>(&a, &[float], None, None)
+            .contains(&Dependency::Rows("photos".into())));
         let null = Bind {
             type_id: 23,
             bytes: None,
         };
-        assert!(dependencies::<Pg>(&a, &[null], None).contains(&Dependency::Rows("photos".into())));
+        assert!(dependencies::<Pg>(&a, &[null], None, None)
+            .contains(&Dependency::Rows("photos".into())));
         // A bind index the SQL names but the query did not collect.
-        assert!(dependencies::<Pg>(&a, &[], None).contains(&Dependency::Rows("photos".into())));
+        assert!(
+            dependencies::<Pg>(&a, &[], None, None).contains(&Dependency::Rows("photos".into()))
+        );
     }
 
     #[test]
@@ -723,7 +753,9 @@ mod tests {
             type_id: 1007,
             bytes: Some(array(&many)),
         };
-        assert!(dependencies::<Pg>(&a, &[arr], None).contains(&Dependency::Rows("photos".into())));
+        assert!(
+            dependencies::<Pg>(&a, &[arr], None, None).contains(&Dependency::Rows("photos".into()))
+        );
     }
 
     #[test]
@@ -731,7 +763,7 @@ mod tests {
         let a = analysis(Pins::AnyOf(vec![Conjunction {
             atoms: vec![atom("deleted_at", ValueRef::Null)],
         }]));
-        let deps = dependencies::<Pg>(&a, &[], None);
+        let deps = dependencies::<Pg>(&a, &[], None, None);
         let null = Dependency::Value {
             table: "photos".into(),
             column: "deleted_at".into(),

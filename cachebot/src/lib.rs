@@ -68,6 +68,7 @@ mod names;
 mod plans;
 mod read;
 mod render;
+mod scope;
 mod stats;
 pub mod store;
 mod tx;

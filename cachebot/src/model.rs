@@ -20,6 +20,7 @@ use diesel::QueryResult;
 
 use crate::backend::CacheBackend;
 use crate::key;
+use crate::scope::Tables;
 use crate::store::Key;
 
 /// A Diesel model whose rows the cache can invalidate precisely.
@@ -38,7 +39,7 @@ pub trait CacheModel: Sized + 'static {
 
     /// Append the generation keys a change to this row (its old or its new
     /// image) must bump.
-    fn row_keys(&self, out: &mut Vec<Key>);
+    fn row_keys(&self, out: &mut RowKeys<'_>);
 
     /// The primary key's encoded value: how old and new images of one row
     /// are matched.
@@ -47,6 +48,70 @@ pub trait CacheModel: Sized + 'static {
     /// Declared composite keys, as column names.
     fn composite_keys() -> &'static [&'static [&'static str]] {
         &[]
+    }
+}
+
+/// The generation keys a write must bump, gathered from a model's rows.
+///
+/// Tables are named as the connection that writes resolves them (schema and
+/// search path): a table the resolver does not know widens the write to
+/// everything.
+pub struct RowKeys<'a> {
+    keys: Vec<Key>,
+    tables: &'a dyn Tables,
+}
+
+impl std::fmt::Debug for RowKeys<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RowKeys").field("keys", &self.keys).finish()
+    }
+}
+
+impl<'a> RowKeys<'a> {
+    pub(crate) fn new(tables: &'a dyn Tables) -> RowKeys<'a> {
+        RowKeys {
+            keys: Vec::new(),
+            tables,
+        }
+    }
+
+    /// Keys with every table named as written in the model (no schema
+    /// resolution): for inspecting what a model's rows invalidate. The
+    /// cache itself resolves names on the writing connection.
+    ///
+    /// ```
+    /// use cachebot::model::RowKeys;
+    /// let keys = RowKeys::as_written();
+    /// assert!(keys.keys().is_empty());
+    /// ```
+    pub fn as_written() -> RowKeys<'static> {
+        RowKeys::new(&AsWritten)
+    }
+
+    /// The keys gathered so far.
+    pub fn keys(&self) -> &[Key] {
+        &self.keys
+    }
+
+    pub(crate) fn into_keys(self) -> Vec<Key> {
+        self.keys
+    }
+
+    /// Push `key(t)` for each table `written` resolves to, or the global key.
+    fn per_table(&mut self, written: &str, key: impl Fn(&str) -> Key) {
+        match self.tables.qualified(written) {
+            Some(tables) => self.keys.extend(tables.iter().map(|t| key(t))),
+            None => self.keys.push(key::global_key()),
+        }
+    }
+}
+
+/// Every name stands for itself.
+struct AsWritten;
+
+impl Tables for AsWritten {
+    fn qualified(&self, written: &str) -> Option<Vec<String>> {
+        Some(vec![written.to_owned()])
     }
 }
 
@@ -115,6 +180,7 @@ pub(crate) fn composites_of(table: &str) -> Option<Arc<[Vec<String>]>> {
 pub mod __private {
     use super::*;
 
+    pub use super::RowKeys;
     pub use crate::store::Key;
 
     /// One bind, collected like any query's binds.
@@ -182,7 +248,7 @@ pub mod __private {
     /// table, covered by the rows key); a column whose name cannot be read
     /// widens to everything.
     pub fn push_value<Col, ST, V>(
-        out: &mut Vec<Key>,
+        out: &mut RowKeys<'_>,
         column: &Col,
         value: &V,
     ) -> Option<Option<Vec<u8>>>
@@ -192,18 +258,18 @@ pub mod __private {
         V: ToSql<ST, Pg> + ?Sized,
     {
         let Some((table, col)) = column_name(column) else {
-            out.push(key::global_key());
+            out.keys.push(key::global_key());
             return None;
         };
         let bytes = encode::<ST, V>(value).ok()?;
-        out.push(key::value_key(&table, &col, bytes.as_deref()));
+        out.per_table(&table, |t| key::value_key(t, &col, bytes.as_deref()));
         Some(bytes)
     }
 
     /// Push a composite key from already-encoded parts (`None` if any part
     /// could not be keyed: then the single-column keys stand alone).
     pub fn push_composite(
-        out: &mut Vec<Key>,
+        out: &mut RowKeys<'_>,
         table: &str,
         parts: &[(&str, Option<Option<Vec<u8>>>)],
     ) {
@@ -214,7 +280,7 @@ pub mod __private {
                 None => return,
             }
         }
-        out.push(key::composite_key(table, &values));
+        out.per_table(table, |t| key::composite_key(t, &values));
     }
 
     /// Count reads that skip the cache by design (a model's gets switched off).
@@ -231,7 +297,7 @@ pub mod __private {
     /// the old and new values of the others: its writes then invalidate the
     /// whole table. `own` are the model's columns as [`column_name`] reads them.
     pub fn push_unless_covering<All>(
-        out: &mut Vec<Key>,
+        out: &mut RowKeys<'_>,
         all_columns: &All,
         own: &[Option<(String, String)>],
     ) where
@@ -255,6 +321,13 @@ pub mod __private {
                         .all(|col| own.iter().any(|o| o.as_ref() == Some(col))),
                     None => false,
                 };
+                if !c {
+                    tracing::info!(
+                        table = own.iter().flatten().next().map(|(t, _)| t.as_str()),
+                        "a model does not hold every column of its table: its writes \
+                         invalidate every cached query on the table"
+                    );
+                }
                 if let Ok(mut m) = memo.write() {
                     m.insert(id, c);
                 }
@@ -262,14 +335,16 @@ pub mod __private {
             }
         };
         if !covers {
-            let table = own.iter().flatten().next().map(|(t, _)| t.as_str());
-            out.push(table.map(key::table_key).unwrap_or_else(key::global_key));
+            match own.iter().flatten().next() {
+                Some((table, _)) => out.per_table(table, key::table_key),
+                None => out.keys.push(key::global_key()),
+            }
         }
     }
 
     /// Push the table's rows key.
-    pub fn push_rows(out: &mut Vec<Key>, table: &str) {
-        out.push(key::rows_key(table));
+    pub fn push_rows(out: &mut RowKeys<'_>, table: &str) {
+        out.per_table(table, key::rows_key);
     }
 
     /// Length-prefixed concatenation, for identities of composite keys.
@@ -293,6 +368,15 @@ pub mod __private {
 mod tests {
     use super::__private::*;
     use crate::key;
+    use crate::scope::Tables;
+
+    /// Resolves `things` into the schema `s`, and nothing else.
+    struct InS;
+    impl Tables for InS {
+        fn qualified(&self, written: &str) -> Option<Vec<String>> {
+            (written == "things").then(|| vec!["s.things".to_owned()])
+        }
+    }
 
     diesel::table! {
         things (id) {
@@ -311,11 +395,12 @@ mod tests {
             column_name(&things::score),
         ];
         let partial = [column_name(&things::id), column_name(&things::label)];
-        let table_key = key::table_key("things");
+        let table_key = key::table_key("s.things");
         for order in [[&full[..], &partial[..]], [&partial[..], &full[..]]] {
             for own in order {
-                let mut out = Vec::new();
-                push_unless_covering(&mut out, &things::table::all_columns(), own);
+                let mut keys = RowKeys::new(&InS);
+                push_unless_covering(&mut keys, &things::table::all_columns(), own);
+                let out = keys.into_keys();
                 // A partial model cannot report the other columns' values: it
                 // must widen to the table; a full one must not.
                 assert_eq!(out.contains(&table_key), own.len() < 3, "{own:?}");
@@ -341,7 +426,7 @@ mod tests {
 
     #[test]
     fn keys_match_the_read_side() {
-        let mut out = Vec::new();
+        let mut out = RowKeys::new(&InS);
         push_value::<_, diesel::sql_types::Int4, i32>(&mut out, &things::id, &7);
         push_value::<_, diesel::sql_types::Nullable<diesel::sql_types::Text>, Option<String>>(
             &mut out,
@@ -349,11 +434,14 @@ mod tests {
             &None,
         );
         push_value::<_, diesel::sql_types::Float8, f64>(&mut out, &things::score, &1.5);
+        push_rows(&mut out, "elsewhere");
         assert_eq!(
-            out,
+            out.into_keys(),
             vec![
-                key::value_key("things", "id", Some(&7i32.to_be_bytes())),
-                key::value_key("things", "label", None),
+                key::value_key("s.things", "id", Some(&7i32.to_be_bytes())),
+                key::value_key("s.things", "label", None),
+                // A table the connection cannot resolve widens to everything.
+                key::global_key(),
             ]
         );
         assert_eq!(table_name_of(&things::score), "things");

@@ -16,27 +16,14 @@ pub(crate) fn column_list(sql: &str) -> Option<Vec<(String, String)>> {
             .collect::<Option<Vec<_>>>()?;
         match parts.as_slice() {
             [t, c] => out.push((t.clone(), c.clone())),
-            [s, t, c] if s == "public" => out.push((t.clone(), c.clone())),
+            // A schema written out stays: it is resolved per connection like
+            // the SQL analysis's names (`public.t` is not `t` under every
+            // search path).
             [s, t, c] => out.push((format!("{s}.{t}"), c.clone())),
             _ => return None,
         }
     }
     (!out.is_empty()).then_some(out)
-}
-
-/// A table name as PostgreSQL prints a `regclass` (`photos`, `"Photos"`,
-/// `app.photos`), normalised like the SQL analysis names it.
-pub(crate) fn table_name(text: &str) -> Option<String> {
-    let parts = split_top(text.trim(), '.')?
-        .into_iter()
-        .map(|p| identifier(p.trim()))
-        .collect::<Option<Vec<_>>>()?;
-    match parts.as_slice() {
-        [t] => Some(t.clone()),
-        [s, t] if s == "public" => Some(t.clone()),
-        [s, t] => Some(format!("{s}.{t}")),
-        _ => None,
-    }
 }
 
 /// Split on `sep` outside double quotes. `None` on an unterminated quote.
@@ -101,7 +88,7 @@ mod tests {
         );
         assert_eq!(
             column_list(r#""public"."photos"."id""#),
-            pairs(&[("photos", "id")])
+            pairs(&[("public.photos", "id")])
         );
         assert_eq!(
             column_list(r#""app"."photos"."id""#),
@@ -115,16 +102,6 @@ mod tests {
             column_list("Photos.User_Id"),
             pairs(&[("photos", "user_id")])
         );
-    }
-
-    #[test]
-    fn reads_regclass_names() {
-        use super::table_name;
-        assert_eq!(table_name("photos").as_deref(), Some("photos"));
-        assert_eq!(table_name("\"Photos\"").as_deref(), Some("Photos"));
-        assert_eq!(table_name("public.photos").as_deref(), Some("photos"));
-        assert_eq!(table_name("app.photos").as_deref(), Some("app.photos"));
-        assert_eq!(table_name("a.b.c"), None);
     }
 
     #[test]

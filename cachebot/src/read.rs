@@ -15,7 +15,7 @@
 use std::any::{type_name, TypeId};
 use std::sync::Arc;
 
-use diesel::connection::{Connection, TransactionManager};
+use diesel::connection::{Connection, LoadConnection, TransactionManager};
 use diesel::pg::Pg;
 use diesel::query_builder::{AsQuery, QueryFragment, QueryId};
 use diesel::query_dsl::methods::LimitDsl;
@@ -30,9 +30,11 @@ use crate::cache::{render_error, Cache};
 use crate::codec::Codec;
 use crate::entry::{self, Reject};
 use crate::extract::{Extracted, Uncacheable};
+use crate::instrument::{count_no_scope, scope_of};
 use crate::key::{self, Dependency, EntryContext};
 use crate::local::Local;
 use crate::render::render;
+use crate::scope::Scope;
 use crate::stats::Counters;
 use crate::store::{Fetched, Generation, Key};
 
@@ -164,12 +166,12 @@ impl<'c, Q, C: Codec> Cached<'c, Q, C> {
             }
             Extracted::Cacheable(a) => a,
         };
-        let dependencies = key::dependencies::<DB>(analysis, &rendered.binds, narrowing);
-        let generations = key::dependency_keys::<DB>(analysis, &rendered.binds, narrowing);
+        let dependencies = key::dependencies::<DB>(analysis, &rendered.binds, narrowing, None);
+        let generations = key::dependency_keys::<DB>(analysis, &rendered.binds, narrowing, None);
         let never = analysis
             .tables
             .iter()
-            .any(|t| self.cache.core.never_cache.contains(&t.table));
+            .any(|t| self.cache.core.never_caches(&t.table, &t.table));
         let entry = key::entry_key(
             &self.entry_context(type_name::<U>(), narrowing),
             rendered.template.sql_hash,
@@ -206,10 +208,12 @@ impl<'c, Q, C: Codec> Cached<'c, Q, C> {
         }
     }
 
-    fn plan<DB, U>(&self) -> QueryResult<Plan>
+    /// The keys of a read on `conn`: its tables resolved as the connection
+    /// resolves them, every key scoped to the connection's database.
+    fn plan<Conn, U>(&self, conn: &mut Conn) -> QueryResult<Plan>
     where
-        DB: CacheBackend,
-        Q: QueryFragment<DB> + QueryId,
+        Conn: LoadConnection<Backend = Pg>,
+        Q: QueryFragment<Pg> + QueryId,
         U: 'static,
     {
         if !self.cache.is_enabled() {
@@ -218,41 +222,140 @@ impl<'c, Q, C: Codec> Cached<'c, Q, C> {
         let narrowing = self.narrowing()?;
         // A query Diesel cannot render fails the same way when it runs: let
         // the database path report it.
-        let Ok(rendered) = render::<DB, Q>(&self.query) else {
+        let Ok(rendered) = render::<Pg, Q>(&self.query) else {
             return Ok(Plan::Bypass("the query could not be rendered"));
         };
         let analysis = match &rendered.template.extracted {
             Extracted::Cacheable(a) => a,
             Extracted::Uncacheable(why) => return Ok(Plan::Bypass(uncacheable_reason(why))),
         };
-        if analysis
-            .tables
-            .iter()
-            .any(|t| self.cache.core.never_cache.contains(&t.table))
-        {
-            return Ok(Plan::Bypass("reads a table on the never-cache list"));
+        let core = &self.cache.core;
+        let scope = match scope_of(core, conn, &analysis.tables) {
+            Ok(scope) => scope,
+            Err(why) => {
+                count_no_scope(core, &why);
+                return Ok(Plan::Bypass(why.reason()));
+            }
+        };
+        for t in &analysis.tables {
+            let Some(resolved) = scope.resolve(&t.table) else {
+                return Ok(Plan::Bypass("reads a table the catalog does not know"));
+            };
+            if resolved.temporary {
+                return Ok(Plan::Bypass("reads a temporary table"));
+            }
+            if core.never_caches(&t.table, &resolved.name) {
+                return Ok(Plan::Bypass("reads a table on the never-cache list"));
+            }
         }
-        let plans = &self.cache.core.plans;
+        let plans = &core.plans;
         let remembered = key::plan_key(
             TypeId::of::<U>(),
-            TypeId::of::<DB>(),
+            TypeId::of::<Pg>(),
             rendered.template.sql_hash,
             &rendered.binds,
             narrowing,
             crate::model::registrations(),
+            scope.id,
         );
         if let Some((entry, generations)) = plans.get(&remembered) {
             return Ok(Plan::Cache { entry, generations });
         }
-        let generations = key::dependency_keys::<DB>(analysis, &rendered.binds, narrowing);
-        let entry = key::entry_key(
+        let (entry, generations) = self.keys::<U>(analysis, &rendered, narrowing, &scope);
+        plans.insert(&remembered, entry, &generations);
+        Ok(Plan::Cache { entry, generations })
+    }
+
+    /// The entry key and the generation keys of a read resolved in `scope`,
+    /// scoped to its database.
+    fn keys<U: 'static>(
+        &self,
+        analysis: &crate::extract::Analysis,
+        rendered: &crate::render::Rendered,
+        narrowing: Option<&[(String, String)]>,
+        scope: &Scope,
+    ) -> (Key, Vec<Key>) {
+        let in_database = |k: Key| crate::scope::in_database(scope.database, k);
+        let mut generations =
+            key::dependency_keys::<Pg>(analysis, &rendered.binds, narrowing, Some(scope));
+        for g in &mut generations {
+            *g = in_database(*g);
+        }
+        generations.sort_unstable();
+        let entry = in_database(key::entry_key(
             &self.entry_context(type_name::<U>(), narrowing),
             rendered.template.sql_hash,
             &rendered.binds,
             &generations,
-        );
-        plans.insert(&remembered, entry, &generations);
-        Ok(Plan::Cache { entry, generations })
+        ));
+        (entry, generations)
+    }
+
+    /// What the cache does with this query for results of type `U` on
+    /// `conn`: like [`explain`](Self::explain), with the tables named as the
+    /// connection resolves them (schema and search path), only the columns
+    /// whose values compare by bytes keyed by value (a `CHAR(n)` column or
+    /// one with a nondeterministic collation depends on its whole table),
+    /// and the entry key a read on this connection uses.
+    ///
+    /// ```no_run
+    /// use cachebot::prelude::*;
+    /// use cachebot::Dependency;
+    /// use diesel::prelude::*;
+    /// diesel::table! { photos (id) { id -> Int4, user_id -> Int4 } }
+    ///
+    /// # fn run(conn: &mut PgConnection) -> QueryResult<()> {
+    /// let cache = Cache::in_process();
+    /// let q = photos::table.select(photos::id).filter(photos::user_id.eq(7));
+    /// let explain = q.cache(&cache).explain_on::<_, i32>(conn)?;
+    /// // With `search_path = public`:
+    /// assert!(explain.dependencies.contains(&Dependency::Rows("public.photos".into())) ||
+    ///         explain.dependencies.iter().any(|d| matches!(d, Dependency::Value { .. })));
+    /// # Ok(()) }
+    /// ```
+    pub fn explain_on<Conn, U>(&self, conn: &mut Conn) -> QueryResult<Explain>
+    where
+        Conn: LoadConnection<Backend = Pg>,
+        Q: QueryFragment<Pg> + QueryId,
+        U: 'static,
+    {
+        let mut explain = self.explain::<Pg, U>()?;
+        let rendered = render::<Pg, Q>(&self.query)?;
+        let Extracted::Cacheable(analysis) = &rendered.template.extracted else {
+            return Ok(explain);
+        };
+        let core = &self.cache.core;
+        let scope = match scope_of(core, conn, &analysis.tables) {
+            Ok(scope) => scope,
+            Err(why) => {
+                explain.uncacheable = Some(why.reason().into());
+                explain.entry = None;
+                return Ok(explain);
+            }
+        };
+        let narrowing = self.narrowing()?;
+        explain.dependencies =
+            key::dependencies::<Pg>(analysis, &rendered.binds, narrowing, Some(&scope));
+        let (entry, _) = self.keys::<U>(analysis, &rendered, narrowing, &scope);
+        explain.entry = explain.entry.map(|_| entry);
+        for t in &analysis.tables {
+            match scope.resolve(&t.table) {
+                None => {
+                    explain.uncacheable = Some("reads a table the catalog does not know".into())
+                }
+                Some(r) if r.temporary => {
+                    explain.uncacheable = Some("reads a temporary table".into())
+                }
+                Some(r) if core.never_caches(&t.table, &r.name) => {
+                    explain.uncacheable = Some("reads a table on the never-cache list".into())
+                }
+                Some(_) => {}
+            }
+        }
+        if explain.uncacheable.is_some() {
+            explain.entry = None;
+        }
+        Ok(explain)
     }
 }
 
@@ -308,16 +411,15 @@ pub trait CachedLoad<'query, Conn, U> {
 impl<'query, Q, C, Conn, U> CachedLoad<'query, Conn, U> for Cached<'_, Q, C>
 where
     C: Codec,
-    Conn: Connection,
-    Conn::Backend: CacheBackend,
-    Q: RunQueryDsl<Conn> + LoadQuery<'query, Conn, U> + QueryFragment<Conn::Backend> + QueryId,
+    Conn: LoadConnection<Backend = Pg>,
+    Q: RunQueryDsl<Conn> + LoadQuery<'query, Conn, U> + QueryFragment<Pg> + QueryId,
     U: Serialize + DeserializeOwned + Clone + Send + Sync + 'static,
 {
     fn cached_load(self, conn: &mut Conn) -> QueryResult<Vec<U>> {
         let plan = if in_transaction(conn) {
             Plan::Bypass("inside a transaction")
         } else {
-            self.plan::<Conn::Backend, U>()?
+            self.plan::<Conn, U>(conn)?
         };
         let query = self.query;
         self.cache.read_through(plan, || query.load(conn))
@@ -651,7 +753,7 @@ impl<C: Codec> Cache<C> {
                     cache: self,
                     narrowing: Ok(None),
                 };
-                match cached.plan::<Pg, M>()? {
+                match cached.plan::<_, M>(conn)? {
                     Plan::Cache { entry, generations } => plans.push((entry, generations)),
                     Plan::Bypass(_) => break,
                 }

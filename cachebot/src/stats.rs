@@ -40,6 +40,12 @@ pub struct Stats {
     pub invalidations: u64,
     /// Invalidations the store failed to take.
     pub invalidation_errors: u64,
+    /// Reads that skipped the cache because the connection does not carry
+    /// the crate's instrumentation (another instrumentation replaced it),
+    /// belongs to another database than the cache's, or its catalog could
+    /// not be read: the crate cannot tell what its names mean or see its
+    /// writes. Also counted in `bypasses`.
+    pub uninstrumented: u64,
 }
 
 impl std::ops::Sub for Stats {
@@ -56,6 +62,7 @@ impl std::ops::Sub for Stats {
             decode_errors: self.decode_errors - o.decode_errors,
             invalidations: self.invalidations - o.invalidations,
             invalidation_errors: self.invalidation_errors - o.invalidation_errors,
+            uninstrumented: self.uninstrumented - o.uninstrumented,
         }
     }
 }
@@ -71,6 +78,7 @@ pub(crate) struct Counters {
     pub decode_errors: AtomicU64,
     pub invalidations: AtomicU64,
     pub invalidation_errors: AtomicU64,
+    pub uninstrumented: AtomicU64,
 }
 
 impl Counters {
@@ -93,6 +101,7 @@ impl Counters {
             decode_errors: self.decode_errors.load(Relaxed),
             invalidations: self.invalidations.load(Relaxed),
             invalidation_errors: self.invalidation_errors.load(Relaxed),
+            uninstrumented: self.uninstrumented.load(Relaxed),
         }
     }
 }

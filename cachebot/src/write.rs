@@ -21,6 +21,7 @@
 //! instrumentation); outside, they happen before the call returns.
 
 use std::collections::HashSet;
+use std::sync::Arc;
 
 use diesel::connection::Connection;
 use diesel::expression::{Expression, SelectableExpression};
@@ -37,9 +38,10 @@ use diesel::{QueryResult, RunQueryDsl, Selectable, SelectableHelper, Table};
 use crate::backend::CacheBackend;
 use crate::cache::Cache;
 use crate::codec::Codec;
-use crate::instrument::installed;
+use crate::instrument::{installed, scope_of, NoScope};
 use crate::key;
-use crate::model::CacheModel;
+use crate::model::{CacheModel, RowKeys};
+use crate::scope::{Scope, Tables};
 use crate::store::Key;
 
 type Returning<M> = ReturningClause<diesel::dsl::AsSelect<M, Pg>>;
@@ -63,15 +65,15 @@ where
     InsertStatement<T, U, Op, Returning<M>>:
         diesel::query_builder::Query + LoadQuery<'q, PgConnection, M> + QueryFragment<Pg>,
 {
-    let guard = Guard::check(conn)?;
+    let guard = Guard::check::<M, C>(cache, conn)?;
     let upsert = Pg::render(&statement)
         .map(|s| s.contains(" ON CONFLICT "))
         .unwrap_or(true);
     mark_own_write(conn);
     let rows: Vec<M> = statement.returning(M::as_returning()).get_results(conn)?;
-    let mut keys = keys_of(&rows, &[]);
+    let mut keys = guard.keys_of(&rows, &[]);
     if upsert {
-        keys.push(key::table_key(M::table_name()));
+        keys.extend(guard.table_keys::<M>(key::table_key));
     }
     guard.invalidate(cache, conn, keys);
     Ok(rows)
@@ -94,18 +96,14 @@ where
     diesel::query_builder::DeleteStatement<T::Table, T::WhereClause, Returning<M>>:
         diesel::query_builder::Query + LoadQuery<'q, PgConnection, M>,
 {
-    let guard = Guard::check(conn)?;
+    let guard = Guard::check::<M, C>(cache, conn)?;
     mark_own_write(conn);
     let rows: Vec<M> = diesel::delete(target)
         .returning(M::as_returning())
         .get_results(conn)?;
-    let mut keys = keys_of(&[], &rows);
+    let mut keys = guard.keys_of(&[], &rows);
     if !rows.is_empty() {
-        keys.extend(
-            cache
-                .core
-                .cascade_children(M::table_name(), Cascade::Delete),
-        );
+        keys.extend(guard.cascade_children::<M, C>(cache, Cascade::Delete));
     }
     guard.invalidate(cache, conn, keys);
     Ok(rows)
@@ -139,7 +137,7 @@ where
     Ch::Changeset: QueryFragment<Pg>,
     CteUpdate<M, T::Table, T::WhereClause, Ch::Changeset>: LoadQuery<'q, PgConnection, (M, M)>,
 {
-    let guard = Guard::check(conn)?;
+    let guard = Guard::check::<M, C>(cache, conn)?;
     // One statement when the model reads back as plain columns of one table
     // (always, for derived models): the rows are locked, read and updated by
     // `WITH old AS (SELECT .. FOR UPDATE) UPDATE .. FROM old .. RETURNING old, new`.
@@ -164,13 +162,9 @@ where
         }
         .load(conn)?;
         let (old, new): (Vec<M>, Vec<M>) = pairs.into_iter().unzip();
-        let mut keys = keys_of(&old, &new);
+        let mut keys = guard.keys_of(&old, &new);
         if !new.is_empty() {
-            keys.extend(
-                cache
-                    .core
-                    .cascade_children(M::table_name(), Cascade::Update),
-            );
+            keys.extend(guard.cascade_children::<M, C>(cache, Cascade::Update));
         }
         guard.invalidate(cache, conn, keys);
         return Ok(new);
@@ -193,18 +187,14 @@ where
             .get_results(conn)?;
         Ok::<_, DieselError>((old, new))
     })?;
-    let mut keys = keys_of(&old, &new);
+    let mut keys = guard.keys_of(&old, &new);
     let locked: HashSet<Vec<u8>> = old.iter().map(CacheModel::identity).collect();
     if new.iter().any(|row| !locked.contains(&row.identity())) {
         // A row updated that was not locked first: its old image is unknown.
-        keys.push(key::table_key(M::table_name()));
+        keys.extend(guard.table_keys::<M>(key::table_key));
     }
     if !new.is_empty() {
-        keys.extend(
-            cache
-                .core
-                .cascade_children(M::table_name(), Cascade::Update),
-        );
+        keys.extend(guard.cascade_children::<M, C>(cache, Cascade::Update));
     }
     guard.invalidate(cache, conn, keys);
     Ok(new)
@@ -217,36 +207,106 @@ pub(crate) enum Cascade {
     Update,
 }
 
-fn keys_of<M: CacheModel>(old: &[M], new: &[M]) -> Vec<Key> {
-    let mut keys = Vec::new();
-    for row in old.iter().chain(new) {
-        row.row_keys(&mut keys);
-    }
-    keys.sort();
-    keys.dedup();
-    keys
-}
-
 fn mark_own_write(conn: &mut PgConnection) {
     if let Some(i) = installed(conn) {
         i.expect_own_write();
     }
 }
 
-/// Checked before a write: where its invalidation will go.
-struct Guard;
+/// Checked before a write: where its invalidation will go, and what the
+/// connection's table names mean.
+struct Guard {
+    /// `None` when the catalog could not be read: every key widens to
+    /// everything.
+    scope: Option<Arc<Scope>>,
+}
+
+/// Resolves no name: every write widens to everything.
+struct Unknown;
+
+impl Tables for Unknown {
+    fn qualified(&self, _: &str) -> Option<Vec<String>> {
+        None
+    }
+}
 
 impl Guard {
-    fn check(conn: &mut PgConnection) -> QueryResult<Guard> {
-        let in_tx = crate::read::in_transaction(conn);
-        if in_tx && installed(conn).is_none() {
+    fn check<M: CacheModel, C: Codec>(
+        cache: &Cache<C>,
+        conn: &mut PgConnection,
+    ) -> QueryResult<Guard> {
+        let scope = match scope_of(&cache.core, conn, &[M::table_name()]) {
+            Ok(scope) => Some(scope),
+            Err(NoScope::Foreign) => {
+                return Err(DieselError::QueryBuilderError(Box::new(
+                    crate::Error::NotInstrumented,
+                )))
+            }
+            Err(NoScope::OtherDatabase) => {
+                return Err(DieselError::QueryBuilderError(
+                    "cachebot: this connection reaches another database than the one this \
+                     cache caches; use one Cache per database"
+                        .into(),
+                ))
+            }
+            Err(why @ NoScope::BareInTransaction) => {
+                return Err(DieselError::QueryBuilderError(why.reason().into()))
+            }
+            Err(NoScope::Catalog) => None,
+        };
+        // Deferring to COMMIT needs this cache's instrumentation (another
+        // cache's would bump its own store).
+        let ours = installed(conn).is_some_and(|i| i.serves(&cache.core));
+        if !ours && crate::read::in_transaction(conn) {
             return Err(DieselError::QueryBuilderError(
-                "cachebot: a write inside a transaction needs the connection instrumented \
-                 (Cache::instrument) so that invalidation waits for COMMIT"
+                "cachebot: a write inside a transaction needs the connection instrumented by \
+                 this cache (Cache::instrument) so that invalidation waits for COMMIT"
                     .into(),
             ));
         }
-        Ok(Guard)
+        Ok(Guard { scope })
+    }
+
+    fn tables(&self) -> &dyn Tables {
+        match &self.scope {
+            Some(scope) => &**scope,
+            None => &Unknown,
+        }
+    }
+
+    /// The keys the old and new images of the rows bump.
+    fn keys_of<M: CacheModel>(&self, old: &[M], new: &[M]) -> Vec<Key> {
+        let mut keys = RowKeys::new(self.tables());
+        for row in old.iter().chain(new) {
+            row.row_keys(&mut keys);
+        }
+        let mut keys = keys.into_keys();
+        keys.sort();
+        keys.dedup();
+        keys
+    }
+
+    /// `key` of the model's table (everything when it does not resolve).
+    fn table_keys<M: CacheModel>(&self, key: impl Fn(&str) -> Key) -> Vec<Key> {
+        match self.tables().qualified(M::table_name()) {
+            Some(tables) => tables.iter().map(|t| key(t)).collect(),
+            None => vec![key::global_key()],
+        }
+    }
+
+    /// The tables a cascade of `kind` reaches from the model's table.
+    fn cascade_children<M: CacheModel, C: Codec>(
+        &self,
+        cache: &Cache<C>,
+        kind: Cascade,
+    ) -> Vec<Key> {
+        match self.tables().qualified(M::table_name()) {
+            Some(tables) => tables
+                .iter()
+                .flat_map(|t| cache.core.cascade_children(t, kind))
+                .collect(),
+            None => vec![key::global_key()],
+        }
     }
 
     fn invalidate<C: Codec>(self, cache: &Cache<C>, conn: &mut PgConnection, keys: Vec<Key>) {
@@ -254,7 +314,7 @@ impl Guard {
         if keys.is_empty() {
             return;
         }
-        match installed(conn) {
+        match installed(conn).filter(|i| i.serves(&cache.core)) {
             Some(i) => i.invalidate(keys),
             // Errors are counted and traced by `bump`; the write itself succeeded.
             None => {

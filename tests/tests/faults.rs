@@ -12,7 +12,6 @@ use cachebot_tests::models::Photo;
 use cachebot_tests::schema::photos;
 use cachebot_tests::{MemcachedProcess, TestDb};
 use common::{caches_without_local, expect, seed, since, unique_prefix};
-use diesel::pg::Pg;
 use diesel::prelude::*;
 
 fn cache_on(servers: &[String], io_timeout: Duration) -> Cache {
@@ -199,7 +198,7 @@ fn corrupt_and_truncated_entries_are_misses() {
         let _: Vec<Photo> = q().cache(&cache).load(&mut conn).unwrap();
         let key = q()
             .cache(&cache)
-            .explain::<Pg, Photo>()
+            .explain_on::<_, Photo>(&mut conn)
             .unwrap()
             .entry
             .unwrap();

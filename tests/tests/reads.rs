@@ -11,7 +11,6 @@ use cachebot_tests::schema::{kinds, photos, users};
 use cachebot_tests::TestDb;
 use common::{caches, expect, seed, since};
 use diesel::dsl::{count_star, exists, max};
-use diesel::pg::Pg;
 use diesel::prelude::*;
 
 #[test]
@@ -54,10 +53,10 @@ fn in_process_results_are_kept_decoded_once_and_large_ones_as_bytes() {
             .filter(photos::user_id.eq(user))
             .order(photos::id)
     };
-    let entry = |user: i32| {
+    let entry = |conn: &mut PgConnection, user: i32| {
         q(user)
             .cache(&cache)
-            .explain::<Pg, Photo>()
+            .explain_on::<_, Photo>(conn)
             .unwrap()
             .entry
             .unwrap()
@@ -68,7 +67,11 @@ fn in_process_results_are_kept_decoded_once_and_large_ones_as_bytes() {
     let first: Vec<Photo> = q(seed.ann.id).cache(&cache).load(&mut conn).unwrap();
     assert_eq!(since(&cache, b).stores, 1);
     assert_eq!(
-        cache.store().fetch(entry(seed.ann.id), &[]).unwrap().entry,
+        cache
+            .store()
+            .fetch(entry(&mut conn, seed.ann.id), &[])
+            .unwrap()
+            .entry,
         None
     );
     let b = expect(&cache, b, 0, 1, "small, first read");
@@ -91,7 +94,7 @@ fn in_process_results_are_kept_decoded_once_and_large_ones_as_bytes() {
     assert_eq!(since(&cache, b).stores, 1);
     assert!(cache
         .store()
-        .fetch(entry(seed.bob.id), &[])
+        .fetch(entry(&mut conn, seed.bob.id), &[])
         .unwrap()
         .entry
         .is_some());

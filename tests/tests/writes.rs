@@ -360,8 +360,9 @@ fn invalidate_object_and_writes_in_transactions_need_instrumentation() {
         .find(seed.photos[0].id)
         .first(&mut conn)
         .unwrap();
-    let mut keys = Vec::new();
+    let mut keys = cachebot::model::RowKeys::as_written();
     row.row_keys(&mut keys);
+    let keys = keys.keys();
     assert!(
         keys.len() >= 6,
         "one key per keyable column, the composite and the rows: {}",
@@ -371,7 +372,10 @@ fn invalidate_object_and_writes_in_transactions_need_instrumentation() {
     assert!(!hit!(cache, &mut conn, q(), Vec<Photo>));
     // Inside a transaction, the write API refuses an uninstrumented connection
     // (it could not wait for COMMIT).
-    let err = conn
+    // (A connection that never read through the cache: a cached read would
+    // have instrumented it.)
+    let err = db
+        .conn()
         .transaction::<_, diesel::result::Error, _>(|c| {
             let _: Vec<Photo> = write::update(
                 &cache,

@@ -422,15 +422,15 @@ fn big_in_lists_and_or_chains_are_not_capped() {
 fn names_are_normalised() {
     check(
         r#"SELECT "t"."id" FROM "public"."t" WHERE "t"."a" = $1"#,
-        "t: a=$1",
+        "public.t: a=$1",
     );
     check(
         r#"SELECT "t"."id" FROM "public"."t" WHERE "public"."t"."a" = $1"#,
-        "t: a=$1",
+        "public.t: a=$1",
     );
     check(
         r#"SELECT "t"."id" FROM public.t WHERE public.t.a = $1"#,
-        "t: a=$1",
+        "public.t: a=$1",
     );
     check(
         r#"SELECT "t"."id" FROM "app"."t" WHERE "app"."t"."a" = $1"#,
@@ -1047,7 +1047,7 @@ fn unparseable_selects_fall_back_to_a_conservative_scan() {
     check(
         r#"SELECT x FROM a, public.b, "app"."c" AS z, ONLY d JOIN e ON e.k = y.k WHERE f.g = ) ("#,
         // `z` is an alias never used as a qualifier: not a candidate (harmless either way).
-        "a: *; app.c: *; b: *; d: *; e: *; f: *; y: * (fallback)",
+        "a: *; app.c: *; d: *; e: *; f: *; public.b: *; y: * (fallback)",
     );
     check(
         r#"SELECT * FROM (SELECT * FROM "inner" WHERE x = 1) s, LATERAL "other" WHERE ((("#,
@@ -1169,7 +1169,7 @@ fn writes_of_single_statements() {
     check_writes(r#"TRUNCATE "a", "b""#, tables(&["a", "b"]));
     check_writes(
         r#"TRUNCATE TABLE ONLY public.a, app.b RESTART IDENTITY CASCADE"#,
-        tables(&["a", "app.b"]),
+        tables(&["app.b", "public.a"]),
     );
     check_writes(
         r#"MERGE INTO "t" USING "s" ON "t"."id" = "s"."id" WHEN MATCHED THEN UPDATE SET "x" = "s"."x" WHEN NOT MATCHED THEN INSERT ("id") VALUES ("s"."id")"#,
@@ -1182,7 +1182,10 @@ fn writes_of_single_statements() {
     );
     check_writes(r#"COPY "t" TO STDOUT"#, WriteTargets::None);
     check_writes(r#"COPY (SELECT * FROM "t") TO STDOUT"#, WriteTargets::None);
-    check_writes(r#"DROP TABLE "a", "public"."b""#, tables(&["a", "b"]));
+    check_writes(
+        r#"DROP TABLE "a", "public"."b""#,
+        tables(&["a", "public.b"]),
+    );
     check_writes(
         r#"ALTER TABLE "users" ADD COLUMN "x" int4"#,
         tables(&["users"]),
@@ -1298,7 +1301,7 @@ fn batches_union_their_statements() {
 #[test]
 fn write_fallback_on_parse_failure() {
     check_writes(r#"INSERT INTO "x" VALUES (("#, tables(&["x"]));
-    check_writes(r#"INSERT INTO public.x VALUES (("#, tables(&["x"]));
+    check_writes(r#"INSERT INTO public.x VALUES (("#, tables(&["public.x"]));
     check_writes(r#"UPDATE ONLY "y" SET garbage (("#, tables(&["y"]));
     check_writes(r#"DELETE FROM "app"."z" WHERE (("#, tables(&["app.z"]));
     check_writes(
@@ -1579,4 +1582,22 @@ fn long_operator_chain_does_not_overflow_a_small_stack() {
     let (shown, writes) = handle.join().expect("overflowed");
     assert_eq!(shown, "t: * (fallback)");
     assert_eq!(writes, WriteTargets::None);
+}
+
+#[test]
+fn an_expression_level_collation_pins_nothing() {
+    // `COLLATE` can make unequal bytes equal (a nondeterministic collation): the
+    // comparison is not byte equality, so the table is whole.
+    check(
+        r#"SELECT "t"."id" FROM "t" WHERE "t"."a" COLLATE "ci" = $1"#,
+        "t: *",
+    );
+    check(
+        r#"SELECT "t"."id" FROM "t" WHERE "t"."a" = $1 COLLATE "ci""#,
+        "t: *",
+    );
+    check(
+        r#"SELECT "t"."id" FROM "t" WHERE ("t"."a" = ($1 COLLATE "ci")) AND "t"."b" = $2"#,
+        "t: b=$2",
+    );
 }
