@@ -2,6 +2,11 @@
 //! PostgreSQL schema and one memcached, making random cached reads and
 //! random writes of every kind (plain Diesel, `sql_query`, `batch_execute`,
 //! the write API, inside and outside transactions, some rolled back).
+//! A second tenant has its own `photos` in another schema, reached through
+//! its connections' `search_path` (and written schema-qualified from the
+//! first tenant's); a table with a `CHAR(n)` column and a column under a
+//! nondeterministic collation is read by those columns and written through
+//! the write API.
 //!
 //! A read is checked when no write was in flight from before it started
 //! until after its uncached twin finished (a shared write clock in the
@@ -28,6 +33,36 @@ use cachebot_tests::schema::{photos, users};
 use cachebot_tests::TestDb;
 use diesel::connection::SimpleConnection;
 use diesel::prelude::*;
+use serde::{Deserialize, Serialize};
+
+diesel::table! {
+    checker_tags (id) {
+        id -> Int4,
+        code -> Bpchar,
+        name -> Text,
+    }
+}
+
+/// A row of `checker_tags`: `code` is `CHAR(4)` (read back blank-padded),
+/// `name` has a case-insensitive, nondeterministic collation.
+#[derive(
+    Debug,
+    Clone,
+    PartialEq,
+    Queryable,
+    Selectable,
+    Identifiable,
+    AsChangeset,
+    Serialize,
+    Deserialize,
+    cachebot::CacheBot,
+)]
+#[diesel(table_name = checker_tags)]
+struct Tag {
+    id: i32,
+    code: String,
+    name: String,
+}
 
 const THREADS: usize = 4;
 
@@ -43,6 +78,10 @@ struct Tally {
 
 struct Shared {
     url: String,
+    /// The second tenant: `search_path` = its schema, then the first's.
+    tenant_url: String,
+    /// The second tenant's schema.
+    tenant_schema: String,
     cache: Cache,
     users: Vec<i32>,
     tally: Tally,
@@ -87,7 +126,31 @@ fn read(
             (format!("{} u={u} v={v}", $name), format!("{got:?}"))
         }};
     }
-    match pick % 9 {
+    match pick % 12 {
+        9 => both!(
+            "tenant: by user",
+            photos::table
+                .filter(photos::user_id.eq(u))
+                .order(photos::id),
+            Vec<Photo>,
+            load
+        ),
+        10 => both!(
+            "tags by CHAR(4) code",
+            checker_tags::table
+                .filter(checker_tags::code.eq(format!("c{}", v % 5)))
+                .order(checker_tags::id),
+            Vec<Tag>,
+            load
+        ),
+        11 => both!(
+            "tags by case-insensitive name",
+            checker_tags::table
+                .filter(checker_tags::name.eq(format!("N{}", v % 5)))
+                .order(checker_tags::id),
+            Vec<Tag>,
+            load
+        ),
         0 => both!(
             "by user",
             photos::table
@@ -160,9 +223,86 @@ fn read(
     }
 }
 
+/// Writes to the second tenant's table (through its `search_path`, and
+/// schema-qualified from the first tenant's connection) and to the table
+/// whose columns compare other than by bytes.
+fn identity_write(
+    conn: &mut PgConnection,
+    tenant: &mut PgConnection,
+    tenant_schema: &str,
+    cache: &Cache,
+    u: i32,
+    kind: u32,
+    v: i32,
+) -> QueryResult<String> {
+    let id = v % 60 + 1;
+    let tag = v % 20 + 1;
+    match kind {
+        0 => {
+            diesel::sql_query(format!("UPDATE photos SET user_id = {u} WHERE id = {id}"))
+                .execute(tenant)?;
+            Ok(format!("tenant: sql_query move id={id} to user {u}"))
+        }
+        1 => {
+            diesel::sql_query(format!(
+                "UPDATE {tenant_schema}.photos SET user_id = {u}, status = {} WHERE id = {id}",
+                v % 3
+            ))
+            .execute(conn)?;
+            Ok(format!(
+                "qualified from tenant 1: move tenant 2's id={id} to user {u}"
+            ))
+        }
+        2 => {
+            let moved: Vec<Photo> = cachebot::write::update(
+                cache,
+                tenant,
+                photos::table.find(id),
+                photos::user_id.eq(u),
+            )?;
+            Ok(format!(
+                "tenant: write::update id={id} ({} rows)",
+                moved.len()
+            ))
+        }
+        3 => {
+            // Written `c1`, read back `c1  `: the read filtering on `c1` must
+            // not be keyed on its bind.
+            let moved: Vec<Tag> = cachebot::write::update(
+                cache,
+                conn,
+                checker_tags::table.find(tag),
+                checker_tags::code.eq(format!("c{}", v % 5)),
+            )?;
+            Ok(format!(
+                "tag {tag} code -> c{} ({} rows)",
+                v % 5,
+                moved.len()
+            ))
+        }
+        _ => {
+            // Another spelling of a name the collation calls equal.
+            let name = if v % 2 == 0 {
+                format!("n{}", v % 5)
+            } else {
+                format!("N{}", v % 5)
+            };
+            let moved: Vec<Tag> = cachebot::write::update(
+                cache,
+                conn,
+                checker_tags::table.find(tag),
+                checker_tags::name.eq(&name),
+            )?;
+            Ok(format!("tag {tag} name -> {name} ({} rows)", moved.len()))
+        }
+    }
+}
+
 /// One random write, by one of the ways an application writes.
 fn write(
     conn: &mut PgConnection,
+    tenant: &mut PgConnection,
+    tenant_schema: &str,
     cache: &Cache,
     users: &[i32],
     kind: u32,
@@ -170,6 +310,10 @@ fn write(
 ) -> QueryResult<String> {
     let u = users[(v.unsigned_abs() as usize) % users.len()];
     let id = v % 60 + 1;
+    if kind % 4 == 0 {
+        // A quarter of the writes: tenants, CHAR(n) and collations.
+        return identity_write(conn, tenant, tenant_schema, cache, u, (kind / 4) % 5, v);
+    }
     match kind % 13 {
         8 => {
             // The write API: exact old and new images of every row it moves.
@@ -329,6 +473,9 @@ fn worker(shared: &Shared, ops: u64, seed: u64, writer: bool) {
     let mut conn = PgConnection::establish(&shared.url).unwrap();
     shared.cache.instrument(&mut conn).unwrap();
     let mut plain = PgConnection::establish(&shared.url).unwrap();
+    let mut tenant = PgConnection::establish(&shared.tenant_url).unwrap();
+    shared.cache.instrument(&mut tenant).unwrap();
+    let mut tenant_plain = PgConnection::establish(&shared.tenant_url).unwrap();
     for _ in 0..ops {
         shared.tally.ops.fetch_add(1, Ordering::Relaxed);
         let v = rng.i32(0..10_000);
@@ -338,7 +485,15 @@ fn worker(shared: &Shared, ops: u64, seed: u64, writer: bool) {
             tick(&mut plain, "started");
             // Deadlocks and serialization failures are real outcomes of
             // concurrent writes: the write is rolled back, nothing to check.
-            let what = match write(&mut conn, &shared.cache, &shared.users, rng.u32(..), v) {
+            let what = match write(
+                &mut conn,
+                &mut tenant,
+                &shared.tenant_schema,
+                &shared.cache,
+                &shared.users,
+                rng.u32(..),
+                v,
+            ) {
                 Ok(what) => what,
                 Err(e) => format!("failed: {e}"),
             };
@@ -354,9 +509,15 @@ fn worker(shared: &Shared, ops: u64, seed: u64, writer: bool) {
         let pick = rng.u32(..);
         let before = clock(&mut plain);
         let stats = shared.cache.stats();
-        let (query, cached) = read(&mut conn, Some(&shared.cache), &shared.users, pick, v);
+        // The tenant's read runs on the tenant's connections, the others on the first's.
+        let (cached_on, truth_on) = if pick % 12 == 9 {
+            (&mut tenant, &mut tenant_plain)
+        } else {
+            (&mut conn, &mut plain)
+        };
+        let (query, cached) = read(cached_on, Some(&shared.cache), &shared.users, pick, v);
         let hit = shared.cache.stats().hits > stats.hits;
-        let (_, truth) = read(&mut plain, None, &shared.users, pick, v);
+        let (_, truth) = read(truth_on, None, &shared.users, pick, v);
         let after = clock(&mut plain);
         shared.tally.reads.fetch_add(1, Ordering::Relaxed);
         if after.started != before.completed {
@@ -379,6 +540,7 @@ fn worker(shared: &Shared, ops: u64, seed: u64, writer: bool) {
 
 fn run(
     url: String,
+    tenant_schema: String,
     prefix: String,
     ops: u64,
     process: u64,
@@ -402,8 +564,11 @@ fn run(
         .order(users::id)
         .load(&mut conn)
         .unwrap();
+    let tenant_url = tenant_url(&tenant_schema, &url);
     let shared = Arc::new(Shared {
         url,
+        tenant_url,
+        tenant_schema,
         cache,
         users,
         tally: Tally::default(),
@@ -442,6 +607,15 @@ fn run(
     )
 }
 
+/// `url` (whose `search_path` is the first tenant's schema) with the second
+/// tenant's schema first on the path.
+fn tenant_url(tenant_schema: &str, url: &str) -> String {
+    url.replace(
+        "search_path%3D",
+        &format!("search_path%3D{tenant_schema}%2C"),
+    )
+}
+
 #[test]
 fn stale_read_checker() {
     let ops: u64 = std::env::var("CACHEBOT_CHECKER_OPS")
@@ -450,8 +624,12 @@ fn stale_read_checker() {
         .unwrap_or(12_000);
     if let Ok(role) = std::env::var("CACHEBOT_CHECKER_CHILD") {
         // The second process: same schema, same store, its own threads.
-        let (url, prefix) = role.split_once('|').expect("child role");
-        let (o, w, c, h, s, failures) = run(url.into(), prefix.into(), ops, 2);
+        let mut parts = role.splitn(3, '|');
+        let (Some(url), Some(tenant), Some(prefix)) = (parts.next(), parts.next(), parts.next())
+        else {
+            panic!("child role: {role}");
+        };
+        let (o, w, c, h, s, failures) = run(url.into(), tenant.into(), prefix.into(), ops, 2);
         println!("CHECKER_CHILD ops={o} writes={w} checked={c} checked_hits={h} stale={s}");
         for f in &failures {
             println!("{f}");
@@ -469,6 +647,30 @@ fn stale_read_checker() {
              SELECT (SELECT min(id) FROM users) + g % 12, g % 3, 'p' || g FROM generate_series(1, 60) g;",
     )
     .unwrap();
+    let tenant_schema = format!("{}_t2", db.schema());
+    conn.batch_execute(&format!(
+        "CREATE SCHEMA {tenant_schema};
+         CREATE TABLE {tenant_schema}.photos (LIKE photos INCLUDING DEFAULTS);
+         INSERT INTO {tenant_schema}.photos SELECT * FROM photos;
+         CREATE COLLATION checker_ci (provider = icu, locale = 'und-u-ks-level2',
+             deterministic = false);
+         CREATE TABLE checker_tags (id int PRIMARY KEY, code char(4) NOT NULL,
+             name text COLLATE checker_ci NOT NULL);
+         INSERT INTO checker_tags
+             SELECT g, 'c' || (g % 5), CASE WHEN g % 2 = 0 THEN 'n' ELSE 'N' END || (g % 5)
+             FROM generate_series(1, 20) g;"
+    ))
+    .unwrap();
+    // The schema goes with the test's (dropped with it).
+    struct DropTenant(String, String);
+    impl Drop for DropTenant {
+        fn drop(&mut self) {
+            if let Ok(mut c) = PgConnection::establish(&self.0) {
+                let _ = c.batch_execute(&format!("DROP SCHEMA IF EXISTS {} CASCADE", self.1));
+            }
+        }
+    }
+    let _drop_tenant = DropTenant(db.url(), tenant_schema.clone());
     let prefix = common::unique_prefix();
     let child = Command::new(std::env::current_exe().unwrap())
         .args([
@@ -478,14 +680,17 @@ fn stale_read_checker() {
             "--test-threads",
             "1",
         ])
-        .env("CACHEBOT_CHECKER_CHILD", format!("{}|{}", db.url(), prefix))
+        .env(
+            "CACHEBOT_CHECKER_CHILD",
+            format!("{}|{}|{}", db.url(), tenant_schema, prefix),
+        )
         .env("CACHEBOT_CHECKER_OPS", ops.to_string())
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
     let started = Instant::now();
-    let (o, w, c, h, s, failures) = run(db.url(), prefix, ops, 1);
+    let (o, w, c, h, s, failures) = run(db.url(), tenant_schema.clone(), prefix, ops, 1);
     let out = child.wait_with_output().unwrap();
     let child_out = format!(
         "{}\n{}",
