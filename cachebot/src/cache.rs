@@ -446,6 +446,19 @@ impl<C: Codec> Cache<C> {
 pub(crate) struct Cascades {
     on_delete: HashMap<String, Vec<String>>,
     on_update: HashMap<String, Vec<String>>,
+    /// Every foreign key, whatever its actions (`TRUNCATE ... CASCADE`).
+    on_truncate: HashMap<String, Vec<String>>,
+    /// Tables with a rule that is not a view's SELECT (`ON UPDATE ... DO ALSO
+    /// INSERT INTO audit ...`), and views (an update through one writes the
+    /// tables under it): a write to one of them may write tables no
+    /// statement names, so it invalidates everything.
+    ruled: HashSet<String>,
+}
+
+#[derive(diesel::QueryableByName)]
+struct Ruled {
+    #[diesel(sql_type = diesel::sql_types::Text)]
+    name: String,
 }
 
 #[derive(diesel::QueryableByName)]
@@ -474,11 +487,21 @@ impl Core {
             "SELECT conrelid::regclass::text AS child, confrelid::regclass::text AS parent, \
              confdeltype IN ('c', 'n', 'd') AS on_delete, \
              confupdtype IN ('c', 'n', 'd') AS on_update \
-             FROM pg_catalog.pg_constraint WHERE contype = 'f' \
-             AND (confdeltype IN ('c', 'n', 'd') OR confupdtype IN ('c', 'n', 'd'))",
+             FROM pg_catalog.pg_constraint WHERE contype = 'f'",
+        )
+        .load(conn)?;
+        // Rules other than a view's `_RETURN`, and views themselves.
+        let ruled: Vec<Ruled> = diesel::sql_query(
+            "SELECT DISTINCT c.oid::regclass::text AS name FROM pg_catalog.pg_class c \
+             LEFT JOIN pg_catalog.pg_rewrite r ON r.ev_class = c.oid AND r.ev_type <> '1' \
+             WHERE c.relkind = 'v' OR r.oid IS NOT NULL",
         )
         .load(conn)?;
         let mut cascades = Cascades::default();
+        cascades.ruled = ruled
+            .iter()
+            .filter_map(|r| crate::names::table_name(&r.name))
+            .collect();
         for fk in fks {
             let (Some(child), Some(parent)) = (
                 crate::names::table_name(&fk.child),
@@ -486,6 +509,11 @@ impl Core {
             ) else {
                 continue;
             };
+            cascades
+                .on_truncate
+                .entry(parent.clone())
+                .or_default()
+                .push(child.clone());
             if fk.on_delete {
                 cascades
                     .on_delete
@@ -505,7 +533,8 @@ impl Core {
     }
 
     /// The "all" keys of `tables` and of every table a cascade of the given
-    /// kinds can reach from them.
+    /// kinds can reach from them; the global key alone if any of them has
+    /// rules (or is a view).
     pub(crate) fn table_keys_with_cascades(
         &self,
         tables: &[String],
@@ -515,9 +544,14 @@ impl Core {
         let mut queue: Vec<String> = tables.to_vec();
         if let Ok(c) = self.cascades.read() {
             while let Some(t) = queue.pop() {
+                // Rules fire on the statements cascades run, too.
+                if c.ruled.contains(&t) {
+                    return vec![key::global_key()];
+                }
                 let children = kinds.iter().flat_map(|k| match k {
                     Cascade::Delete => c.on_delete.get(&t),
                     Cascade::Update => c.on_update.get(&t),
+                    Cascade::Truncate => c.on_truncate.get(&t),
                 });
                 for child in children.flatten() {
                     if seen.insert(child.clone()) {

@@ -215,6 +215,8 @@ where
 pub(crate) enum Cascade {
     Delete,
     Update,
+    /// `TRUNCATE ... CASCADE`: every referencing table, whatever its action.
+    Truncate,
 }
 
 fn keys_of<M: CacheModel>(old: &[M], new: &[M]) -> Vec<Key> {
