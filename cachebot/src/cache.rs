@@ -497,11 +497,13 @@ impl Core {
              WHERE c.relkind = 'v' OR r.oid IS NOT NULL",
         )
         .load(conn)?;
-        let mut cascades = Cascades::default();
-        cascades.ruled = ruled
-            .iter()
-            .filter_map(|r| crate::names::table_name(&r.name))
-            .collect();
+        let mut cascades = Cascades {
+            ruled: ruled
+                .iter()
+                .filter_map(|r| crate::names::table_name(&r.name))
+                .collect(),
+            ..Cascades::default()
+        };
         for fk in fks {
             let (Some(child), Some(parent)) = (
                 crate::names::table_name(&fk.child),

@@ -301,10 +301,10 @@ fn ends_in_code(sql: &str) -> bool {
                 match tag_end {
                     Some(e) if b[e] == b'$' && !b.get(i + 1).is_some_and(u8::is_ascii_digit) => {
                         let tag = &b[i..=e];
-                        match b[e + 1..].windows(tag.len()).position(|w| w == tag) {
-                            Some(k) => Some(e + 1 + k + tag.len()),
-                            None => None,
-                        }
+                        b[e + 1..]
+                            .windows(tag.len())
+                            .position(|w| w == tag)
+                            .map(|k| e + 1 + k + tag.len())
                     }
                     _ => Some(i + 1),
                 }

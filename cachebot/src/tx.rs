@@ -606,7 +606,7 @@ mod tests {
             // Failed before BEGIN (idle) or after it (an aborted transaction).
             assert_eq!(sorted(t.batch(&b, false)), vec![k(1)]);
             assert!(t.in_transaction(), "reads bypass while in doubt");
-            t.batch(&[next.clone()], ok);
+            t.batch(std::slice::from_ref(&next), ok);
             assert_eq!(t.in_transaction(), in_tx, "{next:?} {ok}");
         }
         // A successful write proves the server idle: bumped at once.
