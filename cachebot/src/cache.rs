@@ -448,11 +448,23 @@ pub(crate) struct Cascades {
     on_update: HashMap<String, Vec<String>>,
     /// Every foreign key, whatever its actions (`TRUNCATE ... CASCADE`).
     on_truncate: HashMap<String, Vec<String>>,
+    /// Inheritance and partitioning, both ways (parent -> children, child ->
+    /// parents): a write to a parent changes its children's rows, and a
+    /// write to a child changes what a query of the parent returns.
+    inheritance: HashMap<String, Vec<String>>,
     /// Tables with a rule that is not a view's SELECT (`ON UPDATE ... DO ALSO
     /// INSERT INTO audit ...`), and views (an update through one writes the
     /// tables under it): a write to one of them may write tables no
     /// statement names, so it invalidates everything.
     ruled: HashSet<String>,
+}
+
+#[derive(diesel::QueryableByName)]
+struct Inherits {
+    #[diesel(sql_type = diesel::sql_types::Text)]
+    child: String,
+    #[diesel(sql_type = diesel::sql_types::Text)]
+    parent: String,
 }
 
 #[derive(diesel::QueryableByName)]
@@ -497,6 +509,11 @@ impl Core {
              WHERE c.relkind = 'v' OR r.oid IS NOT NULL",
         )
         .load(conn)?;
+        let inherits: Vec<Inherits> = diesel::sql_query(
+            "SELECT inhrelid::regclass::text AS child, inhparent::regclass::text AS parent \
+             FROM pg_catalog.pg_inherits",
+        )
+        .load(conn)?;
         let mut cascades = Cascades {
             ruled: ruled
                 .iter()
@@ -504,6 +521,16 @@ impl Core {
                 .collect(),
             ..Cascades::default()
         };
+        for i in inherits {
+            if let (Some(child), Some(parent)) = (
+                crate::names::table_name(&i.child),
+                crate::names::table_name(&i.parent),
+            ) {
+                let edges = &mut cascades.inheritance;
+                edges.entry(parent.clone()).or_default().push(child.clone());
+                edges.entry(child).or_default().push(parent);
+            }
+        }
         for fk in fks {
             let (Some(child), Some(parent)) = (
                 crate::names::table_name(&fk.child),
@@ -535,8 +562,8 @@ impl Core {
     }
 
     /// The "all" keys of `tables` and of every table a cascade of the given
-    /// kinds can reach from them; the global key alone if any of them has
-    /// rules (or is a view).
+    /// kinds, or inheritance (partitions), can reach from them; the global
+    /// key alone if any of them has rules (or is a view).
     pub(crate) fn table_keys_with_cascades(
         &self,
         tables: &[String],
@@ -550,12 +577,16 @@ impl Core {
                 if c.ruled.contains(&t) {
                     return vec![key::global_key()];
                 }
-                let children = kinds.iter().flat_map(|k| match k {
-                    Cascade::Delete => c.on_delete.get(&t),
-                    Cascade::Update => c.on_update.get(&t),
-                    Cascade::Truncate => c.on_truncate.get(&t),
-                });
-                for child in children.flatten() {
+                let children = kinds
+                    .iter()
+                    .map(|k| match k {
+                        Cascade::Delete => c.on_delete.get(&t),
+                        Cascade::Update => c.on_update.get(&t),
+                        Cascade::Truncate => c.on_truncate.get(&t),
+                        Cascade::Insert => None,
+                    })
+                    .chain([c.inheritance.get(&t)]);
+                for child in children.flatten().flatten() {
                     if seen.insert(child.clone()) {
                         queue.push(child.clone());
                     }

@@ -73,6 +73,14 @@ where
     if upsert {
         keys.push(key::table_key(M::table_name()));
     }
+    if !rows.is_empty() {
+        // Partitions and inheritance relatives, or everything for a table with rules.
+        keys.extend(
+            cache
+                .core
+                .cascade_children(M::table_name(), Cascade::Insert),
+        );
+    }
     guard.invalidate(cache, conn, keys);
     Ok(rows)
 }
@@ -217,6 +225,8 @@ pub(crate) enum Cascade {
     Update,
     /// `TRUNCATE ... CASCADE`: every referencing table, whatever its action.
     Truncate,
+    /// An insert: no foreign-key action, only partitions and rules.
+    Insert,
 }
 
 fn keys_of<M: CacheModel>(old: &[M], new: &[M]) -> Vec<Key> {
