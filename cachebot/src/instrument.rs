@@ -73,7 +73,9 @@ impl CacheInstrumentation {
         self
     }
 
-    /// Whether a transaction is open on the connection.
+    /// Whether a transaction is open on the connection, or may be: after a
+    /// batch that failed, until the next statement that succeeds tells
+    /// whether it left the connection idle or in an aborted transaction.
     pub fn in_transaction(&self) -> bool {
         self.tracker.in_transaction()
     }
