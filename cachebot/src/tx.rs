@@ -621,6 +621,22 @@ mod tests {
     }
 
     #[test]
+    fn prepare_transaction_ends_the_transaction() {
+        let mut t = Tracker::default();
+        t.batch(&[c(Control::Begin), w(&[1])], true);
+        // Its writes are bumped (COMMIT PREPARED, a write of everything to
+        // the instrumentation, bumps again when it commits them).
+        assert_eq!(t.batch(&[c(Control::Prepare)], true), vec![k(1)]);
+        assert!(!t.in_transaction());
+        // Failed: it became a ROLLBACK; or it never ran: in doubt.
+        t.batch(&[c(Control::Begin), w(&[2])], true);
+        assert_eq!(t.batch(&[c(Control::Prepare)], false), vec![k(2)]);
+        assert!(t.in_transaction());
+        assert_eq!(t.batch(&[w(&[3])], true), vec![k(3)]);
+        assert!(!t.in_transaction());
+    }
+
+    #[test]
     fn commit_inside_a_failed_batch_may_have_committed() {
         let mut t = Tracker::default();
         t.batch(&[c(Control::Begin)], true);
