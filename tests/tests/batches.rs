@@ -530,3 +530,93 @@ fn writes_reach_partitions_and_parents() {
             .unwrap();
     }
 }
+
+#[test]
+fn control_spelled_with_comments_and_noise_words() {
+    let (db, seed) = setup();
+    for (store, cache) in caches() {
+        let mut writer = instrumented(&db, &cache);
+        let mut reader = db.conn();
+        let ann = seed.ann.id;
+        fresh_photos(&cache, &mut reader, ann, "warm");
+        // A leading comment does not hide a BEGIN.
+        writer
+            .batch_execute("/* request 42 */ -- opened by the app\nBEGIN WORK")
+            .unwrap();
+        diesel::update(photos::table.filter(photos::user_id.eq(ann)))
+            .set(photos::title.eq("commented"))
+            .execute(&mut writer)
+            .unwrap();
+        let b = cache.stats();
+        fresh_photos(&cache, &mut reader, ann, "during");
+        let b = expect(&cache, b, 1, 0, &format!("{store}: deferred"));
+        writer.batch_execute("COMMIT TRANSACTION").unwrap();
+        fresh_photos(&cache, &mut reader, ann, "after COMMIT TRANSACTION");
+        let b = expect(&cache, b, 0, 1, &format!("{store}: bumped at COMMIT"));
+        // ROLLBACK WORK TO SAVEPOINT keeps the transaction open.
+        writer
+            .transaction::<_, diesel::result::Error, _>(|c| {
+                c.batch_execute(
+                    "SAVEPOINT s; UPDATE users SET name = 'gone'; ROLLBACK WORK TO SAVEPOINT s",
+                )?;
+                diesel::update(photos::table.filter(photos::user_id.eq(ann)))
+                    .set(photos::title.eq("after rollback to"))
+                    .execute(c)?;
+                fresh_photos(&cache, &mut reader, ann, "inside");
+                Ok(())
+            })
+            .unwrap();
+        let b = expect(
+            &cache,
+            b,
+            1,
+            0,
+            &format!("{store}: deferred past ROLLBACK TO"),
+        );
+        let rows = fresh_photos(&cache, &mut reader, ann, "after the transaction");
+        expect(&cache, b, 0, 1, &format!("{store}: bumped at COMMIT"));
+        assert!(rows.iter().all(|p| p.title == "after rollback to"));
+        fresh_users(&cache, &mut reader, "users rolled back");
+    }
+}
+
+#[test]
+fn procedures_do_blocks_and_other_write_shapes() {
+    let (db, seed) = setup();
+    let ann = seed.ann.id;
+    db.conn()
+        .batch_execute(&format!(
+            "CREATE PROCEDURE retitle() LANGUAGE plpgsql AS $$ BEGIN \
+                 UPDATE photos SET title = 'proc 1' WHERE user_id = {ann}; COMMIT; \
+                 UPDATE users SET name = 'proc' WHERE id = {ann}; END $$"
+        ))
+        .unwrap();
+    for (store, cache) in caches() {
+        let mut writer = instrumented(&db, &cache);
+        let mut reader = db.conn();
+        for sql in [
+            // A procedure that commits halfway.
+            "CALL retitle()".to_owned(),
+            format!("DO $$ BEGIN UPDATE photos SET status = 9 WHERE user_id = {ann}; END $$"),
+            format!(
+                "WITH moved AS (UPDATE photos SET status = 1 WHERE user_id = {ann} RETURNING id) \
+                 SELECT count(*) FROM moved"
+            ),
+            format!(
+                "MERGE INTO photos p USING (SELECT id FROM photos WHERE user_id = {ann}) s \
+                 ON p.id = s.id WHEN MATCHED THEN UPDATE SET title = 'merged'"
+            ),
+            format!(
+                "INSERT INTO photos (user_id, status, title) \
+                 SELECT user_id, status, 'copy' FROM photos WHERE user_id = {ann} LIMIT 1"
+            ),
+            format!("SELECT * FROM photos WHERE user_id = {ann} FOR UPDATE"),
+        ] {
+            fresh_photos(&cache, &mut reader, ann, "warm");
+            fresh_users(&cache, &mut reader, "warm");
+            writer.batch_execute(&sql).unwrap();
+            fresh_photos(&cache, &mut reader, ann, &format!("{store}: {sql}"));
+            fresh_users(&cache, &mut reader, &format!("{store}: {sql}"));
+        }
+    }
+}
