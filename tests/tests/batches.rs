@@ -620,3 +620,34 @@ fn procedures_do_blocks_and_other_write_shapes() {
         }
     }
 }
+
+#[test]
+fn a_failed_batch_saved_by_rollback_to_still_commits_what_it_kept() {
+    let (db, seed) = setup();
+    for (store, cache) in caches() {
+        let mut writer = instrumented(&db, &cache);
+        let mut reader = db.conn();
+        let ann = seed.ann.id;
+        fresh_photos(&cache, &mut reader, ann, "warm");
+        fresh_users(&cache, &mut reader, "warm");
+        let err = writer.batch_execute(&format!(
+            "BEGIN; SAVEPOINT a; UPDATE photos SET title = 'kept {store}' WHERE user_id = {ann}; \
+             RELEASE a; SAVEPOINT b; UPDATE users SET name = 'undone'; SELECT 1 / 0"
+        ));
+        assert!(err.is_err());
+        // The aborted transaction is saved: the photos update survives.
+        writer.batch_execute("ROLLBACK TO SAVEPOINT b").unwrap();
+        // A read inside the (live again) transaction bypasses the cache.
+        let b = cache.stats();
+        let mine: Vec<Photo> = photos_q(ann).cache(&cache).load(&mut writer).unwrap();
+        assert!(mine.iter().all(|p| p.title == format!("kept {store}")));
+        assert_eq!(since(&cache, b).bypasses, 1, "{store}");
+        // Another connection still sees the committed state.
+        fresh_photos(&cache, &mut reader, ann, "before COMMIT");
+        writer.batch_execute("COMMIT").unwrap();
+        let rows = fresh_photos(&cache, &mut reader, ann, "after COMMIT");
+        assert!(rows.iter().all(|p| p.title == format!("kept {store}")));
+        let users = fresh_users(&cache, &mut reader, "after COMMIT");
+        assert!(users.iter().all(|u| u.name != "undone"));
+    }
+}
