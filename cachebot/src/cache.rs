@@ -75,7 +75,9 @@ pub(crate) struct Core {
     /// update with CASCADE, SET NULL or SET DEFAULT): a write to the parent
     /// may change rows of the children that no statement names.
     pub cascades: RwLock<Cascades>,
-    pub cascades_learned: OnceLock<()>,
+    /// When the cascades were learned: learned again after a minute, or
+    /// at once after a connection ran DDL (`None`).
+    pub cascades_learned: Mutex<Option<std::time::Instant>>,
     /// Bumps the store did not take (down, timed out). Retried before every
     /// read and every bump; a read that depends on one of them bypasses the
     /// cache until it is delivered, so an entry stored before the write can
@@ -325,7 +327,7 @@ impl<C: Codec> Cache<C> {
                 local: (s.local_bytes > 0).then(|| crate::local::Local::new(s.local_bytes, s.ttl)),
                 plans: crate::plans::Plans::new(crate::plans::DEFAULT_BYTES),
                 cascades: RwLock::new(Cascades::default()),
-                cascades_learned: OnceLock::new(),
+                cascades_learned: Mutex::new(None),
                 undelivered: Mutex::new(HashSet::new()),
                 has_undelivered: AtomicBool::new(false),
                 database: OnceLock::new(),
@@ -489,6 +491,37 @@ impl<C: Codec> Cache<C> {
 pub(crate) struct Cascades {
     on_delete: HashMap<String, Vec<String>>,
     on_update: HashMap<String, Vec<String>>,
+    /// Every foreign key, whatever its actions (`TRUNCATE ... CASCADE`).
+    on_truncate: HashMap<String, Vec<String>>,
+    /// Inheritance and partitioning, both ways (parent -> children, child ->
+    /// parents): a write to a parent changes its children's rows, and a
+    /// write to a child changes what a query of the parent returns.
+    inheritance: HashMap<String, Vec<String>>,
+    /// Tables with a rule that is not a view's SELECT (`ON UPDATE ... DO ALSO
+    /// INSERT INTO audit ...`), and views (an update through one writes the
+    /// tables under it): a write to one of them may write tables no
+    /// statement names, so it invalidates everything.
+    ruled: HashSet<String>,
+}
+
+#[derive(diesel::QueryableByName)]
+struct Inherits {
+    #[diesel(sql_type = diesel::sql_types::Text)]
+    child_schema: String,
+    #[diesel(sql_type = diesel::sql_types::Text)]
+    child: String,
+    #[diesel(sql_type = diesel::sql_types::Text)]
+    parent_schema: String,
+    #[diesel(sql_type = diesel::sql_types::Text)]
+    parent: String,
+}
+
+#[derive(diesel::QueryableByName)]
+struct Ruled {
+    #[diesel(sql_type = diesel::sql_types::Text)]
+    schema: String,
+    #[diesel(sql_type = diesel::sql_types::Text)]
+    name: String,
 }
 
 #[derive(diesel::QueryableByName)]
@@ -533,6 +566,13 @@ impl Core {
         true
     }
 
+    /// A connection ran DDL: learn the cascades again before the next read.
+    pub(crate) fn forget_cascades(&self) {
+        if let Ok(mut at) = self.cascades_learned.lock() {
+            *at = None;
+        }
+    }
+
     /// Whether a table (as written, and as resolved) is on the never-cache
     /// list, named either way or by its bare name.
     pub(crate) fn never_caches(&self, written: &str, qualified: &str) -> bool {
@@ -545,13 +585,20 @@ impl Core {
             .any(|n| self.never_cache.contains(*n))
     }
 
-    /// Read the foreign keys whose actions cascade, once per cache.
+    /// Read the foreign keys, rules, views and partitions, when not learned
+    /// within the last minute or when a connection ran DDL since.
     pub(crate) fn learn_cascades<Conn>(&self, conn: &mut Conn) -> diesel::QueryResult<()>
     where
         Conn: diesel::connection::LoadConnection<Backend = Pg>,
     {
         use diesel::RunQueryDsl;
-        if self.cascades_learned.get().is_some() {
+        let fresh = self
+            .cascades_learned
+            .lock()
+            .ok()
+            .and_then(|at| *at)
+            .is_some_and(|at| at.elapsed() < crate::scope::MAX_AGE);
+        if fresh {
             return Ok(());
         }
         let fks: Vec<ForeignKey> = diesel::sql_query(
@@ -564,14 +611,50 @@ impl Core {
              JOIN pg_catalog.pg_namespace cn ON cn.oid = c.relnamespace \
              JOIN pg_catalog.pg_class p ON p.oid = k.confrelid \
              JOIN pg_catalog.pg_namespace pn ON pn.oid = p.relnamespace \
-             WHERE contype = 'f' \
-             AND (confdeltype IN ('c', 'n', 'd') OR confupdtype IN ('c', 'n', 'd'))",
+             WHERE contype = 'f'",
         )
         .load(conn)?;
-        let mut cascades = Cascades::default();
+        // Rules other than a view's `_RETURN`, and views themselves.
+        let ruled: Vec<Ruled> = diesel::sql_query(
+            "SELECT DISTINCT n.nspname::text AS schema, c.relname::text AS name \
+             FROM pg_catalog.pg_class c \
+             JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace \
+             LEFT JOIN pg_catalog.pg_rewrite r ON r.ev_class = c.oid AND r.ev_type <> '1' \
+             WHERE c.relkind = 'v' OR r.oid IS NOT NULL",
+        )
+        .load(conn)?;
+        let inherits: Vec<Inherits> = diesel::sql_query(
+            "SELECT cn.nspname::text AS child_schema, c.relname::text AS child, \
+             pn.nspname::text AS parent_schema, p.relname::text AS parent \
+             FROM pg_catalog.pg_inherits i \
+             JOIN pg_catalog.pg_class c ON c.oid = i.inhrelid \
+             JOIN pg_catalog.pg_namespace cn ON cn.oid = c.relnamespace \
+             JOIN pg_catalog.pg_class p ON p.oid = i.inhparent \
+             JOIN pg_catalog.pg_namespace pn ON pn.oid = p.relnamespace",
+        )
+        .load(conn)?;
+        let mut cascades = Cascades {
+            ruled: ruled
+                .iter()
+                .map(|r| crate::scope::qualify(&r.schema, &r.name))
+                .collect(),
+            ..Cascades::default()
+        };
+        for i in inherits {
+            let child = crate::scope::qualify(&i.child_schema, &i.child);
+            let parent = crate::scope::qualify(&i.parent_schema, &i.parent);
+            let edges = &mut cascades.inheritance;
+            edges.entry(parent.clone()).or_default().push(child.clone());
+            edges.entry(child).or_default().push(parent);
+        }
         for fk in fks {
             let child = crate::scope::qualify(&fk.child_schema, &fk.child);
             let parent = crate::scope::qualify(&fk.parent_schema, &fk.parent);
+            cascades
+                .on_truncate
+                .entry(parent.clone())
+                .or_default()
+                .push(child.clone());
             if fk.on_delete {
                 cascades
                     .on_delete
@@ -586,12 +669,15 @@ impl Core {
         if let Ok(mut m) = self.cascades.write() {
             *m = cascades;
         }
-        let _ = self.cascades_learned.set(());
+        if let Ok(mut at) = self.cascades_learned.lock() {
+            *at = Some(std::time::Instant::now());
+        }
         Ok(())
     }
 
     /// The "all" keys of `tables` and of every table a cascade of the given
-    /// kinds can reach from them.
+    /// kinds, or inheritance (partitions), can reach from them; the global
+    /// key alone if any of them has rules (or is a view).
     pub(crate) fn table_keys_with_cascades(
         &self,
         tables: &[String],
@@ -601,11 +687,20 @@ impl Core {
         let mut queue: Vec<String> = tables.to_vec();
         if let Ok(c) = self.cascades.read() {
             while let Some(t) = queue.pop() {
-                let children = kinds.iter().flat_map(|k| match k {
-                    Cascade::Delete => c.on_delete.get(&t),
-                    Cascade::Update => c.on_update.get(&t),
-                });
-                for child in children.flatten() {
+                // Rules fire on the statements cascades run, too.
+                if c.ruled.contains(&t) {
+                    return vec![key::global_key()];
+                }
+                let children = kinds
+                    .iter()
+                    .map(|k| match k {
+                        Cascade::Delete => c.on_delete.get(&t),
+                        Cascade::Update => c.on_update.get(&t),
+                        Cascade::Truncate => c.on_truncate.get(&t),
+                        Cascade::Insert => None,
+                    })
+                    .chain([c.inheritance.get(&t)]);
+                for child in children.flatten().flatten() {
                     if seen.insert(child.clone()) {
                         queue.push(child.clone());
                     }

@@ -223,6 +223,40 @@ pub fn write_targets(sql: &str, dialect: &(dyn Dialect + Sync)) -> WriteTargets 
     on_big_stack(|| writes::write_targets(sql, dialect)).unwrap_or(WriteTargets::Unknown)
 }
 
+/// One statement of a batch and what it writes; see [`batch_writes`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StatementWrites {
+    /// The statement's text, without its `;`.
+    pub text: String,
+    /// The tables it writes.
+    pub writes: WriteTargets,
+    /// A `TRUNCATE ... CASCADE`: it also empties every table whose foreign keys reference one
+    /// of `writes`, transitively, whatever the keys' `ON DELETE` action.
+    pub truncate_cascade: bool,
+}
+
+/// The statements of a batch (as sent by `batch_execute`), in order, each with what it writes.
+///
+/// Statements are split at `;` outside strings, quoted identifiers, comments, parentheses and
+/// `BEGIN ATOMIC` bodies; blank and comment-only ones are dropped. Never panics; if the analysis
+/// cannot run, one statement that writes [`WriteTargets::Unknown`].
+pub fn batch_writes(sql: &str, dialect: &(dyn Dialect + Sync)) -> Vec<StatementWrites> {
+    on_big_stack(|| writes::batch_writes(sql, dialect)).unwrap_or_else(|| {
+        vec![StatementWrites {
+            text: sql.to_owned(),
+            writes: WriteTargets::Unknown,
+            truncate_cascade: true,
+        }]
+    })
+}
+
+/// The first `n` tokens of a statement, comments skipped (for transaction control).
+pub(crate) fn leading_tokens(sql: &str, n: usize) -> Vec<Lead> {
+    scan::leading_tokens(sql, n)
+}
+
+pub(crate) use scan::Lead;
+
 /// Normalise one identifier: quoted as written, unquoted lowercased (PostgreSQL folding).
 fn norm_ident(ident: &Ident) -> String {
     if ident.quote_style.is_some() {

@@ -19,12 +19,12 @@ use diesel::pg::Pg;
 use crate::backend::CacheBackend;
 use crate::cache::{Cache, Core};
 use crate::codec::Codec;
-use crate::extract::{write_targets, WriteTargets};
+use crate::extract::{batch_writes, WriteTargets};
 use crate::key;
 use crate::scope::{self, Scope, Tables};
 use crate::stats::Counters;
 use crate::store::Key;
-use crate::tx::{self, Tracker};
+use crate::tx::{self, Control, Tracker};
 use crate::write::Cascade;
 
 /// The instrumentation the crate installs on a connection.
@@ -100,7 +100,9 @@ impl CacheInstrumentation {
         self
     }
 
-    /// Whether a transaction is open on the connection.
+    /// Whether a transaction is open on the connection, or may be: after a
+    /// batch that failed, until the next statement that succeeds tells
+    /// whether it left the connection idle or in an aborted transaction.
     pub fn in_transaction(&self) -> bool {
         self.tracker.in_transaction()
     }
@@ -133,53 +135,86 @@ impl CacheInstrumentation {
     }
 
     fn finished(&mut self, sql: &str, ok: bool) {
-        if std::mem::take(&mut self.own_write) {
-            return;
-        }
+        let own = std::mem::take(&mut self.own_write);
         // Whatever else it is, a statement that may change what names mean
         // makes the scope untrusted until learned again (a failed one too:
         // part of a batch may have run).
-        let changes_scope = scope::may_change_scope(sql);
+        let changes_scope = !own && scope::may_change_scope(sql);
         if changes_scope {
             self.scope_stale = true;
+            if scope::may_change_catalog(sql) {
+                // New foreign keys, rules, views or partitions.
+                self.core.forget_cascades();
+            }
             if self.tracker.in_transaction() {
                 self.scope_changed_in_tx = true;
             }
         }
-        if let Some(ctl) = tx::control(sql) {
-            // Ending the transaction (or rolling back part of it) undoes
-            // `SET LOCAL` and any `SET` or DDL it rolled back.
-            if self.scope_changed_in_tx {
-                self.scope_stale = true;
-                if !self.tracker.in_transaction() || ctl_ends(&ctl) {
-                    self.scope_changed_in_tx = false;
-                }
-            }
-            let keys = self.tracker.apply(ctl, ok);
-            if !keys.is_empty() {
-                crate::hook!(CommitBeforeInvalidate);
-                let _ = self.core.bump(&keys);
+        if own || is_plain_read(sql) {
+            // The crate's own write hands its keys to `invalidate`; a read
+            // writes nothing. Either succeeding tells a connection in doubt
+            // after a failed batch that it is not in an aborted transaction.
+            if ok {
+                self.tracker.succeeded();
             }
             return;
         }
-        if !ok || is_plain_read(sql) {
+        // Every statement of a batch, in order: control statements change the
+        // tracker's state as they go (writes before a BEGIN join its
+        // transaction, a COMMIT inside the batch commits, ...).
+        let statements = statements_of(sql);
+        // Ending the transaction (or rolling back part of it) undoes a
+        // `SET LOCAL`, and any `SET` or DDL it rolls back, made inside it.
+        if self.scope_changed_in_tx && statements.iter().any(|st| st.control.is_some()) {
+            self.scope_stale = true;
+        }
+        let steps: Vec<tx::Step> = statements
+            .iter()
+            .map(|st| self.step(st, changes_scope))
+            .collect();
+        let keys = self.tracker.batch(&steps, ok);
+        if !self.tracker.in_transaction() {
+            self.scope_changed_in_tx = false;
+        }
+        if keys.is_empty() {
             return;
         }
-        let keys = match targets_of(sql) {
-            WriteTargets::None => return,
-            WriteTargets::Tables(tables) => match self.resolve_written(&tables, changes_scope) {
-                Some(tables) => self
-                    .core
-                    .table_keys_with_cascades(&tables, &[Cascade::Delete, Cascade::Update]),
-                None => vec![key::global_key()],
-            },
-            WriteTargets::Unknown => vec![key::global_key()],
-        };
-        tracing::debug!(
-            sql,
-            "write outside the crate's write API: widening to its tables"
-        );
-        self.invalidate(keys);
+        if steps.iter().any(|s| matches!(s, tx::Step::Control(_))) {
+            crate::hook!(CommitBeforeInvalidate);
+        } else {
+            tracing::debug!(
+                sql,
+                "write outside the crate's write API: widening to its tables"
+            );
+        }
+        let _ = self.core.bump(&keys);
+    }
+
+    /// What one statement of a batch means to the tracker. `changed`: the
+    /// batch may change what names mean (its writes widen to everything).
+    fn step(&self, st: &Parsed, changed: bool) -> tx::Step {
+        match &st.control {
+            // Commits writes made who knows where: everything.
+            Some(Control::CommitPrepared) => tx::Step::Write(vec![key::global_key()]),
+            Some(Control::RollbackPrepared) => tx::Step::Write(Vec::new()),
+            Some(ctl) => tx::Step::Control(ctl.clone()),
+            None => tx::Step::Write(match &st.writes {
+                WriteTargets::None => Vec::new(),
+                WriteTargets::Tables(tables) => match self.resolve_written(tables, changed) {
+                    // TRUNCATE ... CASCADE empties every referencing table,
+                    // whatever its foreign key's action.
+                    Some(tables) if st.truncate_cascade => self.core.table_keys_with_cascades(
+                        &tables,
+                        &[Cascade::Delete, Cascade::Update, Cascade::Truncate],
+                    ),
+                    Some(tables) => self
+                        .core
+                        .table_keys_with_cascades(&tables, &[Cascade::Delete, Cascade::Update]),
+                    None => vec![key::global_key()],
+                },
+                WriteTargets::Unknown => vec![key::global_key()],
+            }),
+        }
     }
 }
 
@@ -200,10 +235,6 @@ impl CacheInstrumentation {
         }
         Some(out)
     }
-}
-
-fn ctl_ends(ctl: &tx::Control) -> bool {
-    matches!(ctl, tx::Control::Commit | tx::Control::Rollback)
 }
 
 /// Why a read cannot use the cache on this connection.
@@ -280,6 +311,9 @@ where
                     qualified.push(t.to_owned());
                 }
             }
+            if core.learn_cascades(conn).is_err() {
+                return Err(NoScope::Catalog);
+            }
             let catalog = match <Pg as CacheBackend>::catalog(conn, &qualified) {
                 Ok(c) => c,
                 Err(e) => {
@@ -322,19 +356,36 @@ pub(crate) fn count_no_scope(core: &Core, why: &NoScope) {
     tracing::trace!(reason = why.reason(), "cache bypass");
 }
 
-/// `write_targets`, memoised per SQL text: applications repeat the same
-/// statements, and the analysis runs on a thread of its own.
-fn targets_of(sql: &str) -> WriteTargets {
-    static MEMO: std::sync::OnceLock<moka::sync::Cache<u128, WriteTargets>> =
+/// One statement of a batch, analysed.
+#[derive(Clone, Debug)]
+struct Parsed {
+    control: Option<Control>,
+    writes: WriteTargets,
+    truncate_cascade: bool,
+}
+
+/// The statements of a batch, analysed, memoised per SQL text: applications
+/// repeat the same statements, and the analysis runs on a thread of its own.
+fn statements_of(sql: &str) -> Arc<[Parsed]> {
+    static MEMO: std::sync::OnceLock<moka::sync::Cache<u128, Arc<[Parsed]>>> =
         std::sync::OnceLock::new();
     let memo = MEMO.get_or_init(|| moka::sync::Cache::new(10_000));
     memo.get_with(xxhash_rust::xxh3::xxh3_128(sql.as_bytes()), || {
-        write_targets(sql, <diesel::pg::Pg as CacheBackend>::dialect())
+        batch_writes(sql, <diesel::pg::Pg as CacheBackend>::dialect())
+            .into_iter()
+            .map(|st| Parsed {
+                control: tx::control(&st.text),
+                writes: st.writes,
+                truncate_cascade: st.truncate_cascade,
+            })
+            .collect()
     })
 }
 
 /// A fast path for the statements that are obviously reads, so that every
-/// SELECT does not pay for a parse. Anything else is parsed.
+/// SELECT does not pay for a parse. Anything else is parsed: several
+/// statements, `SELECT ... INTO` (creates and fills a table), and SELECTs
+/// that may call a built-in writing function (`lo_unlink`, `dblink_exec`).
 fn is_plain_read(sql: &str) -> bool {
     let head = sql.trim_start();
     let word: String = head
@@ -346,16 +397,126 @@ fn is_plain_read(sql: &str) -> bool {
         || word.eq_ignore_ascii_case("set")
         || word.eq_ignore_ascii_case("values");
     // A second statement could be anything.
-    read && !head.trim_end().trim_end_matches(';').contains(';')
+    read && !head.trim_end().trim_end_matches(';').contains(';') && !mentions_a_write(head)
 }
 
-/// The SQL text of a statement as Diesel shows it to instrumentation: the
-/// query, then ` -- binds: [...]` for queries with binds.
+/// Whether the text holds `into`, `lo_`, `lowrite` or `dblink` in any case
+/// (one pass, no allocation; a false positive only costs a parse).
+fn mentions_a_write(sql: &str) -> bool {
+    let b = sql.as_bytes();
+    let at = |i: usize, word: &[u8]| {
+        b.get(i..i + word.len())
+            .is_some_and(|w| w.eq_ignore_ascii_case(word))
+    };
+    (0..b.len()).any(|i| match b[i] | 0x20 {
+        b'i' => at(i, b"into"),
+        b'l' => at(i, b"lo_") || at(i, b"lowrite"),
+        b'd' => at(i, b"dblink"),
+        _ => false,
+    })
+}
+
+/// The SQL text of a statement as Diesel shows it to instrumentation: a
+/// query built with Diesel (`sql_query` included) is shown as its SQL then
+/// ` -- binds: [...]`; `batch_execute` shows its text as it is, and that
+/// text may itself hold ` -- binds: ` (`SELECT 1 -- binds: x\n; UPDATE ...`).
+/// The suffix is dropped only where dropping it changes nothing: it starts
+/// in code (not inside a string, quoted name or comment) and runs to the end
+/// on one line, so it is a comment either way. Otherwise the whole text is
+/// analysed, where comments are comments.
 fn statement_text(shown: &str) -> &str {
     match shown.rfind(" -- binds: ") {
-        Some(at) => &shown[..at],
-        None => shown,
+        Some(at) if !shown[at..].contains(['\n', '\r']) && ends_in_code(&shown[..at]) => {
+            &shown[..at]
+        }
+        _ => shown,
     }
+}
+
+/// Whether `sql` ends outside any string, quoted identifier, dollar-quoted
+/// string and block comment (a line comment running to the end counts as
+/// code: the text after it on the same line is comment either way).
+fn ends_in_code(sql: &str) -> bool {
+    let b = sql.as_bytes();
+    let ident = |c: u8| c.is_ascii_alphanumeric() || c == b'_' || c >= 0x80;
+    // The index after the closing `quote`, doubled quotes (and with
+    // `backslash`, backslashes) escaping; None if unterminated.
+    let close = |mut i: usize, quote: u8, backslash: bool| -> Option<usize> {
+        while i < b.len() {
+            if backslash && b[i] == b'\\' {
+                i += 2;
+            } else if b[i] == quote {
+                if b.get(i + 1) == Some(&quote) {
+                    i += 2;
+                } else {
+                    return Some(i + 1);
+                }
+            } else {
+                i += 1;
+            }
+        }
+        None
+    };
+    let mut i = 0;
+    while i < b.len() {
+        let next = b.get(i + 1).copied();
+        let found = match b[i] {
+            b'\'' => {
+                let escapes = i > 0 && b[i - 1] | 0x20 == b'e' && (i < 2 || !ident(b[i - 2]));
+                close(i + 1, b'\'', escapes)
+            }
+            b'"' => close(i + 1, b'"', false),
+            b'-' if next == Some(b'-') => match b[i..].iter().position(|&c| c == b'\n') {
+                Some(k) => Some(i + k + 1),
+                None => return true,
+            },
+            b'/' if next == Some(b'*') => {
+                // Block comments nest.
+                let mut depth = 0usize;
+                let mut j = i;
+                loop {
+                    if j + 1 >= b.len() {
+                        break None;
+                    }
+                    if b[j] == b'/' && b[j + 1] == b'*' {
+                        depth += 1;
+                        j += 2;
+                    } else if b[j] == b'*' && b[j + 1] == b'/' {
+                        depth -= 1;
+                        j += 2;
+                        if depth == 0 {
+                            break Some(j);
+                        }
+                    } else {
+                        j += 1;
+                    }
+                }
+            }
+            b'$' if i == 0 || !ident(b[i - 1]) => {
+                // $tag$ ... $tag$ (not $1, a parameter).
+                let tag_end = b[i + 1..]
+                    .iter()
+                    .position(|&c| !(c.is_ascii_alphanumeric() || c == b'_' || c >= 0x80))
+                    .map(|k| i + 1 + k);
+                match tag_end {
+                    Some(e) if b[e] == b'$' && !b.get(i + 1).is_some_and(u8::is_ascii_digit) => {
+                        let tag = &b[i..=e];
+                        b[e + 1..]
+                            .windows(tag.len())
+                            .position(|w| w == tag)
+                            .map(|k| e + 1 + k + tag.len())
+                    }
+                    _ => Some(i + 1),
+                }
+            }
+            _ => Some(i + 1),
+        };
+        match found {
+            Some(j) => i = j,
+            None => return false,
+        }
+    }
+    true
 }
 
 impl Instrumentation for CacheInstrumentation {
@@ -443,6 +604,9 @@ mod tests {
             "WITH d AS (DELETE FROM a RETURNING *) SELECT * FROM d"
         ));
         assert!(!is_plain_read("UPDATE a SET x = 1"));
+        assert!(!is_plain_read("SELECT * INTO b FROM a"));
+        assert!(!is_plain_read("SELECT LO_UNLINK(3)"));
+        assert!(!is_plain_read("select dblink_exec('x')"));
     }
 
     #[test]
@@ -452,6 +616,35 @@ mod tests {
             "UPDATE \"a\" SET \"x\" = $1"
         );
         assert_eq!(statement_text("COMMIT"), "COMMIT");
+        assert_eq!(statement_text("SELECT 1 -- binds: []"), "SELECT 1");
+        // A bind holding the marker: the last one is Diesel's (and what it
+        // cuts is a comment either way).
+        assert_eq!(
+            statement_text("UPDATE a SET t = $1 -- binds: [\"x -- binds: y\"]"),
+            "UPDATE a SET t = $1 -- binds: [\"x"
+        );
+    }
+
+    #[test]
+    fn statement_text_keeps_a_batch_whole() {
+        for batch in [
+            // The marker in a comment, more statements on the next line.
+            "SELECT 1 -- binds: x\n; UPDATE b SET x = 1",
+            "SELECT 1 -- binds: [1]\n; UPDATE b SET x = ARRAY[1]",
+            // The marker inside a string, a dollar quote, a quoted name, a comment.
+            "SELECT ' -- binds: '; UPDATE b SET x = ARRAY[1]",
+            "SELECT $q$ -- binds: $q$; UPDATE b SET x = ARRAY[1]",
+            "SELECT E'\\' -- binds: '; UPDATE b SET x = ARRAY[1]",
+            "SELECT 1 AS \" -- binds: \"; UPDATE b SET x = ARRAY[1]",
+            "SELECT /* -- binds: */ 1; UPDATE b SET x = ARRAY[1]",
+        ] {
+            assert_eq!(statement_text(batch), batch);
+        }
+        // Parameters and identifiers with `$` are not dollar quotes.
+        assert_eq!(
+            statement_text("UPDATE a$b SET x = $1 -- binds: [1]"),
+            "UPDATE a$b SET x = $1"
+        );
     }
 }
 

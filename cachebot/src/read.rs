@@ -462,10 +462,13 @@ fn uncacheable_reason(why: &Uncacheable) -> &'static str {
 
 /// Reads inside a transaction bypass the cache: the transaction's snapshot
 /// may predate the generations, and its uncommitted rows must never be
-/// stored. A connection whose transaction state is broken bypasses too.
+/// stored. A connection whose transaction state is broken bypasses too, and
+/// so does one whose instrumentation saw a transaction open that Diesel's
+/// transaction manager did not (a raw `BEGIN` through `batch_execute`).
 pub(crate) fn in_transaction<Conn: Connection>(conn: &mut Conn) -> bool {
     let status = Conn::TransactionManager::transaction_manager_status_mut(conn);
     !matches!(status.transaction_depth(), Ok(None))
+        || crate::instrument::installed(conn).is_some_and(|i| i.in_transaction())
 }
 
 impl<C: Codec> Cache<C> {

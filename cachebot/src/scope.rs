@@ -229,23 +229,40 @@ pub(crate) fn in_database(database: u128, key: Key) -> Key {
 pub(crate) fn may_change_scope(sql: &str) -> bool {
     contains_ignore_case(sql, "search_path")
         || contains_ignore_case(sql, "set_config")
-        || sql.split(';').any(|statement| {
-            let head: String = statement
-                .trim_start()
-                .chars()
-                .take_while(|c| c.is_ascii_alphabetic())
-                .collect::<String>()
-                .to_ascii_lowercase();
-            match head.as_str() {
-                "set" | "reset" => {
-                    contains_ignore_case(statement, "role")
-                        || contains_ignore_case(statement, "authorization")
-                        || contains_ignore_case(statement, " all")
-                }
-                "discard" | "create" | "alter" | "drop" | "import" | "do" | "call" => true,
-                _ => false,
+        || may_change_catalog(sql)
+        || statements(sql).any(|(head, statement)| match head.as_str() {
+            "set" | "reset" => {
+                contains_ignore_case(statement, "role")
+                    || contains_ignore_case(statement, "authorization")
+                    || contains_ignore_case(statement, " all")
             }
+            "discard" => true,
+            _ => false,
         })
+}
+
+/// Statements that may change the catalog itself (tables, columns, foreign
+/// keys, rules, partitions): DDL, and `DO`/`CALL` (whatever they run).
+pub(crate) fn may_change_catalog(sql: &str) -> bool {
+    statements(sql).any(|(head, _)| {
+        matches!(
+            head.as_str(),
+            "create" | "alter" | "drop" | "import" | "do" | "call"
+        )
+    })
+}
+
+/// Each `;`-separated piece with its first word, lowercased.
+fn statements(sql: &str) -> impl Iterator<Item = (String, &str)> {
+    sql.split(';').map(|statement| {
+        let head = statement
+            .trim_start()
+            .chars()
+            .take_while(|c| c.is_ascii_alphabetic())
+            .collect::<String>()
+            .to_ascii_lowercase();
+        (head, statement)
+    })
 }
 
 fn contains_ignore_case(hay: &str, needle: &str) -> bool {

@@ -75,6 +75,10 @@ where
     if upsert {
         keys.extend(guard.table_keys::<M>(key::table_key));
     }
+    if !rows.is_empty() {
+        // Partitions and inheritance relatives, or everything for a table with rules.
+        keys.extend(guard.cascade_children::<M, C>(cache, Cascade::Insert));
+    }
     guard.invalidate(cache, conn, keys);
     Ok(rows)
 }
@@ -205,6 +209,10 @@ where
 pub(crate) enum Cascade {
     Delete,
     Update,
+    /// `TRUNCATE ... CASCADE`: every referencing table, whatever its action.
+    Truncate,
+    /// An insert: no foreign-key action, only partitions and rules.
+    Insert,
 }
 
 fn mark_own_write(conn: &mut PgConnection) {

@@ -1,7 +1,10 @@
 //! The stale-read checker: several threads in two processes share one
 //! PostgreSQL schema and one memcached, making random cached reads and
 //! random writes of every kind (plain Diesel, `sql_query`, `batch_execute`,
-//! the write API, inside and outside transactions, some rolled back).
+//! the write API, inside and outside transactions, some rolled back; raw
+//! BEGIN/COMMIT/SAVEPOINT/COMMIT AND CHAIN mixed with writes in batches,
+//! batches that fail midway, EXPLAIN ANALYZE with options, and a TRUNCATE
+//! ... CASCADE through a NO ACTION foreign key).
 //! A second tenant has its own `photos` in another schema, reached through
 //! its connections' `search_path` (and written schema-qualified from the
 //! first tenant's); a table with a `CHAR(n)` column and a column under a
@@ -314,7 +317,7 @@ fn write(
         // A quarter of the writes: tenants, CHAR(n) and collations.
         return identity_write(conn, tenant, tenant_schema, cache, u, (kind / 4) % 5, v);
     }
-    match kind % 13 {
+    match kind % 18 {
         8 => {
             // The write API: exact old and new images of every row it moves.
             let moved: Vec<Photo> = cachebot::write::update(
@@ -457,6 +460,7 @@ fn write(
                 "savepoints: rolled back one title, kept another of id={id}"
             ))
         }
+        13..=17 => batch_write(conn, cache, u, id, kind % 18, v),
         _ => {
             conn.batch_execute(&format!(
                 "UPDATE users SET name = 'user{}' WHERE id = {u}",
@@ -464,6 +468,122 @@ fn write(
             ))
             .unwrap();
             Ok(format!("batch_execute rename user {u}"))
+        }
+    }
+}
+
+/// Raw transaction control mixed with writes in batches, EXPLAIN ANALYZE,
+/// failing batches, TRUNCATE ... CASCADE (issue 11, items 4 and 5).
+fn batch_write(
+    conn: &mut PgConnection,
+    cache: &Cache,
+    u: i32,
+    id: i32,
+    kind: u32,
+    v: i32,
+) -> QueryResult<String> {
+    let next = id % 60 + 1;
+    let status = v % 3;
+    // A failure inside a raw transaction leaves it aborted: end it.
+    let in_raw_tx =
+        |conn: &mut PgConnection, f: &mut dyn FnMut(&mut PgConnection) -> QueryResult<String>| {
+            let r = f(conn);
+            if r.is_err() {
+                let _ = conn.batch_execute("ROLLBACK");
+            }
+            r
+        };
+    match kind {
+        13 => {
+            let sql = if v % 2 == 0 {
+                format!(
+                    "UPDATE users SET name = 'user{}' WHERE id = {u}; \
+                     BEGIN ISOLATION LEVEL READ COMMITTED; \
+                     UPDATE photos SET status = {status} WHERE id = {id}; COMMIT; \
+                     UPDATE photos SET user_id = {u} WHERE id = {next}",
+                    v % 6
+                )
+            } else {
+                format!(
+                    "BEGIN; SAVEPOINT a; UPDATE photos SET title = 'lost' WHERE id = {id}; \
+                     ROLLBACK TO SAVEPOINT a; UPDATE photos SET user_id = {u} WHERE id = {id}; \
+                     RELEASE a; COMMIT"
+                )
+            };
+            in_raw_tx(conn, &mut |c| {
+                c.batch_execute(&sql).map(|_| format!("batch: {sql}"))
+            })
+        }
+        14 => in_raw_tx(conn, &mut |c| {
+            c.batch_execute("BEGIN; SET LOCAL lock_timeout = '5s'")?;
+            diesel::update(photos::table.find(id))
+                .set(photos::user_id.eq(u))
+                .execute(c)?;
+            // A cached read inside the raw transaction: it must neither be
+            // served from the cache nor store the uncommitted rows.
+            let _: Vec<Photo> = photos::table
+                .filter(photos::user_id.eq(u))
+                .cache(cache)
+                .load(c)?;
+            if v % 3 == 0 {
+                c.batch_execute("ROLLBACK")?;
+                return Ok(format!("raw tx: move id={id} to user {u}, rolled back"));
+            }
+            c.batch_execute("COMMIT AND CHAIN")?;
+            diesel::update(photos::table.find(next))
+                .set(photos::status.eq(status))
+                .execute(c)?;
+            c.batch_execute(if v % 3 == 1 { "COMMIT" } else { "ABORT" })?;
+            Ok(format!(
+                "raw tx: move id={id} to user {u}; COMMIT AND CHAIN; status of {next}, committed: {}",
+                v % 3 == 1
+            ))
+        }),
+        15 => {
+            let sql = if v % 2 == 0 {
+                format!(
+                    "EXPLAIN (ANALYZE, COSTS false, BUFFERS) UPDATE photos SET status = {status} WHERE id = {id}"
+                )
+            } else {
+                format!("EXPLAIN ANALYZE VERBOSE UPDATE photos SET user_id = {u} WHERE id = {id}")
+            };
+            diesel::sql_query(&sql).execute(conn)?;
+            Ok(sql)
+        }
+        16 => {
+            // Fails at its last statement: what the COMMIT committed counts,
+            // the rest is rolled back (or left aborted, then rolled back).
+            let sql = if v % 2 == 0 {
+                format!(
+                    "UPDATE photos SET user_id = {u} WHERE id = {id}; COMMIT; \
+                     UPDATE photos SET status = 99 WHERE id = {next}; SELECT 1 / 0"
+                )
+            } else {
+                format!("BEGIN; UPDATE photos SET user_id = {u} WHERE id = {id}; SELECT 1 / 0")
+            };
+            let failed = conn.batch_execute(&sql).is_err();
+            if v % 2 == 1 {
+                // Still in the aborted transaction: a cached read must go to
+                // the database (which refuses it).
+                let read: QueryResult<Vec<Photo>> = photos::table
+                    .filter(photos::user_id.eq(u))
+                    .cache(cache)
+                    .load(conn);
+                assert!(read.is_err(), "a read in an aborted transaction was served");
+                conn.batch_execute("ROLLBACK")?;
+            }
+            Ok(format!("failing batch (failed: {failed}): {sql}"))
+        }
+        _ => {
+            // Empties photos through a NO ACTION foreign key and refills them
+            // (same ids, users and statuses as at the start), in one batch.
+            let sql = "TRUNCATE checker_statuses CASCADE; \
+                 INSERT INTO checker_statuses SELECT generate_series(0, 100); \
+                 INSERT INTO photos (id, user_id, status, title) \
+                     SELECT g, (SELECT min(id) FROM users) + g % 12, g % 3, 'p' || g \
+                     FROM generate_series(1, 60) g";
+            conn.batch_execute(sql)?;
+            Ok("TRUNCATE checker_statuses CASCADE (photos), refilled".into())
         }
     }
 }
@@ -642,6 +762,9 @@ fn stale_read_checker() {
     conn.batch_execute(
         "CREATE TABLE checker_clock (started BIGINT NOT NULL, completed BIGINT NOT NULL);
          INSERT INTO checker_clock VALUES (0, 0);
+         CREATE TABLE checker_statuses (id INTEGER PRIMARY KEY);
+         INSERT INTO checker_statuses SELECT generate_series(0, 100);
+         ALTER TABLE photos ADD FOREIGN KEY (status) REFERENCES checker_statuses (id);
          INSERT INTO users (name) SELECT 'user' || (g % 6) FROM generate_series(1, 12) g;
          INSERT INTO photos (user_id, status, title)
              SELECT (SELECT min(id) FROM users) + g % 12, g % 3, 'p' || g FROM generate_series(1, 60) g;",

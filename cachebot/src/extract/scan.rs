@@ -668,26 +668,84 @@ pub(super) fn fallback_analyze(sql: &str) -> Extracted {
     finish(Default::default(), found.tables, true, false)
 }
 
-/// The statements of a batch, split at `;` outside strings, quoted identifiers and comments.
+/// The statements of a batch, in order: split at `;` outside strings, quoted identifiers,
+/// comments, parentheses (a rule's `DO ALSO (INSERT ...; DELETE ...)`) and the
+/// `BEGIN ATOMIC ... END` body of an SQL-standard function (whose `END` is not a COMMIT).
 pub(super) fn split_statements(sql: &str) -> Vec<&str> {
+    let toks = lex(sql);
     let mut pieces = Vec::new();
     let mut start = 0;
-    for (tok, pos) in lex(sql) {
-        if tok == Tok::Semi {
-            pieces.push(&sql[start..pos]);
-            start = pos + 1;
+    let mut parens = 0usize;
+    // Open BEGIN ATOMIC blocks and CASE expressions inside them, each closed by an END.
+    let mut atomic = 0usize;
+    for (i, (tok, pos)) in toks.iter().enumerate() {
+        match tok {
+            Tok::LParen => parens += 1,
+            Tok::RParen => parens = parens.saturating_sub(1),
+            Tok::Word(w) if w == "begin" => {
+                if matches!(toks.get(i + 1), Some((Tok::Word(a), _)) if a == "atomic") {
+                    atomic += 1;
+                }
+            }
+            Tok::Word(w) if w == "case" && atomic > 0 => atomic += 1,
+            Tok::Word(w) if w == "end" && atomic > 0 => atomic -= 1,
+            Tok::Semi if parens == 0 && atomic == 0 => {
+                pieces.push(&sql[start..*pos]);
+                start = pos + 1;
+            }
+            _ => {}
         }
     }
     pieces.push(&sql[start..]);
-    pieces.retain(|p| !p.trim().is_empty());
+    pieces.retain(|p| !lex_is_empty(p));
     pieces
+}
+
+/// Whether a piece holds no token (only blanks and comments).
+fn lex_is_empty(piece: &str) -> bool {
+    piece.trim().is_empty() || lex(piece).is_empty()
+}
+
+/// A leading token of a statement, for recognising transaction control.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Lead {
+    /// A bare word, lowercased.
+    Word(String),
+    /// A double-quoted identifier, as written.
+    Quoted(String),
+    /// A string literal's content.
+    Str(String),
+    /// Anything else (punctuation, numbers, operators).
+    Other,
+}
+
+/// The first `n` tokens of a statement, comments skipped.
+pub(super) fn leading_tokens(sql: &str, n: usize) -> Vec<Lead> {
+    // Lex a prefix first: statements can be long, and only their head matters.
+    let mut cut = sql.len().min(256);
+    while !sql.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    let mut toks = lex(&sql[..cut]);
+    if toks.len() < n + 1 && cut < sql.len() {
+        toks = lex(sql);
+    }
+    toks.into_iter()
+        .take(n)
+        .map(|(tok, _)| match tok {
+            Tok::Word(w) => Lead::Word(w),
+            Tok::Quoted(q) => Lead::Quoted(q),
+            Tok::Str(s) => Lead::Str(s),
+            _ => Lead::Other,
+        })
+        .collect()
 }
 
 /// Keywords of statements that may write without a target we can extract (EXECUTE runs a
 /// prepared statement of any kind).
 const OPAQUE_WRITES: &[&str] = &[
     "merge", "copy", "alter", "drop", "create", "call", "grant", "revoke", "vacuum", "cluster",
-    "reindex", "refresh", "comment", "lock", "execute",
+    "reindex", "refresh", "comment", "lock", "execute", "import",
 ];
 
 /// The conservative write targets of SQL we could not (or would not) parse.
@@ -749,6 +807,13 @@ pub(super) fn fallback_writes(sql: &str) -> WriteTargets {
             }
             "truncate" => {
                 writes = true;
+                // CASCADE empties referencing tables no statement names.
+                if toks
+                    .iter()
+                    .any(|(t, _)| matches!(t, Tok::Word(c) if c == "cascade"))
+                {
+                    acc.unknown = true;
+                }
                 let mut k = i + 1;
                 if word(k) == Some("table") {
                     k += 1;

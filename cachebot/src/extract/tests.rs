@@ -1601,3 +1601,122 @@ fn an_expression_level_collation_pins_nothing() {
         "t: b=$2",
     );
 }
+
+#[test]
+fn explain_analyze_runs_the_statement_whatever_the_option_syntax() {
+    for sql in [
+        "EXPLAIN (ANALYZE, BUFFERS) UPDATE b SET x = 1",
+        "EXPLAIN (FORMAT JSON, ANALYZE true, TIMING false) UPDATE b SET x = 1",
+        "explain (analyze) update b set x = 1",
+        "EXPLAIN (ANALYZE false) UPDATE b SET x = 1", // over-invalidates, never misses
+        "EXPLAIN ANALYZE VERBOSE DELETE FROM b",
+        "EXPLAIN ANALYZE WITH d AS (DELETE FROM b RETURNING *) SELECT * FROM d",
+    ] {
+        check_writes(sql, tables(&["b"]));
+    }
+    for sql in [
+        "EXPLAIN UPDATE b SET x = 1",
+        "EXPLAIN VERBOSE DELETE FROM b",
+        "EXPLAIN (COSTS false, VERBOSE) UPDATE b SET x = 1",
+    ] {
+        check_writes(sql, WriteTargets::None);
+    }
+}
+
+#[test]
+fn other_write_shapes() {
+    for (sql, want) in [
+        (
+            "WITH x AS (UPDATE b SET x = 1 RETURNING *) SELECT * FROM x",
+            tables(&["b"]),
+        ),
+        ("SELECT * FROM b FOR UPDATE", WriteTargets::None),
+        (
+            "SELECT * FROM b FOR NO KEY UPDATE SKIP LOCKED",
+            WriteTargets::None,
+        ),
+        ("COPY b FROM STDIN", tables(&["b"])),
+        ("COPY b TO STDOUT", WriteTargets::None),
+        (
+            "MERGE INTO b USING c ON b.id = c.id WHEN MATCHED THEN DELETE",
+            tables(&["b"]),
+        ),
+        ("INSERT INTO b SELECT * FROM c", tables(&["b"])),
+        ("SELECT * INTO d FROM b", tables(&["d"])),
+        ("CREATE TABLE d AS SELECT * FROM b", WriteTargets::Unknown),
+        ("ALTER TABLE b ADD COLUMN y INT", tables(&["b"])),
+        ("DROP TABLE b, c CASCADE", tables(&["b", "c"])),
+        ("CALL p()", WriteTargets::Unknown),
+        ("DO $$ BEGIN COMMIT; END $$", WriteTargets::Unknown),
+        (
+            "IMPORT FOREIGN SCHEMA s FROM SERVER f INTO public",
+            WriteTargets::Unknown,
+        ),
+        ("SELECT lo_unlink(1)", WriteTargets::Unknown),
+    ] {
+        check_writes(sql, want);
+    }
+}
+
+fn bw(sql: &str) -> Vec<(String, WriteTargets, bool)> {
+    batch_writes(sql, &PostgreSqlDialect {})
+        .into_iter()
+        .map(|s| (s.text.trim().to_owned(), s.writes, s.truncate_cascade))
+        .collect()
+}
+
+#[test]
+fn a_batch_is_split_into_its_statements_in_order() {
+    let got = bw("BEGIN; SET LOCAL lock_timeout = '5s;'; UPDATE b SET t = ';' -- ;\n; COMMIT");
+    let texts: Vec<&str> = got.iter().map(|(t, _, _)| t.as_str()).collect();
+    assert_eq!(
+        texts,
+        [
+            "BEGIN",
+            "SET LOCAL lock_timeout = '5s;'",
+            "UPDATE b SET t = ';' -- ;",
+            "COMMIT"
+        ]
+    );
+    assert_eq!(got[2].1, tables(&["b"]));
+    assert_eq!(got[1].1, WriteTargets::None);
+    // Comments are comments, wherever the markers are.
+    let got = bw("SELECT 1 -- binds: x\n; UPDATE b SET x = 1");
+    assert_eq!(got.len(), 2);
+    assert_eq!(got[1].1, tables(&["b"]));
+    // Comment-only pieces are no statements.
+    assert_eq!(bw("SELECT 1; -- bye\n; /* nothing */").len(), 1);
+    // A rule's actions and an SQL-standard function body are one statement each.
+    let got = bw(
+        "CREATE RULE r AS ON UPDATE TO b DO ALSO (INSERT INTO a VALUES (1); DELETE FROM c); \
+         CREATE FUNCTION f() RETURNS int LANGUAGE sql BEGIN ATOMIC \
+         SELECT CASE WHEN true THEN 1 END; UPDATE c SET x = 1; END; UPDATE d SET x = 1",
+    );
+    assert_eq!(got.len(), 3, "{got:?}");
+    assert_eq!(got[2].1, tables(&["d"]));
+}
+
+#[test]
+fn truncate_cascade_is_flagged() {
+    assert_eq!(
+        bw("TRUNCATE a CASCADE"),
+        [("TRUNCATE a CASCADE".to_owned(), tables(&["a"]), true)]
+    );
+    assert_eq!(
+        bw("TRUNCATE TABLE a, b RESTART IDENTITY"),
+        [(
+            "TRUNCATE TABLE a, b RESTART IDENTITY".to_owned(),
+            tables(&["a", "b"]),
+            false
+        )]
+    );
+    // Unparsed: everything.
+    assert_eq!(
+        fallback_writes_of("TRUNCATE a CASCADE garbage("),
+        WriteTargets::Unknown
+    );
+}
+
+fn fallback_writes_of(sql: &str) -> WriteTargets {
+    scan::fallback_writes(sql)
+}

@@ -3,13 +3,14 @@
 use std::collections::BTreeSet;
 
 use sqlparser::ast::{
-    CopySource, FromTable, ObjectName, ObjectType, Query, Statement, TableFactor, TableObject,
+    CascadeOption, CopySource, FromTable, ObjectName, ObjectType, Query, Statement, TableFactor,
+    TableObject,
 };
 use sqlparser::dialect::Dialect;
 use sqlparser::parser::Parser;
 
 use super::collect::Collector;
-use super::{scan, table_name, WriteTargets};
+use super::{scan, table_name, StatementWrites, WriteTargets};
 
 /// Built-in functions that modify data when merely selected (`SELECT lo_unlink(...)`).
 ///
@@ -39,6 +40,8 @@ pub(super) struct WriteAcc {
     pub tables: BTreeSet<String>,
     /// Something writes tables we cannot name.
     pub unknown: bool,
+    /// A `TRUNCATE ... CASCADE` empties the tables referencing `tables` too.
+    pub truncate_cascade: bool,
 }
 
 impl WriteAcc {
@@ -78,6 +81,24 @@ pub(super) fn write_targets(sql: &str, dialect: &dyn Dialect) -> WriteTargets {
         }
     }
     acc.finish()
+}
+
+/// The statements of a batch, in order, each with what it writes.
+pub(super) fn batch_writes(sql: &str, dialect: &dyn Dialect) -> Vec<StatementWrites> {
+    scan::split_statements(sql)
+        .into_iter()
+        .map(|piece| {
+            let mut acc = WriteAcc::default();
+            if !parse_into(piece, dialect, &mut acc) {
+                acc.merge(scan::fallback_writes(piece));
+            }
+            StatementWrites {
+                text: piece.to_owned(),
+                truncate_cascade: acc.truncate_cascade,
+                writes: acc.finish(),
+            }
+        })
+        .collect()
 }
 
 /// Parse `sql` (unless too complex) and add what its statements write; false if not parsed
@@ -164,6 +185,9 @@ pub(super) fn statement_into(statement: &Statement, acc: &mut WriteAcc) {
             for target in &truncate.table_names {
                 acc.table(&target.name);
             }
+            if truncate.cascade == Some(CascadeOption::Cascade) {
+                acc.truncate_cascade = true;
+            }
         }
         Statement::Merge(merge) => factor_into(&merge.table, acc),
         Statement::Copy { source, to, .. } => match source {
@@ -191,10 +215,19 @@ pub(super) fn statement_into(statement: &Statement, acc: &mut WriteAcc) {
         Statement::CreateIndex(index) => acc.table(&index.table_name),
         Statement::RefreshMaterializedView(refresh) => acc.table(&refresh.name),
         Statement::Explain {
-            analyze, statement, ..
+            analyze,
+            statement,
+            options,
+            ..
         } => {
-            // Only EXPLAIN ANALYZE runs the statement.
-            if *analyze {
+            // Only EXPLAIN ANALYZE runs the statement: `EXPLAIN ANALYZE [VERBOSE] ...` or an
+            // ANALYZE in the option list (`EXPLAIN (ANALYZE, BUFFERS) ...`; even
+            // `(ANALYZE false)` counts: over-invalidating is a cost, missing a write a bug).
+            let in_options = options
+                .iter()
+                .flatten()
+                .any(|o| o.name.value.eq_ignore_ascii_case("analyze"));
+            if *analyze || in_options {
                 statement_into(statement, acc);
             }
         }
