@@ -38,8 +38,16 @@ pub struct Stats {
     pub decode_errors: u64,
     /// Generation bumps sent (one per key).
     pub invalidations: u64,
-    /// Invalidations the store failed to take.
+    /// Invalidations the store failed to take when they were made (each is
+    /// kept and delivered later).
     pub invalidation_errors: u64,
+    /// Invalidations delivered after the store had failed to take them (by
+    /// the background delivery, or carried along by a later bump), one per
+    /// key.
+    pub redelivered: u64,
+    /// Background delivery attempts the store failed (each is retried with
+    /// backoff).
+    pub redelivery_errors: u64,
 }
 
 impl std::ops::Sub for Stats {
@@ -56,6 +64,8 @@ impl std::ops::Sub for Stats {
             decode_errors: self.decode_errors - o.decode_errors,
             invalidations: self.invalidations - o.invalidations,
             invalidation_errors: self.invalidation_errors - o.invalidation_errors,
+            redelivered: self.redelivered - o.redelivered,
+            redelivery_errors: self.redelivery_errors - o.redelivery_errors,
         }
     }
 }
@@ -71,6 +81,8 @@ pub(crate) struct Counters {
     pub decode_errors: AtomicU64,
     pub invalidations: AtomicU64,
     pub invalidation_errors: AtomicU64,
+    pub redelivered: AtomicU64,
+    pub redelivery_errors: AtomicU64,
 }
 
 impl Counters {
@@ -93,6 +105,8 @@ impl Counters {
             decode_errors: self.decode_errors.load(Relaxed),
             invalidations: self.invalidations.load(Relaxed),
             invalidation_errors: self.invalidation_errors.load(Relaxed),
+            redelivered: self.redelivered.load(Relaxed),
+            redelivery_errors: self.redelivery_errors.load(Relaxed),
         }
     }
 }
