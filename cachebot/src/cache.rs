@@ -78,12 +78,12 @@ pub(crate) struct Core {
     /// When the cascades were learned: learned again after a minute, or
     /// at once after a connection ran DDL (`None`).
     pub cascades_learned: Mutex<Option<std::time::Instant>>,
-    /// Bumps the store did not take (down, timed out). Retried before every
-    /// read and every bump; a read that depends on one of them bypasses the
-    /// cache until it is delivered, so an entry stored before the write can
-    /// never be served after it, whenever the store comes back.
-    pub undelivered: Mutex<HashSet<Key>>,
-    pub has_undelivered: AtomicBool,
+    /// Bumps the store did not take (down, timed out), delivered by a
+    /// background thread with backoff and carried along by later bumps; a
+    /// read that depends on one of them bypasses the cache until it is
+    /// delivered, so an entry stored before the write can never be served
+    /// after it (see `deliver`).
+    pub undelivered: crate::deliver::Undelivered,
     /// The database this cache caches (see `scope`), learned from the first
     /// connection: every key in the store is scoped to it.
     pub database: OnceLock<u128>,
@@ -316,6 +316,7 @@ impl<C: Codec> Cache<C> {
     ) -> Cache<C> {
         Cache {
             core: Arc::new(Core {
+                undelivered: crate::deliver::Undelivered::new(store.clone(), counters.clone()),
                 store,
                 ttl: s.ttl,
                 fingerprint: s.fingerprint,
@@ -328,8 +329,6 @@ impl<C: Codec> Cache<C> {
                 plans: crate::plans::Plans::new(crate::plans::DEFAULT_BYTES),
                 cascades: RwLock::new(Cascades::default()),
                 cascades_learned: Mutex::new(None),
-                undelivered: Mutex::new(HashSet::new()),
-                has_undelivered: AtomicBool::new(false),
                 database: OnceLock::new(),
                 names: RwLock::new(HashMap::new()),
                 warned_uninstrumented: AtomicBool::new(false),
@@ -349,6 +348,21 @@ impl<C: Codec> Cache<C> {
     /// A snapshot of this cache's counters.
     pub fn stats(&self) -> Stats {
         self.core.counters.snapshot()
+    }
+
+    /// How many generation bumps of this process wait for delivery: the
+    /// store did not take them (down, partitioned, timed out). A background
+    /// thread retries them with backoff until the store takes them; until
+    /// then, reads of this process that depend on them bypass the cache.
+    /// 0 in normal operation.
+    ///
+    /// ```
+    /// let cache = cachebot::Cache::in_process();
+    /// cache.invalidate_all().unwrap();
+    /// assert_eq!(cache.pending_invalidations(), 0);
+    /// ```
+    pub fn pending_invalidations(&self) -> usize {
+        self.core.undelivered.len()
     }
 
     /// The store behind this cache.
@@ -721,7 +735,8 @@ impl Core {
     }
 
     /// Bump generations; counted, traced, and reported. Keys the store does
-    /// not take are kept and retried (see `undelivered`).
+    /// not take are kept and delivered later (see `deliver`); keys kept from
+    /// earlier failures ride along.
     pub(crate) fn bump(&self, keys: &[Key]) -> Result<(), Error> {
         let c = &self.counters;
         let Some(&database) = self.database.get() else {
@@ -732,69 +747,40 @@ impl Core {
             .map(|k| crate::scope::in_database(database, *k))
             .collect();
         let keys = keys.as_slice();
-        let mut all: Vec<Key> = keys.to_vec();
-        if self.has_undelivered.load(Ordering::Acquire) {
-            if let Ok(pending) = self.undelivered.lock() {
-                all.extend(pending.iter().copied());
+        let carried = self.undelivered.batch();
+        let result = match &carried {
+            None => self.store.bump(keys),
+            Some(batch) => {
+                let mut all: Vec<Key> = keys.to_vec();
+                all.extend_from_slice(batch.keys());
+                all.sort();
+                all.dedup();
+                self.store.bump(&all)
             }
-            all.sort();
-            all.dedup();
-        }
-        match self.store.bump(&all) {
+        };
+        match result {
             Ok(()) => {
                 Counters::add(&c.invalidations, keys.len() as u64);
-                if all.len() != keys.len() {
-                    self.forget_delivered(&all);
+                if let Some(batch) = &carried {
+                    self.undelivered.delivered(batch);
                 }
                 Ok(())
             }
             Err(e) => {
                 Counters::add(&c.invalidation_errors, keys.len() as u64);
-                tracing::warn!(store = self.store.name(), error = %e, "invalidation failed; kept for retry");
-                if let Ok(mut pending) = self.undelivered.lock() {
-                    pending.extend(keys.iter().copied());
-                    self.has_undelivered.store(true, Ordering::Release);
-                }
+                tracing::warn!(store = self.store.name(), error = %e, "invalidation failed; kept for delivery");
+                self.undelivered
+                    .add(keys, crate::scope::in_database(database, key::global_key()));
                 Err(e.into())
             }
         }
     }
 
-    /// Retry undelivered bumps. `true` when none is left.
-    pub(crate) fn deliver_pending(&self) -> bool {
-        if !self.has_undelivered.load(Ordering::Acquire) {
-            return true;
-        }
-        let keys: Vec<Key> = match self.undelivered.lock() {
-            Ok(pending) => pending.iter().copied().collect(),
-            Err(_) => return false,
-        };
-        if self.store.bump(&keys).is_ok() {
-            self.forget_delivered(&keys);
-            tracing::info!(keys = keys.len(), "undelivered invalidations delivered");
-        }
-        !self.has_undelivered.load(Ordering::Acquire)
-    }
-
-    /// Whether any of `keys` waits for an undelivered bump.
+    /// Whether any of `keys` waits for an undelivered bump of this process.
+    /// One atomic load while nothing is pending; never retries delivery.
+    #[inline]
     pub(crate) fn depends_on_undelivered(&self, keys: &[Key]) -> bool {
-        if self.deliver_pending() {
-            return false;
-        }
-        match self.undelivered.lock() {
-            Ok(pending) => keys.iter().any(|k| pending.contains(k)),
-            Err(_) => true,
-        }
-    }
-
-    fn forget_delivered(&self, delivered: &[Key]) {
-        if let Ok(mut pending) = self.undelivered.lock() {
-            for k in delivered {
-                pending.remove(k);
-            }
-            self.has_undelivered
-                .store(!pending.is_empty(), Ordering::Release);
-        }
+        self.undelivered.blocks(keys)
     }
 }
 

@@ -301,6 +301,8 @@ where
         .and_then(|i| i.current_scope().cloned())
         .filter(|s| tables.iter().all(|t| s.resolve(t.as_ref()).is_some()));
     let scope = match known {
+        // Adopted when it was learned: only the database to compare.
+        Some(s) if core.database.get() == Some(&s.database) => return Ok(s),
         Some(s) => s,
         None => {
             // The qualified names asked for before, and this read's.
@@ -336,6 +338,18 @@ where
         return Err(NoScope::OtherDatabase);
     }
     Ok(scope)
+}
+
+/// The connection's scope if it is learned, trusted and of this cache's
+/// database: what a read whose plan is remembered needs (its tables were
+/// resolved in this very scope when the plan was made).
+pub(crate) fn trusted_scope<Conn>(core: &Core, conn: &mut Conn) -> Option<Arc<Scope>>
+where
+    Conn: Connection,
+{
+    installed(conn)
+        .and_then(|i| i.current_scope().cloned())
+        .filter(|s| core.database.get() == Some(&s.database))
 }
 
 /// Whether the connection carries no instrumentation at all (Diesel's

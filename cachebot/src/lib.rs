@@ -55,6 +55,7 @@ pub mod backend;
 mod behind;
 mod cache;
 pub mod codec;
+mod deliver;
 mod entry;
 pub mod error;
 pub mod extract;

@@ -30,7 +30,7 @@ use crate::cache::{render_error, Cache};
 use crate::codec::Codec;
 use crate::entry::{self, Reject};
 use crate::extract::{Extracted, Uncacheable};
-use crate::instrument::{count_no_scope, scope_of};
+use crate::instrument::{count_no_scope, scope_of, trusted_scope};
 use crate::key::{self, Dependency, EntryContext};
 use crate::local::Local;
 use crate::render::render;
@@ -230,6 +230,24 @@ impl<'c, Q, C: Codec> Cached<'c, Q, C> {
             Extracted::Uncacheable(why) => return Ok(Plan::Bypass(uncacheable_reason(why))),
         };
         let core = &self.cache.core;
+        let plans = &core.plans;
+        let remembered = |scope: &Scope| {
+            key::plan_key(
+                TypeId::of::<U>(),
+                TypeId::of::<Pg>(),
+                rendered.template.sql_hash,
+                &rendered.binds,
+                narrowing,
+                crate::model::registrations(),
+                scope.id,
+            )
+        };
+        // A plan remembered for this scope was checked when it was made.
+        if let Some(scope) = trusted_scope(core, conn) {
+            if let Some((entry, generations)) = plans.get(&remembered(&scope)) {
+                return Ok(Plan::Cache { entry, generations });
+            }
+        }
         let scope = match scope_of(core, conn, &analysis.tables) {
             Ok(scope) => scope,
             Err(why) => {
@@ -248,16 +266,7 @@ impl<'c, Q, C: Codec> Cached<'c, Q, C> {
                 return Ok(Plan::Bypass("reads a table on the never-cache list"));
             }
         }
-        let plans = &core.plans;
-        let remembered = key::plan_key(
-            TypeId::of::<U>(),
-            TypeId::of::<Pg>(),
-            rendered.template.sql_hash,
-            &rendered.binds,
-            narrowing,
-            crate::model::registrations(),
-            scope.id,
-        );
+        let remembered = remembered(&scope);
         if let Some((entry, generations)) = plans.get(&remembered) {
             return Ok(Plan::Cache { entry, generations });
         }

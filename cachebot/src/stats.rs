@@ -38,7 +38,8 @@ pub struct Stats {
     pub decode_errors: u64,
     /// Generation bumps sent (one per key).
     pub invalidations: u64,
-    /// Invalidations the store failed to take.
+    /// Invalidations the store failed to take when they were made (each is
+    /// kept and delivered later).
     pub invalidation_errors: u64,
     /// Reads that skipped the cache because the connection does not carry
     /// the crate's instrumentation (another instrumentation replaced it),
@@ -46,6 +47,13 @@ pub struct Stats {
     /// not be read: the crate cannot tell what its names mean or see its
     /// writes. Also counted in `bypasses`.
     pub uninstrumented: u64,
+    /// Invalidations delivered after the store had failed to take them (by
+    /// the background delivery, or carried along by a later bump), one per
+    /// key.
+    pub redelivered: u64,
+    /// Background delivery attempts the store failed (each is retried with
+    /// backoff).
+    pub redelivery_errors: u64,
 }
 
 impl std::ops::Sub for Stats {
@@ -63,6 +71,8 @@ impl std::ops::Sub for Stats {
             invalidations: self.invalidations - o.invalidations,
             invalidation_errors: self.invalidation_errors - o.invalidation_errors,
             uninstrumented: self.uninstrumented - o.uninstrumented,
+            redelivered: self.redelivered - o.redelivered,
+            redelivery_errors: self.redelivery_errors - o.redelivery_errors,
         }
     }
 }
@@ -79,6 +89,8 @@ pub(crate) struct Counters {
     pub invalidations: AtomicU64,
     pub invalidation_errors: AtomicU64,
     pub uninstrumented: AtomicU64,
+    pub redelivered: AtomicU64,
+    pub redelivery_errors: AtomicU64,
 }
 
 impl Counters {
@@ -102,6 +114,8 @@ impl Counters {
             invalidations: self.invalidations.load(Relaxed),
             invalidation_errors: self.invalidation_errors.load(Relaxed),
             uninstrumented: self.uninstrumented.load(Relaxed),
+            redelivered: self.redelivered.load(Relaxed),
+            redelivery_errors: self.redelivery_errors.load(Relaxed),
         }
     }
 }

@@ -52,7 +52,76 @@ type Returning<M> = ReturningClause<diesel::dsl::AsSelect<M, Pg>>;
 ///
 /// An upsert's `DO UPDATE` replaces rows whose old images the statement
 /// cannot return, so upserts also invalidate the whole table.
+///
+/// The model `M` the rows are returned as must be named: by the type of
+/// the result, or first in a turbofish. Nothing else determines it (a
+/// table may have several models), and without it the call does not
+/// compile (`error[E0283]: type annotations needed`).
+///
+/// ```no_run
+/// # use cachebot::prelude::*;
+/// # use diesel::prelude::*;
+/// # diesel::table! { tags (id) { id -> Int4, name -> Text } }
+/// # #[derive(Clone, Queryable, Selectable, Identifiable, AsChangeset,
+/// #          serde::Serialize, serde::Deserialize, cachebot::CacheBot)]
+/// # #[diesel(table_name = tags)]
+/// # struct Tag { id: i32, name: String }
+/// # fn run(cache: &Cache, c: &mut PgConnection) -> QueryResult<()> {
+/// use cachebot::write;
+///
+/// let statement = diesel::insert_into(tags::table).values(tags::name.eq("x"));
+/// let rows: Vec<Tag> = write::insert(cache, c, statement)?;
+/// // or: write::insert::<Tag, _, _, _, _>(cache, c, statement)?;
+/// # Ok(()) }
+/// ```
 pub fn insert<'q, M, T, U, Op, C>(
+    cache: &Cache<C>,
+    conn: &mut PgConnection,
+    statement: InsertStatement<T, U, Op>,
+) -> QueryResult<Vec<M>>
+where
+    M: CanInsert<'q, InsertStatement<T, U, Op>>,
+    C: Codec,
+    T: Table + QuerySource,
+{
+    M::insert_rows(cache, conn, statement)
+}
+
+/// What [`insert`] needs of the model `M` to run `S` (an insert statement)
+/// and return its rows as `M`: implemented for every such pair. Naming it
+/// as the bound on `M` lets a call that does not name `M` fail at once
+/// with "type annotations needed".
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` cannot be returned by `cachebot::write::insert` of `{S}`",
+    note = "the model must derive `CacheBot` and `Selectable`, and belong to the statement's table"
+)]
+pub trait CanInsert<'q, S>: Sized {
+    #[doc(hidden)]
+    fn insert_rows<C: Codec>(
+        cache: &Cache<C>,
+        conn: &mut PgConnection,
+        statement: S,
+    ) -> QueryResult<Vec<Self>>;
+}
+
+impl<'q, M, T, U, Op> CanInsert<'q, InsertStatement<T, U, Op>> for M
+where
+    M: CacheModel + Selectable<Pg>,
+    T: Table + QuerySource,
+    InsertStatement<T, U, Op>: QueryFragment<Pg>,
+    InsertStatement<T, U, Op, Returning<M>>:
+        diesel::query_builder::Query + LoadQuery<'q, PgConnection, M> + QueryFragment<Pg>,
+{
+    fn insert_rows<C: Codec>(
+        cache: &Cache<C>,
+        conn: &mut PgConnection,
+        statement: InsertStatement<T, U, Op>,
+    ) -> QueryResult<Vec<M>> {
+        insert_rows(cache, conn, statement)
+    }
+}
+
+fn insert_rows<'q, M, T, U, Op, C>(
     cache: &Cache<C>,
     conn: &mut PgConnection,
     statement: InsertStatement<T, U, Op>,
@@ -86,7 +155,71 @@ where
 /// Delete the rows of `target` (a table, or a table with `.filter(..)` or
 /// `.find(..)`) and invalidate what their old images can change, including
 /// the tables its foreign keys cascade to. Returns the deleted rows.
+///
+/// The model `M` the rows are returned as must be named (see [`insert`]).
+///
+/// ```no_run
+/// # use cachebot::prelude::*;
+/// # use diesel::prelude::*;
+/// # diesel::table! { tags (id) { id -> Int4, name -> Text } }
+/// # #[derive(Clone, Queryable, Selectable, Identifiable, AsChangeset,
+/// #          serde::Serialize, serde::Deserialize, cachebot::CacheBot)]
+/// # #[diesel(table_name = tags)]
+/// # struct Tag { id: i32, name: String }
+/// # fn run(cache: &Cache, c: &mut PgConnection) -> QueryResult<()> {
+/// use cachebot::write;
+///
+/// let gone: Vec<Tag> = write::delete(cache, c, tags::table.find(1))?;
+/// write::delete::<Tag, _, _>(cache, c, tags::table.filter(tags::name.eq("x")))?;
+/// # Ok(()) }
+/// ```
 pub fn delete<'q, M, T, C>(
+    cache: &Cache<C>,
+    conn: &mut PgConnection,
+    target: T,
+) -> QueryResult<Vec<M>>
+where
+    M: CanDelete<'q, T>,
+    C: Codec,
+{
+    M::delete_rows(cache, conn, target)
+}
+
+/// What [`delete`] needs of the model `M` to delete the rows of target `T`
+/// and return them as `M`: implemented for every such pair (see
+/// [`CanInsert`]).
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` cannot be returned by `cachebot::write::delete` of `{T}`",
+    note = "the model must derive `CacheBot` and `Selectable`, and belong to the target's table"
+)]
+pub trait CanDelete<'q, T>: Sized {
+    #[doc(hidden)]
+    fn delete_rows<C: Codec>(
+        cache: &Cache<C>,
+        conn: &mut PgConnection,
+        target: T,
+    ) -> QueryResult<Vec<Self>>;
+}
+
+impl<'q, M, T> CanDelete<'q, T> for M
+where
+    M: CacheModel + Selectable<Pg>,
+    T: IntoUpdateTarget,
+    T::Table: QuerySource,
+    diesel::dsl::AsSelect<M, Pg>: SelectableExpression<T::Table>,
+    diesel::query_builder::DeleteStatement<T::Table, T::WhereClause, Returning<M>>:
+        diesel::query_builder::Query + LoadQuery<'q, PgConnection, M>,
+{
+    fn delete_rows<C: Codec>(
+        cache: &Cache<C>,
+        conn: &mut PgConnection,
+        target: T,
+    ) -> QueryResult<Vec<M>> {
+        delete_rows(cache, conn, target)
+    }
+}
+
+fn delete_rows<'q, M, T, C>(
     cache: &Cache<C>,
     conn: &mut PgConnection,
     target: T,
@@ -118,7 +251,92 @@ where
 ///
 /// The rows are locked and read before the update, in one transaction (a
 /// savepoint inside an open transaction).
+///
+/// The model `M` the rows are returned as must be named (see [`insert`]):
+///
+/// ```no_run
+/// # use cachebot::prelude::*;
+/// # use diesel::prelude::*;
+/// # diesel::table! { tags (id) { id -> Int4, name -> Text } }
+/// # #[derive(Clone, Queryable, Selectable, Identifiable, AsChangeset,
+/// #          serde::Serialize, serde::Deserialize, cachebot::CacheBot)]
+/// # #[diesel(table_name = tags)]
+/// # struct Tag { id: i32, name: String }
+/// # fn run(cache: &Cache, c: &mut PgConnection) -> QueryResult<()> {
+/// use cachebot::write;
+///
+/// let rows: Vec<Tag> = write::update(cache, c, tags::table.find(1), tags::name.eq("x"))?;
+/// write::update::<Tag, _, _, _>(cache, c, tags::table.find(1), tags::name.eq("y"))?;
+/// # Ok(()) }
+/// ```
+///
+/// Without either, the call fails to compile, at once:
+///
+/// ```compile_fail,E0283
+/// # use diesel::prelude::*;
+/// # diesel::table! { tags (id) { id -> Int4, name -> Text } }
+/// # fn run(cache: &cachebot::Cache, c: &mut PgConnection) {
+/// cachebot::write::update(cache, c, tags::table.find(1), tags::name.eq("x")).unwrap();
+/// # }
+/// ```
 pub fn update<'q, M, T, Ch, C>(
+    cache: &Cache<C>,
+    conn: &mut PgConnection,
+    target: T,
+    changes: Ch,
+) -> QueryResult<Vec<M>>
+where
+    M: CanUpdate<'q, T, Ch>,
+    C: Codec,
+{
+    M::update_rows(cache, conn, target, changes)
+}
+
+/// What [`update`] needs of the model `M` to update the rows of target `T`
+/// with changes `Ch` and return them as `M`: implemented for every such
+/// triple (see [`CanInsert`]).
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` cannot be returned by `cachebot::write::update` of `{T}` with `{Ch}`",
+    note = "the model must derive `CacheBot` and `Selectable`, and belong to the target's table"
+)]
+pub trait CanUpdate<'q, T, Ch>: Sized {
+    #[doc(hidden)]
+    fn update_rows<C: Codec>(
+        cache: &Cache<C>,
+        conn: &mut PgConnection,
+        target: T,
+        changes: Ch,
+    ) -> QueryResult<Vec<Self>>;
+}
+
+impl<'q, M, T, Ch> CanUpdate<'q, T, Ch> for M
+where
+    M: CacheModel + Selectable<Pg>,
+    T: IntoUpdateTarget + Clone,
+    T::Table: Table + QuerySource,
+    <T::Table as QuerySource>::FromClause: QueryFragment<Pg>,
+    T::WhereClause: QueryFragment<Pg>,
+    diesel::dsl::AsSelect<M, Pg>: QueryFragment<Pg> + Expression,
+    LockRows<M, T::Table, T::WhereClause>: LoadQuery<'q, PgConnection, M>,
+    Ch: AsChangeset<Target = T::Table>,
+    UpdateStatement<T::Table, T::WhereClause, Ch::Changeset>: diesel::query_builder::AsQuery,
+    UpdateStatement<T::Table, T::WhereClause, Ch::Changeset, Returning<M>>:
+        diesel::query_builder::Query + LoadQuery<'q, PgConnection, M>,
+    <T::Table as Table>::PrimaryKey: QueryFragment<Pg>,
+    Ch::Changeset: QueryFragment<Pg>,
+    CteUpdate<M, T::Table, T::WhereClause, Ch::Changeset>: LoadQuery<'q, PgConnection, (M, M)>,
+{
+    fn update_rows<C: Codec>(
+        cache: &Cache<C>,
+        conn: &mut PgConnection,
+        target: T,
+        changes: Ch,
+    ) -> QueryResult<Vec<M>> {
+        update_rows(cache, conn, target, changes)
+    }
+}
+
+fn update_rows<'q, M, T, Ch, C>(
     cache: &Cache<C>,
     conn: &mut PgConnection,
     target: T,
@@ -395,7 +613,7 @@ where
         diesel::query_builder::Query + LoadQuery<'q, PgConnection, M> + QueryFragment<Pg>,
 {
     fn insert<C: Codec>(self, cache: &Cache<C>, conn: &mut PgConnection) -> QueryResult<Vec<M>> {
-        insert(
+        insert_rows(
             cache,
             conn,
             diesel::insert_into(M::Table::default()).values(self),
@@ -417,16 +635,57 @@ impl<T: QuerySource, U, Op, Ret> OperatorOf for InsertStatement<T, U, Op, Ret> {
 type PlainInsert<T, U> = <InsertStatement<T, U> as OperatorOf>::Op;
 
 /// Insert `values` into `M`'s table; see [`insert`].
+///
+/// The model `M` must be named, as for [`insert`]:
+///
+/// ```no_run
+/// # use cachebot::prelude::*;
+/// # use diesel::prelude::*;
+/// # diesel::table! { tags (id) { id -> Int4, name -> Text } }
+/// # #[derive(Clone, Queryable, Selectable, Identifiable, AsChangeset,
+/// #          serde::Serialize, serde::Deserialize, cachebot::CacheBot)]
+/// # #[diesel(table_name = tags)]
+/// # struct Tag { id: i32, name: String }
+/// # fn run(cache: &Cache, c: &mut PgConnection) -> QueryResult<()> {
+/// let rows: Vec<Tag> = cachebot::write::insert_values(cache, c, tags::name.eq("x"))?;
+/// # Ok(()) }
+/// ```
 pub fn insert_values<'q, M, V, C>(
     cache: &Cache<C>,
     conn: &mut PgConnection,
     values: V,
 ) -> QueryResult<Vec<M>>
 where
-    V: InsertValues<'q, M>,
+    M: CanInsertValues<'q, V>,
     C: Codec,
 {
-    values.insert(cache, conn)
+    M::insert_values(cache, conn, values)
+}
+
+/// What [`insert_values`] needs of the model `M` to insert `V` into its
+/// table: implemented wherever `V:` [`InsertValues`]`<M>` (see
+/// [`CanInsert`]).
+#[diagnostic::on_unimplemented(
+    message = "`{V}` cannot be inserted into the table of `{Self}` by `cachebot::write::insert_values`",
+    note = "the values must be `Insertable` into the model's table"
+)]
+pub trait CanInsertValues<'q, V>: Sized {
+    #[doc(hidden)]
+    fn insert_values<C: Codec>(
+        cache: &Cache<C>,
+        conn: &mut PgConnection,
+        values: V,
+    ) -> QueryResult<Vec<Self>>;
+}
+
+impl<'q, M, V: InsertValues<'q, M>> CanInsertValues<'q, V> for M {
+    fn insert_values<C: Codec>(
+        cache: &Cache<C>,
+        conn: &mut PgConnection,
+        values: V,
+    ) -> QueryResult<Vec<M>> {
+        values.insert(cache, conn)
+    }
 }
 
 /// A changeset that can update the rows of target `T` of `M`'s table with
@@ -443,20 +702,7 @@ pub trait UpdateChanges<'q, M, T>: Sized {
 
 impl<'q, M, T, Ch> UpdateChanges<'q, M, T> for Ch
 where
-    M: CacheModel + Selectable<Pg>,
-    T: IntoUpdateTarget + Clone,
-    T::Table: Table + QuerySource,
-    <T::Table as QuerySource>::FromClause: QueryFragment<Pg>,
-    T::WhereClause: QueryFragment<Pg>,
-    diesel::dsl::AsSelect<M, Pg>: QueryFragment<Pg> + Expression,
-    LockRows<M, T::Table, T::WhereClause>: LoadQuery<'q, PgConnection, M>,
-    Ch: AsChangeset<Target = T::Table>,
-    UpdateStatement<T::Table, T::WhereClause, Ch::Changeset>: diesel::query_builder::AsQuery,
-    UpdateStatement<T::Table, T::WhereClause, Ch::Changeset, Returning<M>>:
-        diesel::query_builder::Query + LoadQuery<'q, PgConnection, M>,
-    <T::Table as Table>::PrimaryKey: QueryFragment<Pg>,
-    Ch::Changeset: QueryFragment<Pg>,
-    CteUpdate<M, T::Table, T::WhereClause, Ch::Changeset>: LoadQuery<'q, PgConnection, (M, M)>,
+    M: CanUpdate<'q, T, Ch>,
 {
     fn update<C: Codec>(
         self,
@@ -464,7 +710,7 @@ where
         conn: &mut PgConnection,
         target: T,
     ) -> QueryResult<Vec<M>> {
-        update(cache, conn, target, self)
+        M::update_rows(cache, conn, target, self)
     }
 }
 

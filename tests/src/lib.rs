@@ -7,6 +7,7 @@
 //! - [`Fixture`]: the parity fixture (f, s, t, g, m).
 //! - [`memcached_servers`]: the shared memcached servers from `MEMCACHED_SERVERS`.
 //! - [`MemcachedProcess`]: a private memcached a test can kill, restart, pause and resume.
+//! - [`Proxy`]: a TCP forwarder a test can switch to swallowing traffic (a partition).
 //!
 //! The environment comes from `scripts/services.sh` (`scripts/test.sh` runs the whole suite
 //! through it):
@@ -24,11 +25,13 @@ pub mod db;
 pub mod fixture;
 pub mod memcached;
 pub mod models;
+pub mod proxy;
 pub mod schema;
 
 pub use db::{database_url, TestDb, MIGRATIONS};
 pub use fixture::Fixture;
 pub use memcached::{memcached_servers, MemcachedBuilder, MemcachedProcess};
+pub use proxy::Proxy;
 
 /// The panic message used when the services' environment variables are missing.
 pub(crate) const RUN_THROUGH_SCRIPTS: &str =

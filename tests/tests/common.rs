@@ -85,6 +85,20 @@ pub fn expect(cache: &Cache, before: Stats, hits: u64, misses: u64, what: &str) 
     cache.stats()
 }
 
+/// Wait (at most 10 s) until the background delivery has handed every
+/// undelivered invalidation of `cache` to its store.
+pub fn wait_delivered(cache: &Cache) {
+    let start = std::time::Instant::now();
+    while cache.pending_invalidations() > 0 {
+        assert!(
+            start.elapsed() < std::time::Duration::from_secs(10),
+            "invalidations still undelivered after 10 s: {:?}",
+            cache.stats()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+}
+
 pub struct Seed {
     pub ann: User,
     pub bob: User,

@@ -11,7 +11,7 @@ use cachebot::store::{InProcessStore, Key, MemcachedStore};
 use cachebot_tests::models::Photo;
 use cachebot_tests::schema::photos;
 use cachebot_tests::{MemcachedProcess, TestDb};
-use common::{caches_without_local, expect, seed, since, unique_prefix};
+use common::{caches_without_local, expect, seed, since, unique_prefix, wait_delivered};
 use diesel::prelude::*;
 
 fn cache_on(servers: &[String], io_timeout: Duration) -> Cache {
@@ -139,8 +139,11 @@ fn a_dead_store_falls_back_to_the_database_and_recovers() {
     assert!(cache.invalidate_table("photos").is_err());
     assert_eq!(since(&cache, b).invalidation_errors, 1);
 
-    // Back, empty: a miss, then hits again.
+    // Back, empty: once the kept invalidation is delivered (in the
+    // background), a miss, then hits again.
     mc.restart();
+    wait_delivered(&cache);
+    assert_eq!(since(&cache, b).redelivered, 1);
     let b = cache.stats();
     let rows: Vec<Photo> = q().cache(&cache).load(&mut conn).unwrap();
     let b = expect(&cache, b, 0, 1, "after restart");
@@ -331,7 +334,7 @@ fn several_memcached_servers_share_the_keys() {
 }
 
 #[test]
-fn invalidations_lost_while_the_store_is_unreachable_are_delivered_before_any_hit() {
+fn invalidations_lost_while_the_store_is_unreachable_are_delivered_in_the_background() {
     let db = TestDb::new();
     let mut conn = db.conn();
     let seed = seed(&mut conn);
@@ -351,9 +354,17 @@ fn invalidations_lost_while_the_store_is_unreachable_are_delivered_before_any_hi
         .invalidate_value(photos::user_id, seed.ann.id)
         .is_err());
     assert_eq!(since(&cache, b).invalidation_errors, 2);
+    // Until the store takes the bump, reads of this process bypass the
+    // cache (never a stale hit)...
+    let rows: Vec<Photo> = q().cache(&cache).load(&mut conn).unwrap();
+    assert_eq!(rows[0].title, "written-while-unreachable");
+    assert_eq!(since(&cache, b).hits, 0);
     mc.resume();
-    // The old entry and its old generations are still in the store; the
-    // undelivered bump goes first, so the read is a miss with fresh rows.
+    // ...and the background delivery hands it over without any read. The
+    // old entry and its old generations are still in the store; the bump
+    // replaced them, so the read is a miss with fresh rows.
+    wait_delivered(&cache);
+    assert_eq!(since(&cache, b).redelivered, 2);
     let b = cache.stats();
     let rows: Vec<Photo> = q().cache(&cache).load(&mut conn).unwrap();
     let d = since(&cache, b);

@@ -1,0 +1,25 @@
+use cachebot::{Cache, CacheBot};
+use diesel::prelude::*;
+use serde::{Deserialize, Serialize};
+
+diesel::table! {
+    tags (id) {
+        id -> Int4,
+        name -> Text,
+    }
+}
+
+#[derive(Clone, Queryable, Selectable, Identifiable, AsChangeset, Serialize, Deserialize, CacheBot)]
+#[diesel(table_name = tags)]
+pub struct Tag {
+    pub id: i32,
+    pub name: String,
+}
+
+fn run(cache: &Cache, c: &mut PgConnection) {
+    cachebot::write::delete(cache, c, tags::table.find(1)).unwrap();
+}
+
+fn main() {
+    let _ = run;
+}

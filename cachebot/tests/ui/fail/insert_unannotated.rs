@@ -1,0 +1,26 @@
+use cachebot::{Cache, CacheBot};
+use diesel::prelude::*;
+use serde::{Deserialize, Serialize};
+
+diesel::table! {
+    tags (id) {
+        id -> Int4,
+        name -> Text,
+    }
+}
+
+#[derive(Clone, Queryable, Selectable, Identifiable, AsChangeset, Serialize, Deserialize, CacheBot)]
+#[diesel(table_name = tags)]
+pub struct Tag {
+    pub id: i32,
+    pub name: String,
+}
+
+fn run(cache: &Cache, c: &mut PgConnection) {
+    let statement = diesel::insert_into(tags::table).values(tags::name.eq("x"));
+    cachebot::write::insert(cache, c, statement).unwrap();
+}
+
+fn main() {
+    let _ = run;
+}
