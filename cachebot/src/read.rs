@@ -489,7 +489,7 @@ impl<C: Codec> Cache<C> {
             }
         }
         let c = &inner.counters;
-        match entry::open(bytes?, current) {
+        match entry::open(bytes?, current, entry::Verify::new(inner.seal, key)) {
             Ok(payload) => match self.codec.decode::<Vec<U>>(payload) {
                 Ok(rows) => {
                     if let Some(local) = &inner.local {
@@ -506,6 +506,11 @@ impl<C: Codec> Cache<C> {
             Err(Reject::Corrupt) => {
                 Counters::bump(&c.decode_errors);
                 tracing::warn!("cached entry is corrupt; treating as a miss");
+                None
+            }
+            Err(Reject::Forged) => {
+                Counters::bump(&c.forged);
+                tracing::warn!("cached entry fails its MAC (forged, or written without the secret); treating as a miss");
                 None
             }
             Err(Reject::Stale) => None,
@@ -569,15 +574,18 @@ impl<C: Codec> Cache<C> {
             // the encode is most of a miss's own work.
             let codec = Arc::clone(&self.codec);
             let rows = rows.to_vec();
+            let protect = entry::Protect::new(inner.seal, key, inner.ttl);
             let encode = Box::new(move || {
-                entry::encode_with(&snapshot, |out| codec.encode_into(&rows, out))
+                entry::encode_with(&snapshot, protect, |out| codec.encode_into(&rows, out))
             });
             if !behind.put(key, inner.ttl, encode) {
                 tracing::debug!("write-behind queue full; entry not stored");
             }
             return;
         }
-        let encoded = entry::encode_with(&snapshot, |out| self.codec.encode_into(rows, out));
+        let protect = entry::Protect::new(inner.seal, key, inner.ttl);
+        let encoded =
+            entry::encode_with(&snapshot, protect, |out| self.codec.encode_into(rows, out));
         crate::behind::store_entry(
             inner.store.as_ref(),
             &inner.counters,
