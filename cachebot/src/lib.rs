@@ -58,6 +58,8 @@ pub mod codec;
 mod entry;
 pub mod error;
 pub mod extract;
+#[cfg(any(test, fuzzing))]
+pub mod fuzzing;
 #[cfg(feature = "test-hooks")]
 pub mod hooks;
 mod instrument;
