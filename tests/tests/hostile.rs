@@ -87,15 +87,16 @@ fn crafted_payload(len: u64) -> Vec<u8> {
     payload
 }
 
-fn query(
-    user: i32,
-) -> impl Fn() -> diesel::helper_types::Order<
+/// Ann's or Bob's photos as `(id, user_id, title)`.
+type Photos = diesel::helper_types::Order<
     diesel::helper_types::Filter<
         diesel::helper_types::Select<photos::table, (photos::id, photos::user_id, photos::title)>,
         diesel::helper_types::Eq<photos::user_id, i32>,
     >,
     photos::id,
-> {
+>;
+
+fn query(user: i32) -> impl Fn() -> Photos {
     move || {
         photos::table
             .select((photos::id, photos::user_id, photos::title))
