@@ -274,8 +274,7 @@ mod tests {
     #[test]
     fn the_issues_payloads_are_errors_not_aborts() {
         for len in [1u64 << 40, 1 << 60, u64::MAX] {
-            let mut payload = vec![0x01, 0x02, 0x02, 0xFD];
-            payload.extend_from_slice(&len.to_le_bytes());
+            let payload = crafted(len);
             let got = Bincode.decode::<Vec<(i32, i32, String)>>(&payload);
             assert!(got.is_err(), "{len}: {got:?}");
             // And a byte buffer, a map of strings, a row.
@@ -376,6 +375,41 @@ mod tests {
         }
         // The undamaged payloads decode: the harness reaches the decoders.
         assert!(decoded > cases() / 16, "{decoded}");
+    }
+
+    /// The seed corpus of the entry targets (`fuzz/corpus/entry`):
+    /// `CACHEBOT_WRITE_SEEDS=$PWD/fuzz/corpus/entry cargo test -p cachebot
+    /// --features postcard --lib write_entry_seeds -- --ignored`.
+    #[test]
+    #[ignore = "writes the fuzz seed corpus"]
+    fn write_entry_seeds() {
+        let dir = std::path::PathBuf::from(std::env::var("CACHEBOT_WRITE_SEEDS").unwrap());
+        let mut rng = fastrand::Rng::with_seed(1);
+        let mut seeds: Vec<Vec<u8>> = vec![crafted(u64::MAX)];
+        for n in 0..3 {
+            let rows: Vec<Row> = (0..n).map(|_| random_row(&mut rng)).collect();
+            let tuples: Vec<(i32, i32, String)> = vec![(1, 2, "title".into()); n];
+            seeds.push(Bincode.encode(&rows).unwrap());
+            seeds.push(Bincode.encode(&tuples).unwrap());
+            #[cfg(feature = "postcard")]
+            {
+                seeds.push(crate::codec::Postcard.encode(&rows).unwrap());
+                seeds.push(crate::codec::Postcard.encode(&tuples).unwrap());
+            }
+            let entry = entry::encode_with(&SNAPSHOT, Protect::Checksum, |out| {
+                Bincode.encode_into(&rows, out)
+            });
+            seeds.push(entry.unwrap().unwrap());
+        }
+        for (i, seed) in seeds.iter().enumerate() {
+            std::fs::write(dir.join(format!("seed-{i:02}")), seed).unwrap();
+        }
+    }
+
+    fn crafted(len: u64) -> Vec<u8> {
+        let mut payload = vec![0x01, 0x02, 0x02, 0xFD];
+        payload.extend_from_slice(&len.to_le_bytes());
+        payload
     }
 
     #[cfg(feature = "memcached")]
