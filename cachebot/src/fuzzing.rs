@@ -320,6 +320,20 @@ mod tests {
                 small
             );
         }
+        // The densest claims at each tier's edge: a payload of exactly 64 KiB
+        // and 1 MiB (a 3- or 5-byte length, then one byte per `u128`), and
+        // one byte over.
+        for (n, len) in [
+            (65_533, 65_536),
+            (65_534, 65_537),
+            ((1 << 20) - 5, 1 << 20),
+            ((1 << 20) - 4, (1 << 20) + 1),
+        ] {
+            let dense = vec![1u128; n];
+            let bytes = Bincode.encode(&dense).unwrap();
+            assert_eq!(bytes.len(), len);
+            assert_eq!(Bincode.decode::<Vec<u128>>(&bytes).unwrap(), dense);
+        }
         let big: Vec<Row> = (0..2000).map(|_| random_row(&mut rng)).collect();
         let bytes = Bincode.encode(&big).unwrap();
         assert!(bytes.len() > 64 * 1024, "{}", bytes.len());

@@ -947,6 +947,25 @@ mod tests {
     }
 
     #[test]
+    fn answers_parse_from_bytes_alone() {
+        let p = |b: &[u8]| parse_answer(b, 1000);
+        assert_eq!(p(b""), Ok(Parsed::Need(1)));
+        assert_eq!(p(b"EN\r\nHD"), Ok(Parsed::Status(Answer::Miss, 4)));
+        assert_eq!(p(b"VA 3 f0\r\nab"), Ok(Parsed::Need(14)));
+        assert_eq!(p(b"VA 3 f0\r\nabc\r\nEN\r\n"), Ok(Parsed::Value(9, 12)));
+        assert!(matches!(p(b"VA 3\r\nabcd\r\n"), Err(Bad::Protocol(_))));
+        assert!(matches!(p(b"VA 1001\r\n"), Err(Bad::Protocol(_))));
+        assert!(matches!(p(b"VA 99999999999\r\n"), Err(Bad::Protocol(_))));
+        assert!(matches!(p(b"CLIENT_ERROR x\r\n"), Err(Bad::Rejected(_))));
+        // A line that does not end is followed up to its limit, not further.
+        let endless = vec![b'9'; MAX_LINE + 1];
+        assert_eq!(p(&endless), Ok(Parsed::Need(MAX_LINE + 2)));
+        let endless = vec![b'9'; MAX_LINE + 2];
+        assert!(matches!(p(&endless), Err(Bad::Protocol(_))));
+        assert_eq!(parse_stream(b"VA 1\r\nx\r\nEN\r\nNS\r\nHD\r\n", 1000), 4);
+    }
+
+    #[test]
     fn lengths() {
         assert_eq!(parse_len(b"0"), Some(0));
         assert_eq!(parse_len(b"1048576"), Some(1_048_576));
