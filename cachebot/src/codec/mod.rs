@@ -5,6 +5,11 @@
 //! fast, see `perf-baseline.md`); postcard is available behind the
 //! `postcard` feature. A decode that fails, or that leaves bytes unread, is
 //! a miss, never an error for the application.
+//!
+//! The bytes decoded come from the store, and whoever can write to the
+//! store can craft them: decoding allocates in proportion to the bytes'
+//! length, never to a length they state (bincode under a limit, postcard
+//! borrowing strings from the input).
 
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -29,6 +34,10 @@ pub trait Codec: Send + Sync + 'static {
     fn encode<T: Serialize + ?Sized>(&self, value: &T) -> Result<Vec<u8>, CodecError>;
 
     /// Decode a value; trailing bytes are an error.
+    ///
+    /// `bytes` may be crafted (they come from the store): an implementation
+    /// must return an error, never panic or allocate far beyond
+    /// `bytes.len()`, whatever lengths they state.
     fn decode<T: DeserializeOwned>(&self, bytes: &[u8]) -> Result<T, CodecError>;
 
     /// Encode a value at the end of `out`, where the entry's header already
