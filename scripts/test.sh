@@ -3,6 +3,7 @@
 #
 # Usage: scripts/test.sh [CARGO TEST ARGS...]
 #   CACHEBOT_SKIP_LINT=1 skips `cargo fmt --check` and `cargo clippy` (fast local loops).
+#   CACHEBOT_FUZZ_SECONDS=N runs each fuzz target N seconds (default 30; 0 skips them).
 # Services come from scripts/services.sh (reuses DATABASE_URL / MEMCACHED_SERVERS when they
 # answer, starts private ones otherwise).
 set -euo pipefail
@@ -29,8 +30,11 @@ else
   step "skipping fmt and clippy (CACHEBOT_SKIP_LINT=1)"
 fi
 
-step "cargo test -p cachebot --features postcard --lib codec (the optional codec)"
-cargo test -p cachebot --features postcard --lib codec
+step "cargo test -p cachebot --features postcard --lib codec fuzzing (the optional codec)"
+cargo test -p cachebot --features postcard --lib -- codec fuzzing
+
+step "scripts/fuzz.sh (each fuzz target for \${CACHEBOT_FUZZ_SECONDS:-30}s; skipped if cargo-fuzz can't run)"
+bash "$root/scripts/fuzz.sh"
 
 step "cargo test --workspace $*"
 exec bash "$root/scripts/services.sh" -- cargo test --workspace "$@"

@@ -93,6 +93,8 @@ pub(crate) struct Core {
     /// A read on a connection without the crate's instrumentation was
     /// traced (once per cache).
     pub warned_uninstrumented: AtomicBool,
+    /// The entries' MAC key, when the cache has a secret.
+    pub seal: Option<crate::entry::Seal>,
 }
 
 impl Cache<Bincode> {
@@ -129,6 +131,18 @@ struct Settings {
     /// `None`: on for remote stores, off in process.
     write_behind: Option<bool>,
     local_bytes: u64,
+    secret: Option<Secret>,
+}
+
+/// The secret given to [`CacheBuilder::secret`]; its `Debug` shows only
+/// its length.
+#[derive(Clone)]
+struct Secret(Vec<u8>);
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Secret({} bytes)", self.0.len())
+    }
 }
 
 impl Default for Settings {
@@ -141,6 +155,7 @@ impl Default for Settings {
             cache_gets: true,
             write_behind: None,
             local_bytes: DEFAULT_LOCAL_BYTES,
+            secret: None,
         }
     }
 }
@@ -270,6 +285,41 @@ impl<C: Codec> CacheBuilder<C> {
         self
     }
 
+    /// Authenticate entries with this secret (at least 16 bytes; 32 random
+    /// bytes recommended), shared by every process that uses the store.
+    ///
+    /// Without a secret, whoever can write to the store (memcached has no
+    /// access control) chooses the rows a cached read returns: the cache
+    /// network must then be trusted like the database. With one, every
+    /// entry carries a MAC (BLAKE3, keyed with a key derived from the
+    /// secret) over its key, its generations, an expiry and its rows, and
+    /// is checked before anything is decoded: an entry someone forged,
+    /// wrote for another query or another result type, or replayed past its
+    /// TTL is a miss, counted in [`Stats::forged`] (or as stale, when
+    /// expired) and traced, never served. What it does not prevent: within
+    /// an entry's TTL, someone who recorded an old entry and the old values
+    /// of its generations can write both back and have the old rows served
+    /// until the next write or the TTL (generations are not authenticated,
+    /// see the README), and deleting or overwriting keys (more misses).
+    /// Entries written with another secret, or none, are misses: change the
+    /// secret like a schema version. The secret is not kept, only the key
+    /// derived from it; clocks of processes sharing a store should agree
+    /// to well within the TTL.
+    ///
+    /// ```
+    /// use cachebot::Cache;
+    ///
+    /// let secret = b"32 random bytes from your secrets";
+    /// let cache = Cache::builder().secret(secret).build().unwrap();
+    /// # let _ = cache;
+    /// // Too short to be a key: refused when the cache is built.
+    /// assert!(Cache::builder().secret(b"hunter2").build().is_err());
+    /// ```
+    pub fn secret(mut self, secret: impl AsRef<[u8]>) -> Self {
+        self.settings.secret = Some(Secret(secret.as_ref().to_vec()));
+        self
+    }
+
     /// Check the settings and build the cache.
     pub fn build(self) -> Result<Cache<C>, ConfigError> {
         let s = &self.settings;
@@ -283,6 +333,15 @@ impl<C: Codec> CacheBuilder<C> {
             return Err(ConfigError(format!(
                 "never_cache holds an empty table name: {t:?}"
             )));
+        }
+        if let Some(secret) = &s.secret {
+            if secret.0.len() < crate::entry::Seal::MIN_SECRET {
+                return Err(ConfigError(format!(
+                    "the secret must be at least {} bytes (32 random bytes recommended), got {}",
+                    crate::entry::Seal::MIN_SECRET,
+                    secret.0.len()
+                )));
+            }
         }
         let store = self
             .store
@@ -332,6 +391,7 @@ impl<C: Codec> Cache<C> {
                 database: OnceLock::new(),
                 names: RwLock::new(HashMap::new()),
                 warned_uninstrumented: AtomicBool::new(false),
+                seal: s.secret.map(|secret| crate::entry::Seal::new(&secret.0)),
             }),
             codec: Arc::new(codec),
         }
@@ -358,7 +418,6 @@ impl<C: Codec> Cache<C> {
     ///
     /// ```
     /// let cache = cachebot::Cache::in_process();
-    /// cache.invalidate_all().unwrap();
     /// assert_eq!(cache.pending_invalidations(), 0);
     /// ```
     pub fn pending_invalidations(&self) -> usize {

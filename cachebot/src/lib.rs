@@ -42,7 +42,17 @@
 //!
 //! A read never fails because of the cache: a store that is down, slow or
 //! returns garbage turns the read into a database read, counted in
-//! [`Stats`] and traced with `tracing`.
+//! [`Stats`] and traced with `tracing`. No bytes in the store can crash a
+//! reader: decoding is bounded by the entry's length.
+//!
+//! # Trust
+//!
+//! Without a secret, whoever can write to the store chooses what cached
+//! reads return: trust the cache network like the database. With
+//! [`CacheBuilder::secret`], entries carry a keyed MAC checked before
+//! decoding, and only authentic, unexpired entries written for the same
+//! query and result type are served (the README's threat model says what
+//! remains: replay within the TTL).
 //!
 //! # Modules
 //!
@@ -59,6 +69,8 @@ mod deliver;
 mod entry;
 pub mod error;
 pub mod extract;
+#[cfg(any(test, fuzzing))]
+pub mod fuzzing;
 #[cfg(feature = "test-hooks")]
 pub mod hooks;
 mod instrument;

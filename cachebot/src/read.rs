@@ -91,6 +91,10 @@ pub struct Explain {
     pub entry: Option<Key>,
     /// What the entry depends on, sorted.
     pub dependencies: Vec<Dependency>,
+    /// The generation keys a read fetches and an entry snapshots, as the
+    /// store names them (with [`explain_on`](Cached::explain_on), scoped to
+    /// the connection's database), sorted.
+    pub generations: Vec<Key>,
 }
 
 enum Plan {
@@ -162,6 +166,7 @@ impl<'c, Q, C: Codec> Cached<'c, Q, C> {
                     uncacheable: Some(uncacheable_reason(why).into()),
                     entry: None,
                     dependencies: Vec::new(),
+                    generations: Vec::new(),
                 })
             }
             Extracted::Cacheable(a) => a,
@@ -183,6 +188,7 @@ impl<'c, Q, C: Codec> Cached<'c, Q, C> {
             uncacheable: never.then(|| "reads a table on the never-cache list".into()),
             entry: (!never).then_some(entry),
             dependencies,
+            generations,
         })
     }
 
@@ -345,7 +351,8 @@ impl<'c, Q, C: Codec> Cached<'c, Q, C> {
         let narrowing = self.narrowing()?;
         explain.dependencies =
             key::dependencies::<Pg>(analysis, &rendered.binds, narrowing, Some(&scope));
-        let (entry, _) = self.keys::<U>(analysis, &rendered, narrowing, &scope);
+        let (entry, generations) = self.keys::<U>(analysis, &rendered, narrowing, &scope);
+        explain.generations = generations;
         explain.entry = explain.entry.map(|_| entry);
         for t in &analysis.tables {
             match scope.resolve(&t.table) {
@@ -603,7 +610,7 @@ impl<C: Codec> Cache<C> {
             }
         }
         let c = &inner.counters;
-        match entry::open(bytes?, current) {
+        match entry::open(bytes?, current, entry::Verify::new(inner.seal, key)) {
             Ok(payload) => match self.codec.decode::<Vec<U>>(payload) {
                 Ok(rows) => {
                     if let Some(local) = &inner.local {
@@ -620,6 +627,11 @@ impl<C: Codec> Cache<C> {
             Err(Reject::Corrupt) => {
                 Counters::bump(&c.decode_errors);
                 tracing::warn!("cached entry is corrupt; treating as a miss");
+                None
+            }
+            Err(Reject::Forged) => {
+                Counters::bump(&c.forged);
+                tracing::warn!("cached entry fails its MAC (forged, or written without the secret); treating as a miss");
                 None
             }
             Err(Reject::Stale) => None,
@@ -683,15 +695,18 @@ impl<C: Codec> Cache<C> {
             // the encode is most of a miss's own work.
             let codec = Arc::clone(&self.codec);
             let rows = rows.to_vec();
+            let protect = entry::Protect::new(inner.seal, key, inner.ttl);
             let encode = Box::new(move || {
-                entry::encode_with(&snapshot, |out| codec.encode_into(&rows, out))
+                entry::encode_with(&snapshot, protect, |out| codec.encode_into(&rows, out))
             });
             if !behind.put(key, inner.ttl, encode) {
                 tracing::debug!("write-behind queue full; entry not stored");
             }
             return;
         }
-        let encoded = entry::encode_with(&snapshot, |out| self.codec.encode_into(rows, out));
+        let protect = entry::Protect::new(inner.seal, key, inner.ttl);
+        let encoded =
+            entry::encode_with(&snapshot, protect, |out| self.codec.encode_into(rows, out));
         crate::behind::store_entry(
             inner.store.as_ref(),
             &inner.counters,

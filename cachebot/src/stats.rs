@@ -36,6 +36,11 @@ pub struct Stats {
     /// Entries that could not be decoded (corrupt or from an incompatible
     /// build); treated as misses.
     pub decode_errors: u64,
+    /// Entries a cache with a secret refused because their MAC did not
+    /// authenticate them (forged, written for another query or type, or
+    /// written without the secret); treated as misses. Always 0 without a
+    /// secret.
+    pub forged: u64,
     /// Generation bumps sent (one per key).
     pub invalidations: u64,
     /// Invalidations the store failed to take when they were made (each is
@@ -68,6 +73,7 @@ impl std::ops::Sub for Stats {
             fallbacks: self.fallbacks - o.fallbacks,
             oversized: self.oversized - o.oversized,
             decode_errors: self.decode_errors - o.decode_errors,
+            forged: self.forged - o.forged,
             invalidations: self.invalidations - o.invalidations,
             invalidation_errors: self.invalidation_errors - o.invalidation_errors,
             uninstrumented: self.uninstrumented - o.uninstrumented,
@@ -86,6 +92,7 @@ pub(crate) struct Counters {
     pub fallbacks: AtomicU64,
     pub oversized: AtomicU64,
     pub decode_errors: AtomicU64,
+    pub forged: AtomicU64,
     pub invalidations: AtomicU64,
     pub invalidation_errors: AtomicU64,
     pub uninstrumented: AtomicU64,
@@ -111,6 +118,7 @@ impl Counters {
             fallbacks: self.fallbacks.load(Relaxed),
             oversized: self.oversized.load(Relaxed),
             decode_errors: self.decode_errors.load(Relaxed),
+            forged: self.forged.load(Relaxed),
             invalidations: self.invalidations.load(Relaxed),
             invalidation_errors: self.invalidation_errors.load(Relaxed),
             uninstrumented: self.uninstrumented.load(Relaxed),

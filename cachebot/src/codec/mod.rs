@@ -5,6 +5,11 @@
 //! fast, see `perf-baseline.md`); postcard is available behind the
 //! `postcard` feature. A decode that fails, or that leaves bytes unread, is
 //! a miss, never an error for the application.
+//!
+//! The bytes decoded come from the store, and whoever can write to the
+//! store can craft them: decoding allocates in proportion to the bytes'
+//! length, never to a length they state (bincode under a limit, postcard
+//! borrowing strings from the input).
 
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -29,6 +34,10 @@ pub trait Codec: Send + Sync + 'static {
     fn encode<T: Serialize + ?Sized>(&self, value: &T) -> Result<Vec<u8>, CodecError>;
 
     /// Decode a value; trailing bytes are an error.
+    ///
+    /// `bytes` may be crafted (they come from the store): an implementation
+    /// must return an error, never panic or allocate far beyond
+    /// `bytes.len()`, whatever lengths they state.
     fn decode<T: DeserializeOwned>(&self, bytes: &[u8]) -> Result<T, CodecError>;
 
     /// Encode a value at the end of `out`, where the entry's header already
@@ -88,13 +97,55 @@ impl Codec for Bincode {
             codec: Self::NAME,
             message,
         };
-        let (value, used) = bincode::serde::decode_from_slice(bytes, bincode::config::standard())
-            .map_err(|e| err(e.to_string()))?;
+        let (value, used) = bounded_bincode_decode(bytes).map_err(err)?;
         if used != bytes.len() {
             return Err(err(format!("{} trailing bytes", bytes.len() - used)));
         }
         Ok(value)
     }
+}
+
+/// What a legitimate bincode payload can claim against bincode's limit, per
+/// byte of payload: bincode counts every value at its size in memory (a
+/// `u128` varint of one byte claims 16, a sequence length claims 8), and a
+/// string or byte buffer at its length, which the payload holds. So a
+/// limit of this many times the payload's length never rejects a payload
+/// the crate wrote.
+const BINCODE_CLAIMS_PER_BYTE: usize = 16;
+
+/// The largest payload decoded at all: its limit is the last tier's.
+const BINCODE_MAX_PAYLOAD: usize = (1 << 30) / BINCODE_CLAIMS_PER_BYTE;
+
+/// bincode 2 with a limit on what it may allocate, bounded by the
+/// payload's length.
+///
+/// Unlimited, bincode trusts a length prefix: a string or byte buffer
+/// claiming 2^40 bytes is allocated (`vec![0; len]`) before the payload is
+/// found too short, and the process aborts (`memory allocation ... failed`)
+/// or panics (`capacity overflow`). With a limit, bincode refuses any
+/// length whose claims exceed it before allocating. The limit is a const
+/// generic, so the payload picks one of three tiers: a decode allocates at
+/// most 1 MiB, or 16 times the payload's length (sequences and maps are
+/// preallocated by serde at most 1 MiB each, whatever they claim). Three
+/// tiers instead of one per payload size: each is a copy of the decoder
+/// per result type.
+fn bounded_bincode_decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<(T, usize), String> {
+    use bincode::config::standard;
+    use bincode::serde::decode_from_slice;
+    let budget = bytes.len().saturating_mul(BINCODE_CLAIMS_PER_BYTE);
+    let decoded = if budget <= 1 << 20 {
+        decode_from_slice(bytes, standard().with_limit::<{ 1 << 20 }>())
+    } else if budget <= 1 << 24 {
+        decode_from_slice(bytes, standard().with_limit::<{ 1 << 24 }>())
+    } else if bytes.len() <= BINCODE_MAX_PAYLOAD {
+        decode_from_slice(bytes, standard().with_limit::<{ 1 << 30 }>())
+    } else {
+        return Err(format!(
+            "a payload of {} bytes is over the {BINCODE_MAX_PAYLOAD}-byte decoding limit",
+            bytes.len()
+        ));
+    };
+    decoded.map_err(|e| e.to_string())
 }
 
 /// postcard 1.x (feature `postcard`).

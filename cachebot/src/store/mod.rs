@@ -20,6 +20,8 @@ mod memcached;
 mod memory;
 #[cfg(feature = "memcached")]
 mod pipeline;
+#[cfg(all(feature = "memcached", any(test, fuzzing)))]
+pub(crate) use pipeline::parse_stream;
 
 #[cfg(feature = "memcached")]
 pub use memcached::{MemcachedStore, MemcachedStoreBuilder};

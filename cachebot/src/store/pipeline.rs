@@ -439,50 +439,27 @@ impl Conn {
         pooled: bool,
         max_value: usize,
     ) -> Result<Answer<'_>, Failure> {
-        let line_end = loop {
-            if let Some(nl) = find_crlf(&self.answer[self.at..self.end]) {
-                break self.at + nl;
+        let (start, end) = loop {
+            match parse_answer(&self.answer[self.at..self.end], max_value) {
+                Ok(Parsed::Need(want)) => self.fill(self.at + want, name, deadline, pooled)?,
+                Ok(Parsed::Status(status, used)) => {
+                    self.at += used;
+                    return Ok(status);
+                }
+                Ok(Parsed::Value(start, end)) => break (self.at + start, self.at + end),
+                Err(bad) => {
+                    let (kind, message) = match bad {
+                        Bad::Rejected(message) => (StoreErrorKind::Rejected, message),
+                        Bad::Protocol(message) => (StoreErrorKind::Protocol, message),
+                    };
+                    return Err(Failure {
+                        kind,
+                        message: format!("{name}: {message}"),
+                        retry: false,
+                    });
+                }
             }
-            self.fill(self.end + 1, name, deadline, pooled)?;
         };
-        let line = &self.answer[self.at..line_end];
-        let status = match line {
-            b"EN" => Some(Answer::Miss),
-            b"HD" => Some(Answer::Stored),
-            b"NS" => Some(Answer::NotStored),
-            _ => None,
-        };
-        if let Some(status) = status {
-            self.at = line_end + 2;
-            return Ok(status);
-        }
-        let protocol = |message: String| Failure {
-            kind: StoreErrorKind::Protocol,
-            message: format!("{name}: {message}"),
-            retry: false,
-        };
-        let Some(rest) = line.strip_prefix(b"VA ") else {
-            let text = String::from_utf8_lossy(line);
-            if line.starts_with(b"CLIENT_ERROR") {
-                return Err(Failure {
-                    kind: StoreErrorKind::Rejected,
-                    message: format!("{name}: {text}"),
-                    retry: false,
-                });
-            }
-            return Err(protocol(format!("unexpected answer {text:?}")));
-        };
-        let digits = rest.split(|&b| b == b' ').next().unwrap_or_default();
-        let Some(len) = parse_len(digits).filter(|&len| len <= max_value) else {
-            let text = String::from_utf8_lossy(line);
-            return Err(protocol(format!("bad value length in {text:?}")));
-        };
-        let start = line_end + 2;
-        let end = start + len;
-        self.fill(end + 2, name, deadline, pooled)?;
-        if &self.answer[end..end + 2] != b"\r\n" {
-            return Err(protocol(format!("a {len}-byte value not followed by CRLF")));
-        }
         self.at = end + 2;
         Ok(Answer::Value(&self.answer[start..end]))
     }
@@ -568,6 +545,114 @@ pub(super) fn other_answer(answer: &Answer<'_>) -> String {
     format!("unexpected answer {what}")
 }
 
+/// The longest answer line accepted (`VA <len> <flags>`, `CLIENT_ERROR
+/// <message>`): the store asks for no flag, so its answers' lines are a few
+/// bytes. A server that sends more without a line end is not followed
+/// (reading it would take as much memory as it sends).
+pub(super) const MAX_LINE: usize = 1024;
+
+/// How the start of a server's answers parses: see [`parse_answer`].
+#[derive(Debug, PartialEq, Eq)]
+pub(super) enum Parsed {
+    /// Incomplete: the answer needs at least this many bytes.
+    Need(usize),
+    /// A status (`EN`, `HD`, `NS`) and the bytes it took.
+    Status(Answer<'static>, usize),
+    /// A value at `start..end`; the answer took `end + 2` bytes.
+    Value(usize, usize),
+}
+
+/// Why an answer is not one the store accepts.
+#[derive(Debug, PartialEq, Eq)]
+pub(super) enum Bad {
+    /// `CLIENT_ERROR`: the server refused the command.
+    Rejected(String),
+    /// Anything else: garbage, a server error, a length over the limit.
+    Protocol(String),
+}
+
+/// Parse the first answer in `buf` (`VA <len> ..\r\n<data>\r\n`, `EN`, `HD`,
+/// `NS`), whatever `buf` holds: never reads past it, never allocates by
+/// what it says (a value over `max_value` bytes or a line over
+/// [`MAX_LINE`] is refused before it is read), and a prefix of an answer is
+/// `Need` more, so the answer may arrive split anywhere.
+pub(super) fn parse_answer(buf: &[u8], max_value: usize) -> Result<Parsed, Bad> {
+    let Some(line_end) = find_crlf(&buf[..buf.len().min(MAX_LINE + 2)]) else {
+        if buf.len() >= MAX_LINE + 2 {
+            let text = String::from_utf8_lossy(&buf[..32]);
+            return Err(Bad::Protocol(format!(
+                "an answer line longer than {MAX_LINE} bytes: {text:?}..."
+            )));
+        }
+        return Ok(Parsed::Need(buf.len() + 1));
+    };
+    let line = &buf[..line_end];
+    match line {
+        b"EN" => return Ok(Parsed::Status(Answer::Miss, line_end + 2)),
+        b"HD" => return Ok(Parsed::Status(Answer::Stored, line_end + 2)),
+        b"NS" => return Ok(Parsed::Status(Answer::NotStored, line_end + 2)),
+        _ => {}
+    }
+    let Some(rest) = line.strip_prefix(b"VA ") else {
+        let text = String::from_utf8_lossy(line);
+        if line.starts_with(b"CLIENT_ERROR") {
+            return Err(Bad::Rejected(text.into_owned()));
+        }
+        return Err(Bad::Protocol(format!("unexpected answer {text:?}")));
+    };
+    let digits = rest.split(|&b| b == b' ').next().unwrap_or_default();
+    let Some(len) = parse_len(digits).filter(|&len| len <= max_value) else {
+        let text = String::from_utf8_lossy(line);
+        return Err(Bad::Protocol(format!("bad value length in {text:?}")));
+    };
+    let start = line_end + 2;
+    let end = start + len;
+    match buf.get(end..end + 2) {
+        None => Ok(Parsed::Need(end + 2)),
+        Some(b"\r\n") => Ok(Parsed::Value(start, end)),
+        Some(_) => Err(Bad::Protocol(format!(
+            "a {len}-byte value not followed by CRLF"
+        ))),
+    }
+}
+
+/// Parse `stream` as a server's answers, one after the other, until it
+/// ends or one is refused, checking what the parser promises: a value lies
+/// within the bytes and within `max_value`, and every prefix of a whole
+/// answer asks for more bytes, never decides otherwise (so answers may
+/// arrive split anywhere). Returns how many answers were parsed. For the
+/// fuzz target and the randomized test (`crate::fuzzing`).
+#[cfg(any(test, fuzzing))]
+pub(crate) fn parse_stream(stream: &[u8], max_value: usize) -> usize {
+    let mut at = 0;
+    let mut answers = 0;
+    loop {
+        let rest = &stream[at..];
+        let used = match parse_answer(rest, max_value) {
+            Ok(Parsed::Need(want)) => {
+                assert!(want > rest.len(), "needs {want} with {} there", rest.len());
+                return answers;
+            }
+            Ok(Parsed::Status(_, used)) => used,
+            Ok(Parsed::Value(start, end)) => {
+                assert!(start <= end && end + 2 <= rest.len(), "{start}..{end}");
+                assert!(end - start <= max_value, "{} > {max_value}", end - start);
+                end + 2
+            }
+            Err(_) => return answers,
+        };
+        assert!(used <= rest.len());
+        for cut in [0, 1, used / 2, used.saturating_sub(2), used - 1] {
+            match parse_answer(&rest[..cut.min(used - 1)], max_value) {
+                Ok(Parsed::Need(want)) => assert!(want > cut.min(used - 1) && want <= used),
+                other => panic!("a {used}-byte answer cut at {cut}: {other:?}"),
+            }
+        }
+        at += used;
+        answers += 1;
+    }
+}
+
 fn find_crlf(bytes: &[u8]) -> Option<usize> {
     bytes.windows(2).position(|pair| pair == b"\r\n")
 }
@@ -578,7 +663,10 @@ fn parse_len(digits: &[u8]) -> Option<usize> {
         return None;
     }
     digits.iter().try_fold(0usize, |n, &d| {
-        d.is_ascii_digit().then(|| n * 10 + usize::from(d - b'0'))
+        if !d.is_ascii_digit() {
+            return None;
+        }
+        n.checked_mul(10)?.checked_add(usize::from(d - b'0'))
     })
 }
 
@@ -856,6 +944,25 @@ mod tests {
         let r = reader(&addr, Duration::from_secs(1));
         let error = get(&r, &["k"]).unwrap_err();
         assert_eq!(error.kind, StoreErrorKind::Unavailable, "{error:?}");
+    }
+
+    #[test]
+    fn answers_parse_from_bytes_alone() {
+        let p = |b: &[u8]| parse_answer(b, 1000);
+        assert_eq!(p(b""), Ok(Parsed::Need(1)));
+        assert_eq!(p(b"EN\r\nHD"), Ok(Parsed::Status(Answer::Miss, 4)));
+        assert_eq!(p(b"VA 3 f0\r\nab"), Ok(Parsed::Need(14)));
+        assert_eq!(p(b"VA 3 f0\r\nabc\r\nEN\r\n"), Ok(Parsed::Value(9, 12)));
+        assert!(matches!(p(b"VA 3\r\nabcd\r\n"), Err(Bad::Protocol(_))));
+        assert!(matches!(p(b"VA 1001\r\n"), Err(Bad::Protocol(_))));
+        assert!(matches!(p(b"VA 99999999999\r\n"), Err(Bad::Protocol(_))));
+        assert!(matches!(p(b"CLIENT_ERROR x\r\n"), Err(Bad::Rejected(_))));
+        // A line that does not end is followed up to its limit, not further.
+        let endless = vec![b'9'; MAX_LINE + 1];
+        assert_eq!(p(&endless), Ok(Parsed::Need(MAX_LINE + 2)));
+        let endless = vec![b'9'; MAX_LINE + 2];
+        assert!(matches!(p(&endless), Err(Bad::Protocol(_))));
+        assert_eq!(parse_stream(b"VA 1\r\nx\r\nEN\r\nNS\r\nHD\r\n", 1000), 4);
     }
 
     #[test]
