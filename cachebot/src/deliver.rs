@@ -379,6 +379,8 @@ mod tests {
             bumped: bumped.clone(),
         };
         let cache = Cache::builder().store(store).build().unwrap();
+        // As if a connection had told the cache its database.
+        let _ = cache.core.database.set(1);
         (cache, (down, bumped))
     }
 
@@ -398,9 +400,9 @@ mod tests {
     fn a_failed_bump_is_delivered_in_the_background_and_the_thread_ends() {
         let (cache, (down, bumped)) = flaky_cache();
         let u = &cache.core.undelivered;
-        let photos = key::table_key("photos");
+        let photos = crate::scope::in_database(1, key::table_key("public.photos"));
         assert!(!u.blocks(&[photos]));
-        assert!(cache.invalidate_table("photos").is_err());
+        assert!(cache.invalidate_table("public.photos").is_err());
         assert_eq!(cache.stats().invalidation_errors, 1);
         assert!(u.blocks(&[photos]));
         assert!(!u.blocks(&[key::table_key("users")]));
@@ -426,13 +428,14 @@ mod tests {
     #[test]
     fn a_later_bump_carries_the_pending_keys() {
         let (cache, (down, bumped)) = flaky_cache();
-        let photos = key::table_key("photos");
-        let users = key::table_key("users");
-        assert!(cache.invalidate_table("photos").is_err());
+        // As the store names them: scoped to the cache's database.
+        let photos = crate::scope::in_database(1, key::table_key("public.photos"));
+        let users = crate::scope::in_database(1, key::table_key("public.users"));
+        assert!(cache.invalidate_table("public.photos").is_err());
         down.store(false, Ordering::SeqCst);
         // Whether or not the thread got there first, nothing is pending
         // once a later bump has gone through.
-        cache.invalidate_table("users").unwrap();
+        cache.invalidate_table("public.users").unwrap();
         assert_eq!(cache.pending_invalidations(), 0);
         assert!(cache.stats().redelivered >= 1);
         let got = bumped.lock().unwrap().clone();
