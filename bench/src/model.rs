@@ -68,24 +68,24 @@ pub fn filter_cached(cache: &Cache, conn: &mut PgConnection, user: i32) -> Vec<P
 }
 
 /// `explain` of the cached 10-row filter: the entry key and dependencies a read fetches.
-pub fn filter_explain(cache: &Cache, user: i32) -> cachebot::Explain {
+pub fn filter_explain(cache: &Cache, conn: &mut PgConnection, user: i32) -> cachebot::Explain {
     photos::table
         .filter(photos::user_id.eq(user))
         .filter(photos::status.eq(2))
         .select(Photo::as_select())
         .cache(cache)
-        .explain::<diesel::pg::Pg, Photo>()
+        .explain_on::<_, Photo>(conn)
         .expect("explain")
 }
 
 /// `explain` of the cached find by primary key (`first` adds `LIMIT 1`).
-pub fn find_explain(cache: &Cache, id: i32) -> cachebot::Explain {
+pub fn find_explain(cache: &Cache, conn: &mut PgConnection, id: i32) -> cachebot::Explain {
     photos::table
         .find(id)
         .select(Photo::as_select())
         .limit(1)
         .cache(cache)
-        .explain::<diesel::pg::Pg, Photo>()
+        .explain_on::<_, Photo>(conn)
         .expect("explain")
 }
 
