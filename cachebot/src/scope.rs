@@ -14,7 +14,7 @@
 //! `CHAR(n)` value with `VARCHAR`'s type, and a nondeterministic collation
 //! makes `'Rust' = 'rust'` with any type.
 //!
-//! These facts are learned with one catalog query per connection, kept in
+//! These facts are learned with two catalog queries per connection, kept in
 //! the connection's instrumentation, and learned again when the connection
 //! runs something that can change them (`SET`, `RESET`, `DISCARD`, DDL, a
 //! statement naming `search_path`), when a query names a table the scope
