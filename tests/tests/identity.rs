@@ -592,3 +592,68 @@ fn explicit_invalidation_needs_a_database_and_reaches_every_resolution() {
         assert!(!hit);
     }
 }
+
+#[test]
+fn a_write_in_the_batch_that_changes_search_path_reaches_the_new_path() {
+    let mut s = Schemas::with_b(2);
+    for (store, cache) in caches() {
+        s.reset();
+        // A reader on tenant 2 caches its row.
+        let mut t2 = s.conn(&s.names[1]);
+        cache.instrument(&mut t2).unwrap();
+        let q = || b::table.filter(b::id.eq(1));
+        read!(cache, &mut t2, q(), (i32, String));
+        let (_, hit) = read!(cache, &mut t2, q(), (i32, String));
+        assert!(hit, "{store}");
+        // A writer on tenant 1 switches to tenant 2 and writes, in one batch.
+        let mut writer = s.conn(&s.names[0]);
+        cache.instrument(&mut writer).unwrap();
+        writer
+            .batch_execute(&format!(
+                "SET search_path = {}; UPDATE b SET v = 'switched' WHERE id = 1",
+                s.names[1]
+            ))
+            .unwrap();
+        let (rows, hit) = read!(cache, &mut t2, q(), (i32, String));
+        assert_eq!(rows[0].1, "switched", "{store}");
+        assert!(!hit, "{store}");
+    }
+}
+
+#[test]
+fn a_temporary_table_shadowing_a_real_one_is_never_cached() {
+    let mut s = Schemas::with_b(1);
+    for (store, cache) in caches() {
+        s.reset();
+        let mut shadowed = s.conn(&s.names[0]);
+        let mut plain = s.conn(&s.names[0]);
+        cache.instrument(&mut shadowed).unwrap();
+        cache.instrument(&mut plain).unwrap();
+        let q = || b::table.filter(b::id.eq(1));
+        // The real table's row cached on one connection...
+        read!(cache, &mut plain, q(), (i32, String));
+        let (_, hit) = read!(cache, &mut plain, q(), (i32, String));
+        assert!(hit, "{store}");
+        // ...and a session-private table of the same name on the other.
+        shadowed
+            .batch_execute("CREATE TEMP TABLE b (id int PRIMARY KEY, v text NOT NULL); INSERT INTO b VALUES (1, 'temporary')")
+            .unwrap();
+        for _ in 0..2 {
+            let before = cache.stats();
+            let (rows, _) = read!(cache, &mut shadowed, q(), (i32, String));
+            assert_eq!(rows[0].1, "temporary", "{store}");
+            let d = since(&cache, before);
+            assert_eq!((d.hits, d.misses, d.bypasses), (0, 0, 1), "{store}: {d:?}");
+        }
+        // The real table's reads still get the real rows (the batch that made
+        // the temporary table was DDL: its insert widened to everything).
+        let (rows, _) = read!(cache, &mut plain, q(), (i32, String));
+        assert_eq!(rows[0].1, s.names[0], "{store}");
+        let (rows, hit) = read!(cache, &mut plain, q(), (i32, String));
+        assert_eq!(rows[0].1, s.names[0], "{store}");
+        assert!(
+            hit,
+            "{store}: reads of the temporary table stored nothing over it"
+        );
+    }
+}
