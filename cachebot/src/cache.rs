@@ -1,24 +1,27 @@
 //! The cache handle, its settings, and explicit invalidation.
 
-use std::collections::{HashMap, HashSet};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, OnceLock, RwLock};
+use std::collections::HashSet;
+use std::sync::Arc;
 use std::time::Duration;
 
 use diesel::expression::{AsExpression, TypedExpressionType};
 use diesel::pg::Pg;
-use diesel::query_builder::QueryFragment;
+use diesel::query_builder::{QueryFragment, QueryId};
 use diesel::sql_types::SqlType;
-use diesel::Column;
+use diesel::{Column, PgConnection, QueryResult};
+use serde::de::DeserializeOwned;
+use serde::Serialize;
 
 use crate::backend::CacheBackend;
 use crate::codec::{Bincode, Codec};
-use crate::error::{ConfigError, Error};
-use crate::key;
-use crate::scope::{Scope, Tables};
+use crate::error::{ConfigError, Error, UsageError};
+use crate::invalidate::instrument::{self, CacheInstrumentation};
+use crate::invalidate::Invalidator;
+use crate::read::behind::WriteBehind;
+use crate::read::entry::Seal;
+use crate::read::{ReadSettings, Reader};
 use crate::stats::{Counters, Stats};
-use crate::store::{InProcessStore, Key, Store};
-use crate::write::Cascade;
+use crate::store::{InProcessStore, Store};
 
 /// Entries live at most this long unless configured otherwise.
 pub const DEFAULT_TTL: Duration = Duration::from_secs(600);
@@ -43,58 +46,28 @@ pub const MAX_TTL: Duration = Duration::from_secs(30 * 24 * 3600);
 /// assert_eq!(cache.stats().hits, 0);
 /// ```
 pub struct Cache<C: Codec = Bincode> {
-    pub(crate) core: Arc<Core>,
+    pub(crate) reader: Arc<Reader>,
     pub(crate) codec: Arc<C>,
 }
 
 impl<C: Codec> Clone for Cache<C> {
     fn clone(&self) -> Self {
         Cache {
-            core: self.core.clone(),
+            reader: self.reader.clone(),
             codec: self.codec.clone(),
         }
     }
 }
 
-/// Everything but the codec: what connection instrumentation shares.
-pub(crate) struct Core {
-    pub store: Arc<dyn Store>,
-    pub ttl: Duration,
-    pub fingerprint: String,
-    pub never_cache: HashSet<String>,
-    pub enabled: AtomicBool,
-    pub cache_gets: bool,
-    pub counters: Arc<Counters>,
-    /// Set when entries are written in the background.
-    pub write_behind: Option<crate::behind::WriteBehind>,
-    /// Decoded results of this process (see `local`).
-    pub local: Option<crate::local::Local>,
-    /// The keys of recent reads, per query and binds (see `plans`).
-    pub plans: crate::plans::Plans,
-    /// Parent table -> child tables whose foreign keys cascade (delete or
-    /// update with CASCADE, SET NULL or SET DEFAULT): a write to the parent
-    /// may change rows of the children that no statement names.
-    pub cascades: RwLock<Cascades>,
-    /// When the cascades were learned: learned again after a minute, or
-    /// at once after a connection ran DDL (`None`).
-    pub cascades_learned: Mutex<Option<std::time::Instant>>,
-    /// Bumps the store did not take (down, timed out), delivered by a
-    /// background thread with backoff and carried along by later bumps; a
-    /// read that depends on one of them bypasses the cache until it is
-    /// delivered, so an entry stored before the write can never be served
-    /// after it (see `deliver`).
-    pub undelivered: crate::deliver::Undelivered,
-    /// The database this cache caches (see `scope`), learned from the first
-    /// connection: every key in the store is scoped to it.
-    pub database: OnceLock<u128>,
-    /// Unqualified table name -> the schema-qualified tables connections
-    /// resolved it to: what an explicit invalidation by name reaches.
-    pub names: RwLock<HashMap<String, HashSet<String>>>,
-    /// A read on a connection without the crate's instrumentation was
-    /// traced (once per cache).
-    pub warned_uninstrumented: AtomicBool,
-    /// The entries' MAC key, when the cache has a secret.
-    pub seal: Option<crate::entry::Seal>,
+impl<C: Codec> std::fmt::Debug for Cache<C> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Cache")
+            .field("store", &self.reader.store.name())
+            .field("codec", &C::NAME)
+            .field("ttl", &self.reader.ttl)
+            .field("enabled", &self.reader.is_enabled())
+            .finish_non_exhaustive()
+    }
 }
 
 impl Cache<Bincode> {
@@ -321,25 +294,29 @@ impl<C: Codec> CacheBuilder<C> {
     }
 
     /// Check the settings and build the cache.
-    pub fn build(self) -> Result<Cache<C>, ConfigError> {
+    pub fn build(self) -> Result<Cache<C>, Error> {
         let s = &self.settings;
         if s.ttl.is_zero() || s.ttl > MAX_TTL {
-            return Err(ConfigError(format!(
-                "ttl must be between 1 s and 30 days, got {:?}",
-                s.ttl
+            return Err(Error::from(ConfigError::new(
+                "ttl",
+                format!("must be between 1 s and 30 days, got {:?}", s.ttl),
             )));
         }
         if let Some(t) = s.never_cache.iter().find(|t| t.is_empty()) {
-            return Err(ConfigError(format!(
-                "never_cache holds an empty table name: {t:?}"
+            return Err(Error::from(ConfigError::new(
+                "never_cache",
+                format!("holds an empty table name: {t:?}"),
             )));
         }
         if let Some(secret) = &s.secret {
-            if secret.0.len() < crate::entry::Seal::MIN_SECRET {
-                return Err(ConfigError(format!(
-                    "the secret must be at least {} bytes (32 random bytes recommended), got {}",
-                    crate::entry::Seal::MIN_SECRET,
-                    secret.0.len()
+            if secret.0.len() < Seal::MIN_SECRET {
+                return Err(Error::from(ConfigError::new(
+                    "secret",
+                    format!(
+                        "must be at least {} bytes (32 random bytes recommended), got {}",
+                        Seal::MIN_SECRET,
+                        secret.0.len()
+                    ),
                 )));
             }
         }
@@ -349,8 +326,10 @@ impl<C: Codec> CacheBuilder<C> {
         let store: Arc<dyn Store> = Arc::from(store);
         let counters = Arc::new(Counters::default());
         let write_behind = if self.settings.write_behind.unwrap_or(!store.is_in_process()) {
-            let w = crate::behind::WriteBehind::start(store.clone(), counters.clone())
-                .map_err(|e| ConfigError(format!("cannot start the write-behind thread: {e}")))?;
+            let w = WriteBehind::start(store.clone(), counters.clone()).map_err(|e| {
+                ConfigError::new("write_behind", "cannot start the write-behind thread")
+                    .with_source(e)
+            })?;
             Some(w)
         } else {
             None
@@ -369,30 +348,22 @@ impl<C: Codec> Cache<C> {
     fn assemble(
         store: Arc<dyn Store>,
         counters: Arc<Counters>,
-        write_behind: Option<crate::behind::WriteBehind>,
+        write_behind: Option<WriteBehind>,
         codec: C,
         s: Settings,
     ) -> Cache<C> {
+        let invalidator = Arc::new(Invalidator::new(store.clone(), counters));
+        let settings = ReadSettings {
+            ttl: s.ttl,
+            fingerprint: s.fingerprint,
+            never_cache: s.never_cache,
+            enabled: s.enabled,
+            cache_gets: s.cache_gets,
+            local_bytes: s.local_bytes,
+            secret: s.secret.map(|secret| secret.0),
+        };
         Cache {
-            core: Arc::new(Core {
-                undelivered: crate::deliver::Undelivered::new(store.clone(), counters.clone()),
-                store,
-                ttl: s.ttl,
-                fingerprint: s.fingerprint,
-                never_cache: s.never_cache,
-                enabled: AtomicBool::new(s.enabled),
-                cache_gets: s.cache_gets,
-                counters,
-                write_behind,
-                local: (s.local_bytes > 0).then(|| crate::local::Local::new(s.local_bytes, s.ttl)),
-                plans: crate::plans::Plans::new(crate::plans::DEFAULT_BYTES),
-                cascades: RwLock::new(Cascades::default()),
-                cascades_learned: Mutex::new(None),
-                database: OnceLock::new(),
-                names: RwLock::new(HashMap::new()),
-                warned_uninstrumented: AtomicBool::new(false),
-                seal: s.secret.map(|secret| crate::entry::Seal::new(&secret.0)),
-            }),
+            reader: Arc::new(Reader::new(invalidator, store, write_behind, settings)),
             codec: Arc::new(codec),
         }
     }
@@ -400,14 +371,14 @@ impl<C: Codec> Cache<C> {
     /// Wait until every entry queued for write-behind has been written
     /// (nothing to wait for without write-behind).
     pub fn flush_write_behind(&self) {
-        if let Some(w) = &self.core.write_behind {
+        if let Some(w) = &self.reader.write_behind {
             w.flush();
         }
     }
 
     /// A snapshot of this cache's counters.
     pub fn stats(&self) -> Stats {
-        self.core.counters.snapshot()
+        self.reader.counters().snapshot()
     }
 
     /// How many generation bumps of this process wait for delivery: the
@@ -421,12 +392,12 @@ impl<C: Codec> Cache<C> {
     /// assert_eq!(cache.pending_invalidations(), 0);
     /// ```
     pub fn pending_invalidations(&self) -> usize {
-        self.core.undelivered.len()
+        self.reader.invalidator.pending()
     }
 
     /// The store behind this cache.
     pub fn store(&self) -> &dyn Store {
-        &*self.core.store
+        &*self.reader.store
     }
 
     /// Switch caching on or off at run time. While off, every read goes to
@@ -434,17 +405,17 @@ impl<C: Codec> Cache<C> {
     /// invalidations are still sent, so switching back on serves nothing
     /// stale.
     pub fn set_enabled(&self, enabled: bool) {
-        self.core.enabled.store(enabled, Ordering::SeqCst);
+        self.reader.set_enabled(enabled);
     }
 
     /// Whether the derive's primary-key gets read through the cache.
     pub fn caches_gets(&self) -> bool {
-        self.core.cache_gets
+        self.reader.cache_gets
     }
 
     /// Whether caching is on.
     pub fn is_enabled(&self) -> bool {
-        self.core.enabled.load(Ordering::SeqCst)
+        self.reader.is_enabled()
     }
 
     /// Invalidate everything this cache has stored, in every process that
@@ -463,7 +434,7 @@ impl<C: Codec> Cache<C> {
     /// # Ok(()) }
     /// ```
     pub fn invalidate_all(&self) -> Result<(), Error> {
-        self.bump(&[key::global_key()])
+        self.reader.invalidator.bump(&[crate::key::global_key()])
     }
 
     /// Invalidate every cached query that reads `table`: `schema.table`, or
@@ -480,14 +451,7 @@ impl<C: Codec> Cache<C> {
     /// # Ok(()) }
     /// ```
     pub fn invalidate_table(&self, table: &str) -> Result<(), Error> {
-        if table.is_empty() {
-            return Err(Error::NoTable(String::new()));
-        }
-        let keys = match Known(&self.core).qualified(table) {
-            Some(names) => names.iter().map(|t| key::table_key(t)).collect(),
-            None => vec![key::global_key()],
-        };
-        self.bump(&keys)
+        self.reader.invalidator.invalidate_table(table)
     }
 
     /// Invalidate the cached queries that a change to a row whose `column`
@@ -513,27 +477,12 @@ impl<C: Codec> Cache<C> {
     {
         let (table, column) = single_column(&column)?;
         let binds = Pg::collect_binds(&value.as_expression())?;
-        let value = match binds.as_slice() {
-            [b] => b.bytes.clone(),
-            _ => {
-                return Err(Error::Render(render_error(
-                    "the value must be a single bind",
-                )))
-            }
+        let [value] = binds.as_slice() else {
+            return Err(UsageError::NotOneValue(binds.len()).into());
         };
-        let keys = match Known(&self.core).qualified(&table) {
-            Some(names) => names
-                .iter()
-                .flat_map(|t| {
-                    [
-                        key::value_key(t, &column, value.as_deref()),
-                        key::rows_key(t),
-                    ]
-                })
-                .collect(),
-            None => vec![key::global_key()],
-        };
-        self.bump(&keys)
+        self.reader
+            .invalidator
+            .invalidate_value(&table, &column, value.bytes.as_deref())
     }
 
     /// Invalidate what a change to this row can affect: every cached query
@@ -547,323 +496,108 @@ impl<C: Codec> Cache<C> {
     /// # }
     /// ```
     pub fn invalidate_object<M: crate::CacheModel>(&self, row: &M) -> Result<(), Error> {
-        let known = Known(&self.core);
+        let known = self.reader.invalidator.known();
         let mut keys = crate::model::RowKeys::new(&known);
         row.row_keys(&mut keys);
-        self.bump(&keys.into_keys())
+        self.reader.invalidator.bump(&keys.into_keys())
     }
 
-    /// Bump generations; counted, traced, and reported.
-    pub(crate) fn bump(&self, keys: &[Key]) -> Result<(), Error> {
-        self.core.bump(keys)
-    }
-}
-
-/// Parent table -> child tables, per foreign-key action that writes the child.
-#[derive(Debug, Default)]
-pub(crate) struct Cascades {
-    on_delete: HashMap<String, Vec<String>>,
-    on_update: HashMap<String, Vec<String>>,
-    /// Every foreign key, whatever its actions (`TRUNCATE ... CASCADE`).
-    on_truncate: HashMap<String, Vec<String>>,
-    /// Inheritance and partitioning, both ways (parent -> children, child ->
-    /// parents): a write to a parent changes its children's rows, and a
-    /// write to a child changes what a query of the parent returns.
-    inheritance: HashMap<String, Vec<String>>,
-    /// Tables with a rule that is not a view's SELECT (`ON UPDATE ... DO ALSO
-    /// INSERT INTO audit ...`), and views (an update through one writes the
-    /// tables under it): a write to one of them may write tables no
-    /// statement names, so it invalidates everything.
-    ruled: HashSet<String>,
-}
-
-#[derive(diesel::QueryableByName)]
-struct Inherits {
-    #[diesel(sql_type = diesel::sql_types::Text)]
-    child_schema: String,
-    #[diesel(sql_type = diesel::sql_types::Text)]
-    child: String,
-    #[diesel(sql_type = diesel::sql_types::Text)]
-    parent_schema: String,
-    #[diesel(sql_type = diesel::sql_types::Text)]
-    parent: String,
-}
-
-#[derive(diesel::QueryableByName)]
-struct Ruled {
-    #[diesel(sql_type = diesel::sql_types::Text)]
-    schema: String,
-    #[diesel(sql_type = diesel::sql_types::Text)]
-    name: String,
-}
-
-#[derive(diesel::QueryableByName)]
-struct ForeignKey {
-    #[diesel(sql_type = diesel::sql_types::Text)]
-    child_schema: String,
-    #[diesel(sql_type = diesel::sql_types::Text)]
-    child: String,
-    #[diesel(sql_type = diesel::sql_types::Text)]
-    parent_schema: String,
-    #[diesel(sql_type = diesel::sql_types::Text)]
-    parent: String,
-    #[diesel(sql_type = diesel::sql_types::Bool)]
-    on_delete: bool,
-    #[diesel(sql_type = diesel::sql_types::Bool)]
-    on_update: bool,
-}
-
-impl Core {
-    /// Bind this cache to the scope's database (the first one it sees) and
-    /// remember how the scope resolves names. `false` when the scope belongs
-    /// to another database than the cache's: such a connection bypasses.
-    pub(crate) fn adopt(&self, scope: &Scope) -> bool {
-        if *self.database.get_or_init(|| scope.database) != scope.database {
-            return false;
-        }
-        let fresh = self.names.read().is_ok_and(|names| {
-            scope
-                .names()
-                .all(|(w, q)| names.get(w).is_some_and(|all| all.contains(q)))
-        });
-        if !fresh {
-            if let Ok(mut names) = self.names.write() {
-                for (written, qualified) in scope.names() {
-                    names
-                        .entry(written.to_owned())
-                        .or_default()
-                        .insert(qualified.to_owned());
-                }
-            }
-        }
-        true
+    /// A fresh instrumentation for one connection; see [`Cache::instrument`].
+    pub fn instrumentation(&self) -> CacheInstrumentation {
+        CacheInstrumentation::new(self.reader.invalidator.clone())
     }
 
-    /// A connection ran DDL: learn the cascades again before the next read.
-    pub(crate) fn forget_cascades(&self) {
-        if let Ok(mut at) = self.cascades_learned.lock() {
-            *at = None;
-        }
+    /// Install the crate's instrumentation on `conn`, and learn what the
+    /// cache needs to know about it: the database it reaches (a cache
+    /// serves one database), what its table names resolve to under its
+    /// `search_path`, which columns compare by bytes, and the foreign keys
+    /// whose cascades write child tables.
+    ///
+    /// It replaces the connection's instrumentation, chained with Diesel's
+    /// default one (`diesel::connection::set_default_instrumentation`); to
+    /// keep another of yours, install
+    /// `cache.instrumentation().chain(yours)` with `conn.set_instrumentation`
+    /// instead. A later `set_instrumentation` that drops the crate's makes
+    /// cached reads on the connection go to the database (counted in
+    /// [`Stats::uninstrumented`]) and the crate's writes fail with
+    /// [`Error::NotInstrumented`].
+    ///
+    /// A connection that carries no instrumentation at all is instrumented
+    /// by its first cached read.
+    ///
+    /// ```no_run
+    /// # fn run() -> Result<(), Box<dyn std::error::Error>> {
+    /// use diesel::Connection;
+    /// let cache = cachebot::Cache::in_process();
+    /// let mut conn = diesel::PgConnection::establish("postgres://localhost/app")?;
+    /// cache.instrument(&mut conn)?; // Error::OtherDatabase if the cache serves another
+    /// # Ok(()) }
+    /// ```
+    pub fn instrument(&self, conn: &mut PgConnection) -> Result<(), Error> {
+        instrument::install(&self.reader.invalidator, conn)
     }
 
-    /// Whether a table (as written, and as resolved) is on the never-cache
-    /// list, named either way or by its bare name.
-    pub(crate) fn never_caches(&self, written: &str, qualified: &str) -> bool {
-        if self.never_cache.is_empty() {
-            return false;
-        }
-        let bare = written.rsplit('.').next().unwrap_or(written);
-        [written, qualified, bare]
-            .iter()
-            .any(|n| self.never_cache.contains(*n))
+    /// An r2d2 connection customizer that instruments every pooled
+    /// connection (feature `r2d2`).
+    ///
+    /// ```no_run
+    /// # #[cfg(feature = "r2d2")] {
+    /// use diesel::r2d2::{ConnectionManager, Pool};
+    /// use diesel::PgConnection;
+    /// let cache = cachebot::Cache::in_process();
+    /// let pool = Pool::builder()
+    ///     .connection_customizer(Box::new(cache.pool_customizer()))
+    ///     .build(ConnectionManager::<PgConnection>::new("postgres://localhost/app"))
+    ///     .unwrap();
+    /// # }
+    /// ```
+    #[cfg(feature = "r2d2")]
+    pub fn pool_customizer(&self) -> crate::PoolCustomizer {
+        instrument::PoolCustomizer::new(self.reader.invalidator.clone())
     }
 
-    /// Read the foreign keys, rules, views and partitions, when not learned
-    /// within the last minute or when a connection ran DDL since.
-    pub(crate) fn learn_cascades<Conn>(&self, conn: &mut Conn) -> diesel::QueryResult<()>
-    where
-        Conn: diesel::connection::LoadConnection<Backend = Pg>,
-    {
-        use diesel::RunQueryDsl;
-        let fresh = self
-            .cascades_learned
-            .lock()
-            .ok()
-            .and_then(|at| *at)
-            .is_some_and(|at| at.elapsed() < crate::scope::MAX_AGE);
-        if fresh {
-            return Ok(());
-        }
-        let fks: Vec<ForeignKey> = diesel::sql_query(
-            "SELECT cn.nspname::text AS child_schema, c.relname::text AS child, \
-             pn.nspname::text AS parent_schema, p.relname::text AS parent, \
-             confdeltype IN ('c', 'n', 'd') AS on_delete, \
-             confupdtype IN ('c', 'n', 'd') AS on_update \
-             FROM pg_catalog.pg_constraint k \
-             JOIN pg_catalog.pg_class c ON c.oid = k.conrelid \
-             JOIN pg_catalog.pg_namespace cn ON cn.oid = c.relnamespace \
-             JOIN pg_catalog.pg_class p ON p.oid = k.confrelid \
-             JOIN pg_catalog.pg_namespace pn ON pn.oid = p.relnamespace \
-             WHERE contype = 'f'",
-        )
-        .load(conn)?;
-        // Rules other than a view's `_RETURN`, and views themselves.
-        let ruled: Vec<Ruled> = diesel::sql_query(
-            "SELECT DISTINCT n.nspname::text AS schema, c.relname::text AS name \
-             FROM pg_catalog.pg_class c \
-             JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace \
-             LEFT JOIN pg_catalog.pg_rewrite r ON r.ev_class = c.oid AND r.ev_type <> '1' \
-             WHERE c.relkind = 'v' OR r.oid IS NOT NULL",
-        )
-        .load(conn)?;
-        let inherits: Vec<Inherits> = diesel::sql_query(
-            "SELECT cn.nspname::text AS child_schema, c.relname::text AS child, \
-             pn.nspname::text AS parent_schema, p.relname::text AS parent \
-             FROM pg_catalog.pg_inherits i \
-             JOIN pg_catalog.pg_class c ON c.oid = i.inhrelid \
-             JOIN pg_catalog.pg_namespace cn ON cn.oid = c.relnamespace \
-             JOIN pg_catalog.pg_class p ON p.oid = i.inhparent \
-             JOIN pg_catalog.pg_namespace pn ON pn.oid = p.relnamespace",
-        )
-        .load(conn)?;
-        let mut cascades = Cascades {
-            ruled: ruled
-                .iter()
-                .map(|r| crate::scope::qualify(&r.schema, &r.name))
-                .collect(),
-            ..Cascades::default()
-        };
-        for i in inherits {
-            let child = crate::scope::qualify(&i.child_schema, &i.child);
-            let parent = crate::scope::qualify(&i.parent_schema, &i.parent);
-            let edges = &mut cascades.inheritance;
-            edges.entry(parent.clone()).or_default().push(child.clone());
-            edges.entry(child).or_default().push(parent);
-        }
-        for fk in fks {
-            let child = crate::scope::qualify(&fk.child_schema, &fk.child);
-            let parent = crate::scope::qualify(&fk.parent_schema, &fk.parent);
-            cascades
-                .on_truncate
-                .entry(parent.clone())
-                .or_default()
-                .push(child.clone());
-            if fk.on_delete {
-                cascades
-                    .on_delete
-                    .entry(parent.clone())
-                    .or_default()
-                    .push(child.clone());
-            }
-            if fk.on_update {
-                cascades.on_update.entry(parent).or_default().push(child);
-            }
-        }
-        if let Ok(mut m) = self.cascades.write() {
-            *m = cascades;
-        }
-        if let Ok(mut at) = self.cascades_learned.lock() {
-            *at = Some(std::time::Instant::now());
-        }
-        Ok(())
-    }
-
-    /// The "all" keys of `tables` and of every table a cascade of the given
-    /// kinds, or inheritance (partitions), can reach from them; the global
-    /// key alone if any of them has rules (or is a view).
-    pub(crate) fn table_keys_with_cascades(
+    /// Load one small query per id (typically `table.find(id)`) with ONE
+    /// store round trip for all of them, and ONE database query for the ids
+    /// the cache does not hold. What `#[derive(CacheBot)]`'s `get_many`
+    /// uses; each id's entry is the same as the one its single get reads.
+    ///
+    /// Returns the rows of the ids found, in the order of `ids`.
+    ///
+    /// ```no_run
+    /// # use cachebot::prelude::*;
+    /// # use diesel::prelude::*;
+    /// # diesel::table! { photos (id) { id -> Int4, status -> Int4 } }
+    /// # fn run(cache: &Cache, conn: &mut PgConnection) -> QueryResult<()> {
+    /// let rows: Vec<(i32, i32)> = cache.get_many(
+    ///     conn,
+    ///     &[1, 2, 3],
+    ///     |id: &i32| photos::table.find(*id),
+    ///     |conn: &mut PgConnection, missing: &[i32]| {
+    ///         photos::table.filter(photos::id.eq_any(missing.to_vec())).load(conn)
+    ///     },
+    ///     |row: &(i32, i32)| row.0,
+    /// )?;
+    /// # Ok(()) }
+    /// ```
+    pub fn get_many<M, Id, Q, F, L, I>(
         &self,
-        tables: &[String],
-        kinds: &[Cascade],
-    ) -> Vec<Key> {
-        let mut seen: HashSet<String> = tables.iter().cloned().collect();
-        let mut queue: Vec<String> = tables.to_vec();
-        if let Ok(c) = self.cascades.read() {
-            while let Some(t) = queue.pop() {
-                // Rules fire on the statements cascades run, too.
-                if c.ruled.contains(&t) {
-                    return vec![key::global_key()];
-                }
-                let children = kinds
-                    .iter()
-                    .map(|k| match k {
-                        Cascade::Delete => c.on_delete.get(&t),
-                        Cascade::Update => c.on_update.get(&t),
-                        Cascade::Truncate => c.on_truncate.get(&t),
-                        Cascade::Insert => None,
-                    })
-                    .chain([c.inheritance.get(&t)]);
-                for child in children.flatten().flatten() {
-                    if seen.insert(child.clone()) {
-                        queue.push(child.clone());
-                    }
-                }
-            }
-        }
-        let mut keys: Vec<Key> = seen.iter().map(|t| key::table_key(t)).collect();
-        keys.sort();
-        keys
+        conn: &mut PgConnection,
+        ids: &[Id],
+        find: F,
+        load_missing: L,
+        id_of: I,
+    ) -> QueryResult<Vec<M>>
+    where
+        M: Serialize + DeserializeOwned + Clone + Send + Sync + 'static,
+        Id: PartialEq + Clone,
+        F: Fn(&Id) -> Q,
+        Q: QueryFragment<Pg> + QueryId,
+        L: FnOnce(&mut PgConnection, &[Id]) -> QueryResult<Vec<M>>,
+        I: Fn(&M) -> Id,
+    {
+        self.reader
+            .get_many(&self.codec, conn, ids, find, load_missing, id_of)
     }
-
-    /// Tables reached by cascades from `table`, not including it.
-    pub(crate) fn cascade_children(&self, table: &str, kind: Cascade) -> Vec<Key> {
-        let mut keys = self.table_keys_with_cascades(&[table.to_owned()], &[kind]);
-        let own = key::table_key(table);
-        keys.retain(|k| *k != own);
-        keys
-    }
-
-    /// Bump generations; counted, traced, and reported. Keys the store does
-    /// not take are kept and delivered later (see `deliver`); keys kept from
-    /// earlier failures ride along.
-    pub(crate) fn bump(&self, keys: &[Key]) -> Result<(), Error> {
-        let c = &self.counters;
-        let Some(&database) = self.database.get() else {
-            return Err(Error::NoDatabase);
-        };
-        let keys: Vec<Key> = keys
-            .iter()
-            .map(|k| crate::scope::in_database(database, *k))
-            .collect();
-        let keys = keys.as_slice();
-        let carried = self.undelivered.batch();
-        let result = match &carried {
-            None => self.store.bump(keys),
-            Some(batch) => {
-                let mut all: Vec<Key> = keys.to_vec();
-                all.extend_from_slice(batch.keys());
-                all.sort();
-                all.dedup();
-                self.store.bump(&all)
-            }
-        };
-        match result {
-            Ok(()) => {
-                Counters::add(&c.invalidations, keys.len() as u64);
-                if let Some(batch) = &carried {
-                    self.undelivered.delivered(batch);
-                }
-                Ok(())
-            }
-            Err(e) => {
-                Counters::add(&c.invalidation_errors, keys.len() as u64);
-                tracing::warn!(store = self.store.name(), error = %e, "invalidation failed; kept for delivery");
-                self.undelivered
-                    .add(keys, crate::scope::in_database(database, key::global_key()));
-                Err(e.into())
-            }
-        }
-    }
-
-    /// Whether any of `keys` waits for an undelivered bump of this process.
-    /// One atomic load while nothing is pending; never retries delivery.
-    #[inline]
-    pub(crate) fn depends_on_undelivered(&self, keys: &[Key]) -> bool {
-        self.undelivered.blocks(keys)
-    }
-}
-
-/// Table names as this cache's connections resolved them: what explicit
-/// invalidations by name (and by a row, without a connection) reach.
-pub(crate) struct Known<'a>(pub(crate) &'a Core);
-
-impl Tables for Known<'_> {
-    fn qualified(&self, written: &str) -> Option<Vec<String>> {
-        let names = self.0.names.read().ok()?;
-        match names.get(written) {
-            Some(all) => Some(all.iter().cloned().collect()),
-            // A qualified name stands for itself (the analysis writes
-            // `schema.table`, the scope names it the same way).
-            None => {
-                let (schema, table) = written.split_once('.')?;
-                Some(vec![crate::scope::qualify(schema, table)])
-            }
-        }
-    }
-}
-
-pub(crate) fn render_error(msg: &str) -> diesel::result::Error {
-    diesel::result::Error::QueryBuilderError(msg.into())
 }
 
 /// The (table, column) a single Diesel column renders to.
@@ -871,6 +605,10 @@ fn single_column<Col: QueryFragment<Pg>>(column: &Col) -> Result<(String, String
     let sql = Pg::render(column)?;
     match crate::names::column_list(&sql).as_deref() {
         Some([one]) => Ok(one.clone()),
-        _ => Err(Error::Render(render_error(&format!("not a column: {sql}")))),
+        _ => Err(UsageError::NotAColumn {
+            call: "invalidate_value",
+            got: sql,
+        }
+        .into()),
     }
 }

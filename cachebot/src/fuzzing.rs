@@ -12,7 +12,7 @@ use std::collections::{BTreeMap, HashMap};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::codec::Codec;
-use crate::entry::{self, Protect, Seal, Verify};
+use crate::read::entry::{self, Protect, Seal, Verify};
 use crate::store::Key;
 
 /// A row with every kind of field a codec decodes differently: integers of

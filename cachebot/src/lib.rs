@@ -62,45 +62,40 @@
 //! - [`extract`]: SQL text to dependencies.
 
 pub mod backend;
-mod behind;
 mod cache;
 pub mod codec;
-mod deliver;
-mod entry;
-pub mod error;
+mod dsl;
+mod error;
 pub mod extract;
 #[cfg(any(test, fuzzing))]
 pub mod fuzzing;
 #[cfg(feature = "test-hooks")]
 pub mod hooks;
-mod instrument;
+mod invalidate;
 mod key;
-mod local;
 pub mod model;
 mod names;
-mod plans;
 mod read;
 mod render;
 mod scope;
 mod stats;
 pub mod store;
-mod tx;
 mod weigh;
 pub mod write;
 
 pub use cache::{Cache, CacheBuilder, DEFAULT_LOCAL_BYTES, DEFAULT_TTL, MAX_TTL};
 /// `#[derive(CacheBot)]`: see [`CacheModel`] and the crate's README.
 pub use cachebot_derive::CacheBot;
-pub use error::{CodecError, ConfigError, Error, StoreError, StoreErrorKind};
-pub use instrument::CacheInstrumentation;
+pub use dsl::{CacheDsl, Cached, CachedFirst, CachedLoad, CachedRunQueryDsl};
+pub use error::{CodecError, ConfigError, Error, StoreError, StoreErrorKind, UsageError};
+pub use invalidate::instrument::CacheInstrumentation;
 #[cfg(feature = "r2d2")]
-pub use instrument::PoolCustomizer;
+pub use invalidate::instrument::PoolCustomizer;
 pub use key::Dependency;
 pub use model::CacheModel;
-pub use read::{CacheDsl, Cached, CachedFirst, CachedLoad, CachedRunQueryDsl, Explain};
+pub use read::Explain;
 pub use stats::Stats;
 
-/// Everything a reading application needs: `use cachebot::prelude::*;`.
 /// Fires a test hook (feature `test-hooks`); nothing otherwise.
 macro_rules! hook {
     ($point:ident) => {
@@ -110,6 +105,7 @@ macro_rules! hook {
 }
 pub(crate) use hook;
 
+/// Everything a reading application needs: `use cachebot::prelude::*;`.
 pub mod prelude {
     pub use crate::{Cache, CacheDsl, CachedRunQueryDsl};
 }

@@ -285,7 +285,7 @@ pub mod __private {
 
     /// Count reads that skip the cache by design (a model's gets switched off).
     pub fn count_bypass<C: crate::codec::Codec>(cache: &crate::Cache<C>, reads: u64) {
-        crate::stats::Counters::add(&cache.core.counters.bypasses, reads);
+        crate::stats::Counters::add(&cache.reader.counters().bypasses, reads);
     }
 
     /// Register the model's composite keys for the read side (idempotent).

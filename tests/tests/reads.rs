@@ -494,6 +494,19 @@ fn keyed_on_rejects_things_that_are_not_columns() {
         err.to_string().contains("keyed_on expects columns"),
         "{err}"
     );
+    // The crate's own error, typed, inside Diesel's.
+    let diesel::result::Error::QueryBuilderError(inner) = &err else {
+        panic!("not a QueryBuilderError: {err:?}");
+    };
+    assert!(
+        matches!(
+            inner.downcast_ref::<cachebot::Error>(),
+            Some(cachebot::Error::Usage(
+                cachebot::UsageError::NotAColumn { .. }
+            ))
+        ),
+        "{inner:?}"
+    );
 }
 
 #[test]

@@ -721,14 +721,17 @@ fn error_kind(error: &ClientError) -> StoreErrorKind {
 /// Whether a prefix is acceptable: short, printable ASCII, no spaces.
 fn check_prefix(prefix: &str) -> Result<(), ConfigError> {
     if prefix.len() > MemcachedStore::MAX_PREFIX_LEN {
-        return Err(ConfigError(format!(
-            "memcached key prefix is {} bytes long, the limit is {}",
-            prefix.len(),
-            MemcachedStore::MAX_PREFIX_LEN
-        )));
+        return Err(ConfigError::new(
+            "prefix",
+            format!(
+                "memcached key prefix is {} bytes long, the limit is {}",
+                prefix.len(),
+                MemcachedStore::MAX_PREFIX_LEN
+            ),
+        ));
     }
     if let Some(bad) = prefix.chars().find(|c| !c.is_ascii_graphic()) {
-        return Err(ConfigError(format!(
+        return Err(ConfigError::new("prefix", format!(
             "memcached key prefix {prefix:?} contains {bad:?}: only printable ASCII without spaces is allowed"
         )));
     }
@@ -921,45 +924,55 @@ impl MemcachedStoreBuilder {
     /// ```
     pub fn build(self) -> Result<MemcachedStore, ConfigError> {
         if self.servers.is_empty() {
-            return Err(ConfigError(
-                "the memcached store needs at least one server".to_owned(),
+            return Err(ConfigError::new(
+                "servers",
+                "the memcached store needs at least one server",
             ));
         }
         check_prefix(&self.prefix)?;
         if self.io_timeout.is_zero() {
-            return Err(ConfigError(
-                "the memcached io_timeout must not be zero".to_owned(),
+            return Err(ConfigError::new(
+                "io_timeout",
+                "the memcached io_timeout must not be zero",
             ));
         }
         if self.connect_timeout.is_zero() {
-            return Err(ConfigError(
-                "the memcached connect_timeout must not be zero".to_owned(),
+            return Err(ConfigError::new(
+                "connect_timeout",
+                "the memcached connect_timeout must not be zero",
             ));
         }
         if self.max_connections == Some(0) {
-            return Err(ConfigError(
-                "the memcached max_connections must not be zero".to_owned(),
+            return Err(ConfigError::new(
+                "max_connections",
+                "the memcached max_connections must not be zero",
             ));
         }
         let mut seen = HashSet::new();
         let mut servers = Vec::with_capacity(self.servers.len());
         for name in &self.servers {
             if !seen.insert(name.as_str()) {
-                return Err(ConfigError(format!(
-                    "memcached server {name:?} is listed twice"
-                )));
+                return Err(ConfigError::new(
+                    "servers",
+                    format!("memcached server {name:?} is listed twice"),
+                ));
             }
             let addrs: Vec<SocketAddr> = name
                 .as_str()
                 .to_socket_addrs()
                 .map_err(|error| {
-                    ConfigError(format!("cannot resolve memcached server {name:?}: {error}"))
+                    ConfigError::new(
+                        "servers",
+                        format!("cannot resolve memcached server {name:?}"),
+                    )
+                    .with_source(error)
                 })?
                 .collect();
             if addrs.is_empty() {
-                return Err(ConfigError(format!(
-                    "memcached server {name:?} resolves to no address"
-                )));
+                return Err(ConfigError::new(
+                    "servers",
+                    format!("memcached server {name:?} resolves to no address"),
+                ));
             }
             servers.push(Server {
                 name: name.clone(),
@@ -972,7 +985,10 @@ impl MemcachedStoreBuilder {
             .max_idle(self.max_idle)
             .max_connections(self.max_connections)
             .connect_multiple(self.servers.iter().cloned())
-            .map_err(|error| ConfigError(format!("memcached client: {error}")))?;
+            .map_err(|error| {
+                ConfigError::new("servers", "the memcached client could not be built")
+                    .with_source(error)
+            })?;
         let pipeline = Pipeline::new(
             servers
                 .iter()

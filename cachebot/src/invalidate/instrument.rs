@@ -6,26 +6,24 @@
 //! (`diesel::update(..).execute`, `sql_query`, `batch_execute`) bump the
 //! "all rows" generation of each table they write; a write it cannot
 //! attribute to a table bumps the global generation. Inside a transaction
-//! the bumps wait for the outermost COMMIT to finish ([`crate::tx`]).
+//! the bumps wait for the outermost COMMIT to finish ([`super::tx`]).
 //! Correctness never depends on users remembering the write API; only
 //! precision does.
 
-use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use diesel::connection::{Connection, Instrumentation, InstrumentationEvent, LoadConnection};
 use diesel::pg::Pg;
 
+use super::tx::{self, Control, Tracker};
+use super::{Cascade, Invalidator};
 use crate::backend::CacheBackend;
-use crate::cache::{Cache, Core};
-use crate::codec::Codec;
+use crate::error::Error;
 use crate::extract::{batch_writes, WriteTargets};
 use crate::key;
 use crate::scope::{self, Scope, Tables};
 use crate::stats::Counters;
 use crate::store::Key;
-use crate::tx::{self, Control, Tracker};
-use crate::write::Cascade;
 
 /// The instrumentation the crate installs on a connection.
 ///
@@ -44,7 +42,7 @@ use crate::write::Cascade;
 /// # Ok(()) }
 /// ```
 pub struct CacheInstrumentation {
-    core: Arc<Core>,
+    core: Arc<Invalidator>,
     tracker: Tracker,
     /// Set by the crate's own write API just before it runs a write whose
     /// exact invalidation it computes itself.
@@ -70,7 +68,7 @@ impl std::fmt::Debug for CacheInstrumentation {
 }
 
 impl CacheInstrumentation {
-    pub(crate) fn new(core: Arc<Core>) -> Self {
+    pub(crate) fn new(core: Arc<Invalidator>) -> Self {
         CacheInstrumentation {
             core,
             tracker: Tracker::default(),
@@ -108,7 +106,7 @@ impl CacheInstrumentation {
     }
 
     /// Whether this instrumentation invalidates for `core`'s cache.
-    pub(crate) fn serves(&self, core: &Arc<Core>) -> bool {
+    pub(crate) fn serves(&self, core: &Arc<Invalidator>) -> bool {
         Arc::ptr_eq(&self.core, core)
     }
 
@@ -251,6 +249,18 @@ pub(crate) enum NoScope {
 }
 
 impl NoScope {
+    /// What an API that must refuse (instrument, the write API) reports.
+    pub(crate) fn into_error(self) -> Error {
+        match self {
+            NoScope::Foreign => Error::NotInstrumented,
+            NoScope::BareInTransaction => Error::NotInstrumentedInTransaction,
+            NoScope::OtherDatabase => Error::OtherDatabase,
+            NoScope::Catalog => Error::Database(diesel::result::Error::QueryBuilderError(
+                self.reason().into(),
+            )),
+        }
+    }
+
     pub(crate) fn reason(&self) -> &'static str {
         match self {
             NoScope::Foreign => "the connection does not carry the crate's instrumentation",
@@ -270,7 +280,7 @@ impl NoScope {
 /// instrumentation at all gets the crate's (so that its writes invalidate
 /// too); one that carries another's cannot be used: counted and traced once.
 pub(crate) fn scope_of<Conn, T>(
-    core: &Arc<Core>,
+    core: &Arc<Invalidator>,
     conn: &mut Conn,
     tables: &[T],
 ) -> Result<Arc<Scope>, NoScope>
@@ -280,7 +290,7 @@ where
 {
     if installed(conn).is_none() {
         if !is_bare(conn) {
-            if !core.warned_uninstrumented.swap(true, Ordering::Relaxed) {
+            if core.first_uninstrumented() {
                 tracing::warn!(
                     "a cached read on a connection whose instrumentation is not cachebot's: \
                      reading the database (chain yours with CacheInstrumentation::chain)"
@@ -288,7 +298,7 @@ where
             }
             return Err(NoScope::Foreign);
         }
-        if crate::read::in_transaction(conn) {
+        if in_transaction(conn) {
             return Err(NoScope::BareInTransaction);
         }
         if core.learn_cascades(conn).is_err() {
@@ -302,7 +312,7 @@ where
         .filter(|s| tables.iter().all(|t| s.resolve(t.as_ref()).is_some()));
     let scope = match known {
         // Adopted when it was learned: only the database to compare.
-        Some(s) if core.database.get() == Some(&s.database) => return Ok(s),
+        Some(s) if core.is_ours(&s) => return Ok(s),
         Some(s) => s,
         None => {
             // The qualified names asked for before, and this read's.
@@ -343,13 +353,13 @@ where
 /// The connection's scope if it is learned, trusted and of this cache's
 /// database: what a read whose plan is remembered needs (its tables were
 /// resolved in this very scope when the plan was made).
-pub(crate) fn trusted_scope<Conn>(core: &Core, conn: &mut Conn) -> Option<Arc<Scope>>
+pub(crate) fn trusted_scope<Conn>(core: &Invalidator, conn: &mut Conn) -> Option<Arc<Scope>>
 where
     Conn: Connection,
 {
     installed(conn)
         .and_then(|i| i.current_scope().cloned())
-        .filter(|s| core.database.get() == Some(&s.database))
+        .filter(|s| core.is_ours(s))
 }
 
 /// Whether the connection carries no instrumentation at all (Diesel's
@@ -365,8 +375,8 @@ fn is_bare<Conn: Connection>(conn: &mut Conn) -> bool {
 
 /// Count a read that could not use the cache on its connection.
 /// (The caller counts the bypass.)
-pub(crate) fn count_no_scope(core: &Core, why: &NoScope) {
-    Counters::bump(&core.counters.uninstrumented);
+pub(crate) fn count_no_scope(core: &Invalidator, why: &NoScope) {
+    Counters::bump(&core.counters().uninstrumented);
     tracing::trace!(reason = why.reason(), "cache bypass");
 }
 
@@ -551,38 +561,25 @@ pub(crate) fn installed<Conn: Connection>(conn: &mut Conn) -> Option<&mut CacheI
         .downcast_mut::<CacheInstrumentation>()
 }
 
-impl<C: Codec> Cache<C> {
-    /// A fresh instrumentation for one connection; see [`Cache::instrument`].
-    pub fn instrumentation(&self) -> CacheInstrumentation {
-        CacheInstrumentation::new(self.core.clone())
-    }
-
-    /// Install the crate's instrumentation on `conn`, and learn what the
-    /// cache needs to know about it: the database it reaches (a cache
-    /// serves one database), what its table names resolve to under its
-    /// `search_path`, which columns compare by bytes, and the foreign keys
-    /// whose cascades write child tables.
-    ///
-    /// It replaces the connection's instrumentation, chained with Diesel's
-    /// default one (`diesel::connection::set_default_instrumentation`); to
-    /// keep another of yours, install
-    /// `cache.instrumentation().chain(yours)` with `conn.set_instrumentation`
-    /// instead. A later `set_instrumentation` that drops the crate's makes
-    /// cached reads on the connection go to the database (counted in
-    /// [`Stats::uninstrumented`](crate::Stats::uninstrumented)) and the
-    /// crate's writes fail with [`Error::NotInstrumented`](crate::Error::NotInstrumented).
-    ///
-    /// A connection that carries no instrumentation at all is instrumented
-    /// by its first cached read.
-    pub fn instrument(&self, conn: &mut diesel::PgConnection) -> diesel::QueryResult<()> {
-        install(&self.core, conn)
-    }
+/// Reads inside a transaction bypass the cache: the transaction's snapshot
+/// may predate the generations, and its uncommitted rows must never be
+/// stored. A connection whose transaction state is broken bypasses too, and
+/// so does one whose instrumentation saw a transaction open that Diesel's
+/// transaction manager did not (a raw `BEGIN` through `batch_execute`).
+pub(crate) fn in_transaction<Conn: Connection>(conn: &mut Conn) -> bool {
+    use diesel::connection::TransactionManager;
+    let status = Conn::TransactionManager::transaction_manager_status_mut(conn);
+    !matches!(status.transaction_depth(), Ok(None))
+        || installed(conn).is_some_and(|i| i.in_transaction())
 }
 
 /// Learn the cascades and the connection's scope, and install the crate's
 /// instrumentation, chained with Diesel's default instrumentation (the one
 /// `diesel::connection::set_default_instrumentation` sets, if any).
-fn install(core: &Arc<Core>, conn: &mut diesel::PgConnection) -> diesel::QueryResult<()> {
+pub(crate) fn install(
+    core: &Arc<Invalidator>,
+    conn: &mut diesel::PgConnection,
+) -> Result<(), Error> {
     core.learn_cascades(conn)?;
     let mut instrumentation = CacheInstrumentation::new(core.clone());
     if let Some(default) = diesel::connection::get_default_instrumentation() {
@@ -592,14 +589,7 @@ fn install(core: &Arc<Core>, conn: &mut diesel::PgConnection) -> diesel::QueryRe
     // The database and the names, now: writes may come before any read.
     match scope_of::<_, &str>(core, conn, &[]) {
         Ok(_) => Ok(()),
-        Err(NoScope::OtherDatabase) => Err(diesel::result::Error::QueryBuilderError(
-            "cachebot: this connection reaches another database than the one this cache \
-             caches; use one Cache per database"
-                .into(),
-        )),
-        Err(why) => Err(diesel::result::Error::QueryBuilderError(
-            why.reason().into(),
-        )),
+        Err(why) => Err(why.into_error()),
     }
 }
 
@@ -678,7 +668,7 @@ mod tests {
 #[cfg(feature = "r2d2")]
 #[derive(Clone)]
 pub struct PoolCustomizer {
-    core: Arc<Core>,
+    core: Arc<Invalidator>,
 }
 
 #[cfg(feature = "r2d2")]
@@ -693,17 +683,13 @@ impl diesel::r2d2::CustomizeConnection<diesel::PgConnection, diesel::r2d2::Error
     for PoolCustomizer
 {
     fn on_acquire(&self, conn: &mut diesel::PgConnection) -> Result<(), diesel::r2d2::Error> {
-        install(&self.core, conn).map_err(diesel::r2d2::Error::QueryError)
+        install(&self.core, conn).map_err(|e| diesel::r2d2::Error::QueryError(e.into_diesel()))
     }
 }
 
 #[cfg(feature = "r2d2")]
-impl<C: Codec> Cache<C> {
-    /// An r2d2 connection customizer that instruments every pooled
-    /// connection (feature `r2d2`).
-    pub fn pool_customizer(&self) -> PoolCustomizer {
-        PoolCustomizer {
-            core: self.core.clone(),
-        }
+impl PoolCustomizer {
+    pub(crate) fn new(core: Arc<Invalidator>) -> PoolCustomizer {
+        PoolCustomizer { core }
     }
 }

@@ -38,7 +38,8 @@ use diesel::{QueryResult, RunQueryDsl, Selectable, SelectableHelper, Table};
 use crate::backend::CacheBackend;
 use crate::cache::Cache;
 use crate::codec::Codec;
-use crate::instrument::{installed, scope_of, NoScope};
+use crate::invalidate::instrument::{in_transaction, installed, scope_of, NoScope};
+use crate::invalidate::Cascade;
 use crate::key;
 use crate::model::{CacheModel, RowKeys};
 use crate::scope::{Scope, Tables};
@@ -422,17 +423,6 @@ where
     Ok(new)
 }
 
-/// Which foreign-key actions a write can trigger.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Cascade {
-    Delete,
-    Update,
-    /// `TRUNCATE ... CASCADE`: every referencing table, whatever its action.
-    Truncate,
-    /// An insert: no foreign-key action, only partitions and rules.
-    Insert,
-}
-
 fn mark_own_write(conn: &mut PgConnection) {
     if let Some(i) = installed(conn) {
         i.expect_own_write();
@@ -461,34 +451,17 @@ impl Guard {
         cache: &Cache<C>,
         conn: &mut PgConnection,
     ) -> QueryResult<Guard> {
-        let scope = match scope_of(&cache.core, conn, &[M::table_name()]) {
+        let inv = &cache.reader.invalidator;
+        let scope = match scope_of(inv, conn, &[M::table_name()]) {
             Ok(scope) => Some(scope),
-            Err(NoScope::Foreign) => {
-                return Err(DieselError::QueryBuilderError(Box::new(
-                    crate::Error::NotInstrumented,
-                )))
-            }
-            Err(NoScope::OtherDatabase) => {
-                return Err(DieselError::QueryBuilderError(
-                    "cachebot: this connection reaches another database than the one this \
-                     cache caches; use one Cache per database"
-                        .into(),
-                ))
-            }
-            Err(why @ NoScope::BareInTransaction) => {
-                return Err(DieselError::QueryBuilderError(why.reason().into()))
-            }
             Err(NoScope::Catalog) => None,
+            Err(why) => return Err(why.into_error().into_diesel()),
         };
         // Deferring to COMMIT needs this cache's instrumentation (another
         // cache's would bump its own store).
-        let ours = installed(conn).is_some_and(|i| i.serves(&cache.core));
-        if !ours && crate::read::in_transaction(conn) {
-            return Err(DieselError::QueryBuilderError(
-                "cachebot: a write inside a transaction needs the connection instrumented by \
-                 this cache (Cache::instrument) so that invalidation waits for COMMIT"
-                    .into(),
-            ));
+        let ours = installed(conn).is_some_and(|i| i.serves(inv));
+        if !ours && in_transaction(conn) {
+            return Err(crate::Error::NotInstrumentedInTransaction.into_diesel());
         }
         Ok(Guard { scope })
     }
@@ -529,7 +502,7 @@ impl Guard {
         match self.tables().qualified(M::table_name()) {
             Some(tables) => tables
                 .iter()
-                .flat_map(|t| cache.core.cascade_children(t, kind))
+                .flat_map(|t| cache.reader.invalidator.cascade_children(t, kind))
                 .collect(),
             None => vec![key::global_key()],
         }
@@ -540,11 +513,12 @@ impl Guard {
         if keys.is_empty() {
             return;
         }
-        match installed(conn).filter(|i| i.serves(&cache.core)) {
+        let inv = &cache.reader.invalidator;
+        match installed(conn).filter(|i| i.serves(inv)) {
             Some(i) => i.invalidate(keys),
             // Errors are counted and traced by `bump`; the write itself succeeded.
             None => {
-                let _ = cache.core.bump(&keys);
+                let _ = inv.bump(&keys);
             }
         }
     }

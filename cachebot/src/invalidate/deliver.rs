@@ -380,7 +380,7 @@ mod tests {
         };
         let cache = Cache::builder().store(store).build().unwrap();
         // As if a connection had told the cache its database.
-        let _ = cache.core.database.set(1);
+        let _ = cache.reader.invalidator.database.set(1);
         (cache, (down, bumped))
     }
 
@@ -399,7 +399,7 @@ mod tests {
     #[test]
     fn a_failed_bump_is_delivered_in_the_background_and_the_thread_ends() {
         let (cache, (down, bumped)) = flaky_cache();
-        let u = &cache.core.undelivered;
+        let u = &cache.reader.invalidator.undelivered;
         let photos = crate::scope::in_database(1, key::table_key("public.photos"));
         assert!(!u.blocks(&[photos]));
         assert!(cache.invalidate_table("public.photos").is_err());
@@ -445,7 +445,7 @@ mod tests {
     #[test]
     fn a_delivery_forgets_only_what_did_not_fail_again() {
         let (cache, (down, _)) = flaky_cache();
-        let u = &cache.core.undelivered;
+        let u = &cache.reader.invalidator.undelivered;
         let (a, b) = (key::table_key("a"), key::table_key("b"));
         u.add(&[a, b], key::global_key());
         let first = u.batch().unwrap();
@@ -462,7 +462,7 @@ mod tests {
     #[test]
     fn an_overflow_bypasses_everything_and_bumps_the_global_generation() {
         let (cache, (down, bumped)) = flaky_cache();
-        let u = &cache.core.undelivered;
+        let u = &cache.reader.invalidator.undelivered;
         let keys: Vec<Key> = (0..MAX_PENDING as u128).map(Key::generation).collect();
         u.add(&keys, key::global_key());
         assert_eq!(u.len(), MAX_PENDING);
@@ -481,7 +481,7 @@ mod tests {
     fn dropping_the_cache_ends_the_thread() {
         let (cache, (_down, _)) = flaky_cache();
         assert!(cache.invalidate_all().is_err());
-        let shared = cache.core.undelivered.shared.clone();
+        let shared = cache.reader.invalidator.undelivered.shared.clone();
         assert!(shared.lock().thread);
         drop(cache);
         // The thread held the only other reference.

@@ -1,0 +1,251 @@
+//! The invalidation layer: everything a write needs, shared by the cache
+//! handle, the crate's write API and connection instrumentation.
+//!
+//! A write becomes generation bumps here and nowhere else: [`Invalidator`]
+//! scopes keys to the cache's database, sends them to the store, keeps the
+//! ones the store did not take for background delivery ([`deliver`]),
+//! closes a write's tables over foreign-key cascades, partitions and rules
+//! ([`cascade`]), and knows how connections resolved table names (what an
+//! explicit invalidation by name reaches). Connection instrumentation
+//! ([`instrument`]) sees every statement a connection runs and holds back
+//! bumps of an open transaction until it commits ([`tx`]).
+//!
+//! The read path depends on this layer (scopes, pending bumps); this layer
+//! depends on nothing of the read path.
+
+pub(crate) mod cascade;
+pub(crate) mod deliver;
+pub(crate) mod instrument;
+pub(crate) mod tx;
+
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, OnceLock, RwLock};
+
+use diesel::connection::LoadConnection;
+use diesel::pg::Pg;
+
+use crate::error::Error;
+use crate::key;
+use crate::scope::{self, Scope, Tables};
+use crate::stats::Counters;
+use crate::store::{Key, Store};
+
+pub(crate) use cascade::Cascade;
+
+/// Bumps generations for one cache: scoped, counted, traced, delivered.
+pub(crate) struct Invalidator {
+    store: Arc<dyn Store>,
+    counters: Arc<Counters>,
+    /// Foreign keys, rules, views, partitions (see `cascade`).
+    cascades: cascade::Learned,
+    /// Bumps the store did not take (down, timed out), delivered by a
+    /// background thread with backoff and carried along by later bumps; a
+    /// read that depends on one of them bypasses the cache until it is
+    /// delivered, so an entry stored before the write can never be served
+    /// after it (see `deliver`).
+    pub(super) undelivered: deliver::Undelivered,
+    /// The database this cache caches (see `scope`), learned from the first
+    /// connection: every key in the store is scoped to it.
+    pub(super) database: OnceLock<u128>,
+    /// Unqualified table name -> the schema-qualified tables connections
+    /// resolved it to: what an explicit invalidation by name reaches.
+    names: RwLock<HashMap<String, HashSet<String>>>,
+    /// A read on a connection without the crate's instrumentation was
+    /// traced (once per cache).
+    warned_uninstrumented: AtomicBool,
+}
+
+impl Invalidator {
+    pub(crate) fn new(store: Arc<dyn Store>, counters: Arc<Counters>) -> Invalidator {
+        Invalidator {
+            undelivered: deliver::Undelivered::new(store.clone(), counters.clone()),
+            store,
+            counters,
+            cascades: cascade::Learned::default(),
+            database: OnceLock::new(),
+            names: RwLock::new(HashMap::new()),
+            warned_uninstrumented: AtomicBool::new(false),
+        }
+    }
+
+    pub(crate) fn counters(&self) -> &Counters {
+        &self.counters
+    }
+
+    /// The database this cache is bound to, once a connection was seen.
+    pub(crate) fn database(&self) -> Option<u128> {
+        self.database.get().copied()
+    }
+
+    /// Whether `scope` belongs to this cache's database.
+    pub(crate) fn is_ours(&self, scope: &Scope) -> bool {
+        self.database.get() == Some(&scope.database)
+    }
+
+    /// Bind this cache to the scope's database (the first one it sees) and
+    /// remember how the scope resolves names. `false` when the scope belongs
+    /// to another database than the cache's: such a connection bypasses.
+    pub(crate) fn adopt(&self, scope: &Scope) -> bool {
+        if *self.database.get_or_init(|| scope.database) != scope.database {
+            return false;
+        }
+        let fresh = self.names.read().is_ok_and(|names| {
+            scope
+                .names()
+                .all(|(w, q)| names.get(w).is_some_and(|all| all.contains(q)))
+        });
+        if !fresh {
+            if let Ok(mut names) = self.names.write() {
+                for (written, qualified) in scope.names() {
+                    names
+                        .entry(written.to_owned())
+                        .or_default()
+                        .insert(qualified.to_owned());
+                }
+            }
+        }
+        true
+    }
+
+    /// `true` the first time it is asked: trace a foreign instrumentation once.
+    pub(crate) fn first_uninstrumented(&self) -> bool {
+        !self.warned_uninstrumented.swap(true, Ordering::Relaxed)
+    }
+
+    /// A connection ran DDL: learn the cascades again before the next read.
+    pub(crate) fn forget_cascades(&self) {
+        self.cascades.forget();
+    }
+
+    /// Learn the cascades, unless learned recently.
+    pub(crate) fn learn_cascades<Conn>(&self, conn: &mut Conn) -> diesel::QueryResult<()>
+    where
+        Conn: LoadConnection<Backend = Pg>,
+    {
+        self.cascades.learn(conn)
+    }
+
+    /// The "all" keys of `tables` and of every table cascades of `kinds`
+    /// reach from them (see [`cascade::Learned::table_keys`]).
+    pub(crate) fn table_keys_with_cascades(
+        &self,
+        tables: &[String],
+        kinds: &[Cascade],
+    ) -> Vec<Key> {
+        self.cascades.table_keys(tables, kinds)
+    }
+
+    /// Tables reached by cascades from `table`, not including it.
+    pub(crate) fn cascade_children(&self, table: &str, kind: Cascade) -> Vec<Key> {
+        self.cascades.children(table, kind)
+    }
+
+    /// Table names as this cache's connections resolved them.
+    pub(crate) fn known(&self) -> Known<'_> {
+        Known(self)
+    }
+
+    /// Bump generations; counted, traced, and reported. Keys the store does
+    /// not take are kept and delivered later (see `deliver`); keys kept from
+    /// earlier failures ride along.
+    pub(crate) fn bump(&self, keys: &[Key]) -> Result<(), Error> {
+        let c = &self.counters;
+        let Some(database) = self.database() else {
+            return Err(Error::NoDatabase);
+        };
+        let keys: Vec<Key> = keys
+            .iter()
+            .map(|k| scope::in_database(database, *k))
+            .collect();
+        let carried = self.undelivered.batch();
+        let result = match &carried {
+            None => self.store.bump(&keys),
+            Some(batch) => {
+                let mut all: Vec<Key> = keys.clone();
+                all.extend_from_slice(batch.keys());
+                all.sort();
+                all.dedup();
+                self.store.bump(&all)
+            }
+        };
+        match result {
+            Ok(()) => {
+                Counters::add(&c.invalidations, keys.len() as u64);
+                if let Some(batch) = &carried {
+                    self.undelivered.delivered(batch);
+                }
+                Ok(())
+            }
+            Err(e) => {
+                Counters::add(&c.invalidation_errors, keys.len() as u64);
+                tracing::warn!(store = self.store.name(), error = %e, "invalidation failed; kept for delivery");
+                self.undelivered
+                    .add(&keys, scope::in_database(database, key::global_key()));
+                Err(e.into())
+            }
+        }
+    }
+
+    /// Invalidate every cached query that reads `table` (bare: in every
+    /// schema connections resolved it to; unknown: everything).
+    pub(crate) fn invalidate_table(&self, table: &str) -> Result<(), Error> {
+        if table.is_empty() {
+            return Err(Error::NoTable(String::new()));
+        }
+        let keys = match self.known().qualified(table) {
+            Some(names) => names.iter().map(|t| key::table_key(t)).collect(),
+            None => vec![key::global_key()],
+        };
+        self.bump(&keys)
+    }
+
+    /// Invalidate what a row whose `column` of `table` holds `value` (bind
+    /// bytes; `None` is NULL) may affect.
+    pub(crate) fn invalidate_value(
+        &self,
+        table: &str,
+        column: &str,
+        value: Option<&[u8]>,
+    ) -> Result<(), Error> {
+        let keys = match self.known().qualified(table) {
+            Some(names) => names
+                .iter()
+                .flat_map(|t| [key::value_key(t, column, value), key::rows_key(t)])
+                .collect(),
+            None => vec![key::global_key()],
+        };
+        self.bump(&keys)
+    }
+
+    /// Whether any of `keys` waits for an undelivered bump of this process.
+    /// One atomic load while nothing is pending; never retries delivery.
+    #[inline]
+    pub(crate) fn depends_on_undelivered(&self, keys: &[Key]) -> bool {
+        self.undelivered.blocks(keys)
+    }
+
+    /// How many bumps wait for delivery.
+    pub(crate) fn pending(&self) -> usize {
+        self.undelivered.len()
+    }
+}
+
+/// Table names as this cache's connections resolved them: what explicit
+/// invalidations by name (and by a row, without a connection) reach.
+pub(crate) struct Known<'a>(&'a Invalidator);
+
+impl Tables for Known<'_> {
+    fn qualified(&self, written: &str) -> Option<Vec<String>> {
+        let names = self.0.names.read().ok()?;
+        match names.get(written) {
+            Some(all) => Some(all.iter().cloned().collect()),
+            // A qualified name stands for itself (the analysis writes
+            // `schema.table`, the scope names it the same way).
+            None => {
+                let (schema, table) = written.split_once('.')?;
+                Some(vec![scope::qualify(schema, table)])
+            }
+        }
+    }
+}

@@ -1,0 +1,363 @@
+//! Reading through the cache: `query.cache(&cache).load(conn)`.
+//!
+//! One read is: render the query and collect its binds (memoised per query
+//! type), compute the entry key and the generation keys it depends on, then
+//! ask the store for the entry and all those generations in one round trip
+//! (in process, where a lookup costs no round trip, the generations first:
+//! the local tier of decoded rows usually serves, and the entry is not
+//! copied out; a miss there keeps its rows decoded in the local tier
+//! instead of encoding them). The entry is served only if every generation
+//! it was stored with is still current. Otherwise the generations are read
+//! (or created) *before* the database query and stored with the result: a
+//! write that commits in between bumps one of them, so a result read
+//! before that write is never served after it.
+
+pub(crate) mod batch;
+pub(crate) mod behind;
+pub(crate) mod entry;
+pub(crate) mod local;
+pub(crate) mod plan;
+pub(crate) mod plans;
+
+use std::collections::HashSet;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use diesel::QueryResult;
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+use crate::codec::Codec;
+use crate::invalidate::Invalidator;
+use crate::stats::Counters;
+use crate::store::{Fetched, Generation, Key, Store};
+use entry::Reject;
+use local::Local;
+
+pub use plan::Explain;
+
+/// What a read does: go to the database, or through the cache with these keys.
+pub(crate) enum Plan {
+    Bypass(&'static str),
+    Cache { entry: Key, generations: Vec<Key> },
+}
+
+/// The read side of one cache: its store, settings, and the tiers of this
+/// process; the invalidation layer it consults.
+pub(crate) struct Reader {
+    pub(crate) invalidator: Arc<Invalidator>,
+    pub(crate) store: Arc<dyn Store>,
+    pub(crate) ttl: Duration,
+    pub(crate) fingerprint: String,
+    never_cache: HashSet<String>,
+    enabled: AtomicBool,
+    pub(crate) cache_gets: bool,
+    /// Set when entries are written in the background.
+    pub(crate) write_behind: Option<behind::WriteBehind>,
+    /// Decoded results of this process (see `local`).
+    local: Option<Local>,
+    /// The keys of recent reads, per query and binds (see `plans`).
+    pub(crate) plans: plans::Plans,
+    /// The entries' MAC key, when the cache has a secret.
+    seal: Option<entry::Seal>,
+}
+
+/// The settings a [`Reader`] is built with.
+pub(crate) struct ReadSettings {
+    pub(crate) ttl: Duration,
+    pub(crate) fingerprint: String,
+    pub(crate) never_cache: HashSet<String>,
+    pub(crate) enabled: bool,
+    pub(crate) cache_gets: bool,
+    pub(crate) local_bytes: u64,
+    pub(crate) secret: Option<Vec<u8>>,
+}
+
+impl Reader {
+    pub(crate) fn new(
+        invalidator: Arc<Invalidator>,
+        store: Arc<dyn Store>,
+        write_behind: Option<behind::WriteBehind>,
+        s: ReadSettings,
+    ) -> Reader {
+        Reader {
+            invalidator,
+            store,
+            ttl: s.ttl,
+            fingerprint: s.fingerprint,
+            never_cache: s.never_cache,
+            enabled: AtomicBool::new(s.enabled),
+            cache_gets: s.cache_gets,
+            write_behind,
+            local: (s.local_bytes > 0).then(|| Local::new(s.local_bytes, s.ttl)),
+            plans: plans::Plans::new(plans::DEFAULT_BYTES),
+            seal: s.secret.map(|secret| entry::Seal::new(&secret)),
+        }
+    }
+
+    pub(crate) fn counters(&self) -> &Counters {
+        self.invalidator.counters()
+    }
+
+    pub(crate) fn is_enabled(&self) -> bool {
+        self.enabled.load(Ordering::SeqCst)
+    }
+
+    pub(crate) fn set_enabled(&self, enabled: bool) {
+        self.enabled.store(enabled, Ordering::SeqCst);
+    }
+
+    /// Whether a table (as written, and as resolved) is on the never-cache
+    /// list, named either way or by its bare name.
+    pub(crate) fn never_caches(&self, written: &str, qualified: &str) -> bool {
+        if self.never_cache.is_empty() {
+            return false;
+        }
+        let bare = written.rsplit('.').next().unwrap_or(written);
+        [written, qualified, bare]
+            .iter()
+            .any(|n| self.never_cache.contains(*n))
+    }
+
+    /// Serve `plan` from the store, or `load` from the database and store
+    /// the rows (with the generations read before the load).
+    pub(crate) fn read_through<C, U, F>(
+        &self,
+        codec: &Arc<C>,
+        plan: Plan,
+        load: F,
+    ) -> QueryResult<Vec<U>>
+    where
+        C: Codec,
+        U: Serialize + DeserializeOwned + Clone + Send + Sync + 'static,
+        F: FnOnce() -> QueryResult<Vec<U>>,
+    {
+        let inner = self;
+        let c = inner.counters();
+        let (entry_key, gen_keys) = match plan {
+            Plan::Cache { entry, generations } => (entry, generations),
+            Plan::Bypass(why) => {
+                Counters::bump(&c.bypasses);
+                tracing::trace!(reason = why, "cache bypass");
+                return load();
+            }
+        };
+        if inner.invalidator.depends_on_undelivered(&gen_keys) {
+            Counters::bump(&c.fallbacks);
+            tracing::debug!("depends on an undelivered invalidation; reading the database");
+            return load();
+        }
+        let store = inner.store.as_ref();
+        // In process, a lookup costs no round trip: read the generations
+        // alone, and copy the entry out only if the local tier can't serve.
+        let local_first = inner.local.as_ref().filter(|_| store.is_in_process());
+        let fetched = if let Some(local) = local_first {
+            match self.serve_local::<U>(local, entry_key, &gen_keys) {
+                Ok(rows) => {
+                    Counters::bump(&c.hits);
+                    return Ok(rows);
+                }
+                // The generations just read, and the entry alone.
+                Err(Some(generations)) => store
+                    .fetch_many(std::slice::from_ref(&entry_key), &[])
+                    .map(|mut many| Fetched {
+                        entry: many.entries.pop().flatten(),
+                        generations,
+                    }),
+                Err(None) => store.fetch(entry_key, &gen_keys),
+            }
+        } else {
+            store.fetch(entry_key, &gen_keys)
+        };
+        let fetched = match fetched {
+            Ok(f) => f,
+            Err(e) => {
+                Counters::bump(&c.fallbacks);
+                tracing::warn!(store = store.name(), error = %e, "cache read failed; reading the database");
+                return load();
+            }
+        };
+        let current: Option<Vec<Generation>> = fetched.generations.iter().copied().collect();
+        if let Some(current) = &current {
+            let bytes = fetched.entry.as_deref();
+            let try_local = local_first.is_none();
+            if let Some(rows) = self.serve::<C, U>(codec, entry_key, bytes, current, try_local) {
+                Counters::bump(&c.hits);
+                return Ok(rows);
+            }
+        }
+        Counters::bump(&c.misses);
+        // The snapshot must be taken before the database is read.
+        let snapshot = match current {
+            Some(gens) => gens,
+            None => match self.complete_generations(&gen_keys, &fetched.generations) {
+                Ok(gens) => gens,
+                Err(e) => {
+                    Counters::bump(&c.fallbacks);
+                    tracing::warn!(store = store.name(), error = %e, "could not read generations; not caching");
+                    return load();
+                }
+            },
+        };
+        crate::hook!(ReadSnapshotTaken);
+        let rows = load()?;
+        crate::hook!(ReadBeforeStore);
+        self.put(codec, entry_key, snapshot, &rows);
+        Ok(rows)
+    }
+
+    /// The rows the local tier holds for `key`, if they are current: the
+    /// generations are read from the (in-process) store, nothing else.
+    /// Otherwise the generations read, for the caller to check the entry
+    /// against (`None` if the store failed: the caller's fetch reports it).
+    fn serve_local<U: Clone + 'static>(
+        &self,
+        local: &Local,
+        key: Key,
+        gen_keys: &[Key],
+    ) -> Result<Vec<U>, Option<Vec<Option<Generation>>>> {
+        let Ok(fetched) = self.store.fetch_many(&[], gen_keys) else {
+            return Err(None);
+        };
+        local
+            .get::<U>(&key, fetched.generations.iter().copied())
+            .ok_or(Some(fetched.generations))
+    }
+
+    /// The rows of a hit, if the entry is current under `current`: from the
+    /// local tier when this process holds them decoded (unless the caller
+    /// just looked), else decoded from the entry's bytes (and then kept
+    /// locally). Corrupt or undecodable entries are counted and are misses.
+    pub(crate) fn serve<C: Codec, U>(
+        &self,
+        codec: &C,
+        key: Key,
+        bytes: Option<&[u8]>,
+        current: &[Generation],
+        try_local: bool,
+    ) -> Option<Vec<U>>
+    where
+        U: DeserializeOwned + Clone + Send + Sync + 'static,
+    {
+        let inner = self;
+        if try_local {
+            if let Some(rows) = inner
+                .local
+                .as_ref()
+                .and_then(|l| l.get::<U>(&key, current.iter().copied().map(Some)))
+            {
+                return Some(rows);
+            }
+        }
+        let c = inner.counters();
+        match entry::open(bytes?, current, entry::Verify::new(inner.seal, key)) {
+            Ok(payload) => match codec.decode::<Vec<U>>(payload) {
+                Ok(rows) => {
+                    if let Some(local) = &inner.local {
+                        local.insert(key, current, rows.clone(), payload.len());
+                    }
+                    Some(rows)
+                }
+                Err(e) => {
+                    Counters::bump(&c.decode_errors);
+                    tracing::warn!(error = %e, "cached entry does not decode; treating as a miss");
+                    None
+                }
+            },
+            Err(Reject::Corrupt) => {
+                Counters::bump(&c.decode_errors);
+                tracing::warn!("cached entry is corrupt; treating as a miss");
+                None
+            }
+            Err(Reject::Forged) => {
+                Counters::bump(&c.forged);
+                tracing::warn!("cached entry fails its MAC (forged, or written without the secret); treating as a miss");
+                None
+            }
+            Err(Reject::Stale) => None,
+        }
+    }
+
+    /// Fill the generations `fetch` did not find, creating the missing ones.
+    fn complete_generations(
+        &self,
+        keys: &[Key],
+        found: &[Option<Generation>],
+    ) -> Result<Vec<Generation>, crate::error::StoreError> {
+        let missing: Vec<Key> = keys
+            .iter()
+            .zip(found)
+            .filter(|(_, g)| g.is_none())
+            .map(|(k, _)| *k)
+            .collect();
+        let mut created = self.store.ensure_generations(&missing)?.into_iter();
+        found
+            .iter()
+            .map(|g| match g {
+                Some(g) => Ok(*g),
+                None => created.next().ok_or_else(|| {
+                    crate::error::StoreError::new(
+                        self.store.name(),
+                        crate::error::StoreErrorKind::Protocol,
+                        "fewer generations returned than requested",
+                    )
+                }),
+            })
+            .collect()
+    }
+
+    pub(crate) fn put<C: Codec, U>(
+        &self,
+        codec: &Arc<C>,
+        key: Key,
+        snapshot: Vec<Generation>,
+        rows: &[U],
+    ) where
+        U: Serialize + Clone + Send + Sync + 'static,
+    {
+        let inner = self;
+        // In process, the rows are kept decoded, once: encoding them would
+        // cost more than the copy (and the first hit would decode them
+        // again). They go to the local tier, weighed by an estimate of
+        // their size in memory; only rows too large for it are encoded
+        // into the store.
+        if inner.store.is_in_process() && inner.write_behind.is_none() {
+            if let Some(local) = &inner.local {
+                let weight = crate::weigh::weigh(rows);
+                if weight <= inner.store.max_value_size()
+                    && local.insert(key, &snapshot, rows.to_vec(), weight)
+                {
+                    Counters::bump(&inner.counters().stores);
+                    return;
+                }
+            }
+        }
+        // Elsewhere the local tier admits results on their first hit
+        // (`serve`), not here: a result read once is not worth a clone and
+        // an insert, and the local tier stays for the hot ones.
+        if let Some(behind) = &inner.write_behind {
+            // A copy of the rows goes to the thread, which encodes them:
+            // the encode is most of a miss's own work.
+            let codec = Arc::clone(codec);
+            let rows = rows.to_vec();
+            let protect = entry::Protect::new(inner.seal, key, inner.ttl);
+            let encode = Box::new(move || {
+                entry::encode_with(&snapshot, protect, |out| codec.encode_into(&rows, out))
+            });
+            if !behind.put(key, inner.ttl, encode) {
+                tracing::debug!("write-behind queue full; entry not stored");
+            }
+            return;
+        }
+        let protect = entry::Protect::new(inner.seal, key, inner.ttl);
+        let encoded = entry::encode_with(&snapshot, protect, |out| codec.encode_into(rows, out));
+        behind::store_entry(
+            inner.store.as_ref(),
+            inner.counters(),
+            key,
+            inner.ttl,
+            encoded,
+        );
+    }
+}
