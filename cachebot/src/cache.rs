@@ -151,6 +151,16 @@ pub struct CacheBuilder<C: Codec> {
     settings: Settings,
 }
 
+impl<C: Codec> std::fmt::Debug for CacheBuilder<C> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CacheBuilder")
+            .field("store", &self.store.as_ref().map(|s| s.name()))
+            .field("codec", &C::NAME)
+            .field("settings", &self.settings)
+            .finish()
+    }
+}
+
 impl<C: Codec> CacheBuilder<C> {
     /// The store entries and generations live in (default: a fresh
     /// [`InProcessStore`]).

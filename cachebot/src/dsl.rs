@@ -63,6 +63,16 @@ pub struct Cached<'c, Q, C: Codec> {
     narrowing: Result<Option<Vec<(String, String)>>, String>,
 }
 
+impl<Q, C: Codec> std::fmt::Debug for Cached<'_, Q, C> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Cached")
+            .field("query", &std::any::type_name::<Q>())
+            .field("cache", self.cache)
+            .field("narrowing", &self.narrowing)
+            .finish()
+    }
+}
+
 impl<'c, Q, C: Codec> Cached<'c, Q, C> {
     /// Narrow invalidation to these columns (one column or a tuple), like
     /// django-cachebot's `.cache('user')`: equality filters on other

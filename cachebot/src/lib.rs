@@ -61,6 +61,9 @@
 //! - [`backend`]: what differs per database (rendering, binds, dialect).
 //! - [`extract`]: SQL text to dependencies.
 
+#![deny(unsafe_code)]
+#![warn(missing_docs, unreachable_pub, missing_debug_implementations)]
+
 pub mod backend;
 mod cache;
 pub mod codec;

@@ -33,7 +33,8 @@ pub(crate) struct Rendered {
 }
 
 /// Templates per static query type (and backend). A `TypeId` is already a
-/// hash: the cheap key hasher does, where SipHash was a tenth of a hit.
+/// hash, so the cheap key hasher is enough (SipHash would cost more than
+/// the lookup).
 type ByType = RwLock<HashMap<(TypeId, TypeId), Arc<Template>, KeyHashBuilder>>;
 static BY_TYPE: OnceLock<ByType> = OnceLock::new();
 

@@ -137,9 +137,8 @@ const POLL: Duration = Duration::from_micros(250);
 const POLL_FOR: Duration = Duration::from_millis(50);
 
 /// Waking a sleeping writer is a futex call, and on a busy CPU a switch to
-/// the scheduler, inside the read that queued the entry: 5-8 us of a
-/// memcached miss on the pinned benchmark, as much as the rest of its own
-/// work. So after an entry the writer polls the queue (a read that finds
+/// the scheduler, inside the read that queued the entry: as much as the
+/// rest of a memcached miss's own work. So after an entry the writer polls the queue (a read that finds
 /// it polling queues without waking anything) and goes back to sleeping
 /// on the queue only once misses stop: a busy service's misses never pay
 /// the wake-up, an idle one's writer does not spin. Polling costs a timer

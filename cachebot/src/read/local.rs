@@ -1,9 +1,8 @@
 //! The local tier: decoded results, next to the store.
 //!
 //! Decoding is most of an in-process hit (and a large part of a remote
-//! one): ten rows with timestamps cost microseconds to decode, against a
-//! fraction of one to clone. So each process keeps results as Rust values,
-//! with the generations they were read under. With a remote store, a
+//! one): decoding rows costs several times cloning them. So each process
+//! keeps results as Rust values, with the generations they were read under. With a remote store, a
 //! result enters on its first hit, not when a miss stores it: a result
 //! read once is not worth the clone. With the in-process store, a miss
 //! puts its rows here directly, weighed by an estimate of their size in
@@ -26,9 +25,8 @@ const OVERHEAD: usize = 128;
 /// Shards of at least this many bytes. Small, so that the default 32 MiB
 /// spreads over the most shards (64, of 512 KiB): every hit takes a read
 /// lock here, and threads reading hot results in the same shard contend
-/// for its lock word (with 8 shards, two threads made 1.31x the hits of
-/// one; with 64, 1.58x). A result larger than its shard is not kept
-/// locally; it is decoded from the store on each hit.
+/// for its lock word, and more shards spread them. A result larger than
+/// its shard is not kept locally; it is decoded from the store on each hit.
 const MIN_SHARD: usize = 256 << 10;
 
 struct Decoded {

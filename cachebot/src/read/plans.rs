@@ -6,12 +6,11 @@
 //! collected on every read (they are the values), but the keys computed
 //! from them are the same whenever the query text, the binds, the result
 //! type and the narrowing are, so a read looks them up by one hash of those
-//! instead of hashing every dependency and the entry: about a quarter of a
-//! hit's instructions.
+//! instead of hashing every dependency and the entry.
 //!
 //! What else decides the keys is in the lookup key too: the backend, and
 //! the version of the composite-key registry (a model registering its
-//! composite keys changes how later reads key, see `model::register`). The
+//! composite keys changes how later reads key). The
 //! cache's fingerprint and codec are fixed per cache, and so is this memo.
 //!
 //! Bounded, with the same second-chance eviction as the stores: reads of
