@@ -61,7 +61,7 @@
 //! - [`backend`]: what differs per database (rendering, binds, dialect).
 //! - [`extract`]: SQL text to dependencies.
 
-#![deny(unsafe_code)]
+#![deny(unsafe_code)] // one audited exception: read::behind::lower_priority
 #![warn(missing_docs, unreachable_pub, missing_debug_implementations)]
 
 pub mod backend;

@@ -81,7 +81,7 @@ pub(crate) fn store_entry(
             return;
         }
         Err(e) => {
-            Counters::bump(&c.decode_errors);
+            Counters::bump(&c.encode_errors);
             tracing::warn!(error = %e, "result does not encode; not caching");
             return;
         }
@@ -112,7 +112,8 @@ const NICE: libc::c_int = 10;
 /// run inside the very read that queued it, which writing behind exists to
 /// avoid; at a lower priority it runs when the request thread waits (for
 /// the database, the network) or on another core. Linux only; elsewhere
-/// the thread keeps the default priority.
+/// the thread keeps the default priority. The crate's only `unsafe`.
+#[allow(unsafe_code)]
 fn lower_priority() {
     #[cfg(target_os = "linux")]
     {
@@ -169,5 +170,24 @@ fn run(rx: Receiver<Job>, store: Arc<dyn Store>, counters: Arc<Counters>) {
             }
         }
         last = Instant::now();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::InProcessStore;
+
+    #[test]
+    fn a_result_that_does_not_encode_is_counted_as_such() {
+        let store = InProcessStore::new();
+        let c = Counters::default();
+        let failed = Err(CodecError {
+            codec: "test",
+            message: "a field refused to serialize".into(),
+        });
+        store_entry(&store, &c, Key::generation(1), Duration::from_secs(60), failed);
+        let s = c.snapshot();
+        assert_eq!((s.encode_errors, s.decode_errors, s.stores), (1, 0, 0));
     }
 }
