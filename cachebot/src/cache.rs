@@ -105,6 +105,7 @@ struct Settings {
     write_behind: Option<bool>,
     local_bytes: u64,
     secret: Option<Secret>,
+    composites: crate::key::Composites,
 }
 
 /// The secret given to [`CacheBuilder::secret`]; its `Debug` shows only
@@ -129,6 +130,7 @@ impl Default for Settings {
             write_behind: None,
             local_bytes: DEFAULT_LOCAL_BYTES,
             secret: None,
+            composites: crate::key::Composites::default(),
         }
     }
 }
@@ -303,6 +305,33 @@ impl<C: Codec> CacheBuilder<C> {
         self
     }
 
+    /// Register a model's composite keys (`#[cachebot(key(a, b))]`): a
+    /// cached query that pins every column of one to a single value then
+    /// depends on that combination alone (a write to another user's photos
+    /// with the same status does not invalidate it). Without the
+    /// registration such a query keys on one of the columns: correct, but
+    /// wider. Registering changes nothing else; models without composite
+    /// keys need no registration.
+    ///
+    /// ```
+    /// use cachebot::prelude::*;
+    /// # use diesel::prelude::*;
+    /// # diesel::table! { photos (id) { id -> Int4, user_id -> Int4, status -> Int4 } }
+    /// # #[derive(Clone, Queryable, Selectable, Identifiable, AsChangeset,
+    /// #          serde::Serialize, serde::Deserialize, cachebot::CacheBot)]
+    /// # #[diesel(table_name = photos)]
+    /// #[cachebot(key(user_id, status))]
+    /// # struct Photo { id: i32, user_id: i32, status: i32 }
+    /// let cache = Cache::builder().model::<Photo>().build().unwrap();
+    /// # let _ = cache;
+    /// ```
+    pub fn model<M: crate::CacheModel>(mut self) -> Self {
+        self.settings
+            .composites
+            .add(M::table_name(), M::composite_keys());
+        self
+    }
+
     /// Check the settings and build the cache.
     pub fn build(self) -> Result<Cache<C>, Error> {
         let s = &self.settings;
@@ -371,6 +400,7 @@ impl<C: Codec> Cache<C> {
             cache_gets: s.cache_gets,
             local_bytes: s.local_bytes,
             secret: s.secret.map(|secret| secret.0),
+            composites: s.composites,
         };
         Cache {
             reader: Arc::new(Reader::new(invalidator, store, write_behind, settings)),

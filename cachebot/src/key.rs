@@ -12,6 +12,7 @@
 
 use std::any::TypeId;
 use std::borrow::Cow;
+use std::collections::HashMap;
 use std::hash::{Hash, Hasher};
 
 use xxhash_rust::xxh3::xxh3_128;
@@ -26,6 +27,46 @@ const FORMAT_VERSION: u32 = 2;
 
 /// Over this many value keys for one table, depend on the whole table.
 pub(crate) const MAX_VALUE_KEYS_PER_TABLE: usize = 256;
+
+/// What decides a read's keys besides the query and its binds.
+#[derive(Clone, Copy, Default)]
+pub(crate) struct Keying<'a> {
+    /// The columns `keyed_on` narrowed the read to, as (table, column).
+    pub(crate) narrowing: Option<&'a [(String, String)]>,
+    /// The connection's scope: tables as it resolves them, and which
+    /// columns compare by bytes. `None` (explain): names as written, the
+    /// bind's type decides.
+    pub(crate) scope: Option<&'a Scope>,
+    /// Composite keys of the models registered on the cache.
+    pub(crate) composites: Option<&'a Composites>,
+}
+
+/// Composite keys (`#[cachebot(key(a, b))]`) of the models registered on a
+/// cache's builder, per table as written. Fixed when the cache is built, so
+/// how a query is keyed never depends on what ran before it.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct Composites(HashMap<String, Vec<Vec<String>>>);
+
+impl Composites {
+    /// Add `table`'s composite keys (each a list of column names).
+    pub(crate) fn add(&mut self, table: &str, keys: &[&[&str]]) {
+        let known = self.0.entry(table.to_owned()).or_default();
+        for key in keys {
+            let key: Vec<String> = key.iter().map(|c| (*c).to_owned()).collect();
+            if !known.contains(&key) {
+                known.push(key);
+            }
+        }
+        if known.is_empty() {
+            self.0.remove(table);
+        }
+    }
+
+    /// The composite keys registered for `table`.
+    pub(crate) fn of(&self, table: &str) -> Option<&[Vec<String>]> {
+        self.0.get(table).map(Vec::as_slice)
+    }
+}
 
 /// One generation a cached result depends on, described for humans.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -266,7 +307,6 @@ pub(crate) fn plan_key(
     sql_hash: u128,
     binds: &[Bind],
     narrowing: Option<&[(String, String)]>,
-    registrations: u64,
     scope: u128,
 ) -> Key {
     Key::entry(KeyBytes::hash(|h| {
@@ -276,7 +316,6 @@ pub(crate) fn plan_key(
         h.type_id(result_type);
         h.type_id(backend);
         h.push(&sql_hash.to_le_bytes());
-        h.push(&registrations.to_le_bytes());
         h.binds(binds);
         h.narrowing(narrowing);
     }))
@@ -373,11 +412,10 @@ impl From<DepRef<'_>> for Key {
 pub(crate) fn dependencies<DB: CacheBackend>(
     analysis: &Analysis,
     binds: &[Bind],
-    narrowing: Option<&[(String, String)]>,
-    scope: Option<&Scope>,
+    keying: Keying<'_>,
 ) -> Vec<Dependency> {
     let mut refs: Vec<DepRef<'_>> = Vec::new();
-    dependency_refs::<DB>(analysis, binds, narrowing, scope, &mut refs);
+    dependency_refs::<DB>(analysis, binds, keying, &mut refs);
     let mut deps: Vec<Dependency> = refs.iter().map(DepRef::to_owned).collect();
     deps.sort();
     deps.dedup();
@@ -391,11 +429,10 @@ pub(crate) fn dependencies<DB: CacheBackend>(
 pub(crate) fn dependency_keys<DB: CacheBackend>(
     analysis: &Analysis,
     binds: &[Bind],
-    narrowing: Option<&[(String, String)]>,
-    scope: Option<&Scope>,
+    keying: Keying<'_>,
 ) -> Vec<Key> {
     let mut keys: Vec<Key> = Vec::with_capacity(1 + 2 * analysis.tables.len());
-    dependency_refs::<DB>(analysis, binds, narrowing, scope, &mut keys);
+    dependency_refs::<DB>(analysis, binds, keying, &mut keys);
     keys.sort_unstable();
     keys.dedup();
     keys
@@ -412,13 +449,12 @@ pub(crate) fn dependency_keys<DB: CacheBackend>(
 fn dependency_refs<'a, DB: CacheBackend>(
     analysis: &'a Analysis,
     binds: &'a [Bind],
-    narrowing: Option<&[(String, String)]>,
-    scope: Option<&'a Scope>,
+    keying: Keying<'a>,
     out: &mut impl Sink<'a>,
 ) {
     out.push(DepRef::Global);
     for t in &analysis.tables {
-        let resolved = match scope.map(|s| s.resolve(&t.table)) {
+        let resolved = match keying.scope.map(|s| s.resolve(&t.table)) {
             None => None,
             Some(Some(r)) => Some(&**r),
             // Plans never get here: a read naming a table its connection
@@ -427,7 +463,7 @@ fn dependency_refs<'a, DB: CacheBackend>(
         };
         let name = resolved.map_or(t.table.as_str(), |r| r.name.as_str());
         out.push(DepRef::Table(name));
-        if !table_values::<DB>(t, name, resolved, binds, narrowing, out) {
+        if !table_values::<DB>(t, name, resolved, binds, keying, out) {
             out.push(DepRef::Rows(name));
         }
     }
@@ -440,9 +476,10 @@ fn table_values<'a, DB: CacheBackend>(
     name: &'a str,
     resolved: Option<&Resolved>,
     binds: &'a [Bind],
-    narrowing: Option<&[(String, String)]>,
+    keying: Keying<'a>,
     out: &mut impl Sink<'a>,
 ) -> bool {
+    let narrowing = keying.narrowing;
     let Pins::AnyOf(conjunctions) = &t.pins else {
         return false;
     };
@@ -455,7 +492,7 @@ fn table_values<'a, DB: CacheBackend>(
                     .any(|(tb, c)| *tb == t.table && *c == atom.column),
             }
     };
-    let composites = crate::model::composites_of(&t.table);
+    let composites = keying.composites.and_then(|c| c.of(&t.table));
     let start = out.len();
     for conj in conjunctions {
         let usable = || {
@@ -466,7 +503,7 @@ fn table_values<'a, DB: CacheBackend>(
         };
         // A declared composite whose every column is pinned to one value is
         // the most precise key available.
-        let composite = composites.as_deref().and_then(|composites| {
+        let composite = composites.and_then(|composites| {
             let usable: Vec<_> = usable().collect();
             composites.iter().find_map(|cols| {
                 cols.iter()
@@ -586,14 +623,14 @@ mod tests {
         let other = vec![("photos".to_owned(), "status".to_owned())];
         let t = TypeId::of::<i32>;
         let pg = TypeId::of::<Pg>();
-        let base = || plan_key(t(), pg, 1, &[int(7)], None, 0, 0);
+        let base = || plan_key(t(), pg, 1, &[int(7)], None, 0);
         assert_eq!(base(), base());
         let variants = [
-            plan_key(TypeId::of::<i64>(), pg, 1, &[int(7)], None, 0, 0),
-            plan_key(t(), TypeId::of::<()>(), 1, &[int(7)], None, 0, 0),
-            plan_key(t(), pg, 2, &[int(7)], None, 0, 0),
-            plan_key(t(), pg, 1, &[int(8)], None, 0, 0),
-            plan_key(t(), pg, 1, &[int(7), int(7)], None, 0, 0),
+            plan_key(TypeId::of::<i64>(), pg, 1, &[int(7)], None, 0),
+            plan_key(t(), TypeId::of::<()>(), 1, &[int(7)], None, 0),
+            plan_key(t(), pg, 2, &[int(7)], None, 0),
+            plan_key(t(), pg, 1, &[int(8)], None, 0),
+            plan_key(t(), pg, 1, &[int(7), int(7)], None, 0),
             plan_key(
                 t(),
                 pg,
@@ -604,12 +641,10 @@ mod tests {
                 }],
                 None,
                 0,
-                0,
             ),
-            plan_key(t(), pg, 1, &[int(7)], Some(&cols), 0, 0),
-            plan_key(t(), pg, 1, &[int(7)], Some(&other), 0, 0),
-            plan_key(t(), pg, 1, &[int(7)], None, 1, 0),
-            plan_key(t(), pg, 1, &[int(7)], None, 0, 1),
+            plan_key(t(), pg, 1, &[int(7)], Some(&cols), 0),
+            plan_key(t(), pg, 1, &[int(7)], Some(&other), 0),
+            plan_key(t(), pg, 1, &[int(7)], None, 1),
         ];
         let mut all: Vec<Key> = variants.to_vec();
         all.push(base());
@@ -695,7 +730,7 @@ mod tests {
             type_id: 1007,
             bytes: Some(array(&[1, 2])),
         };
-        let deps = dependencies::<Pg>(&a, &[arr, int(7)], None, None);
+        let deps = dependencies::<Pg>(&a, &[arr, int(7)], Keying::default());
         assert!(deps.contains(&value("user_id", 7)), "{deps:?}");
         assert!(!deps.iter().any(|d| matches!(d, Dependency::Rows(_))));
         assert!(
@@ -710,13 +745,27 @@ mod tests {
             atoms: vec![atom("user_id", ValueRef::Bind(0))],
         }]));
         let cols = [("photos".to_string(), "status".to_string())];
-        let deps = dependencies::<Pg>(&a, &[int(7)], Some(&cols), None);
+        let deps = dependencies::<Pg>(
+            &a,
+            &[int(7)],
+            Keying {
+                narrowing: Some(&cols),
+                ..Keying::default()
+            },
+        );
         assert!(
             deps.contains(&Dependency::Rows("photos".into())),
             "{deps:?}"
         );
         let cols = [("photos".to_string(), "user_id".to_string())];
-        let deps = dependencies::<Pg>(&a, &[int(7)], Some(&cols), None);
+        let deps = dependencies::<Pg>(
+            &a,
+            &[int(7)],
+            Keying {
+                narrowing: Some(&cols),
+                ..Keying::default()
+            },
+        );
         assert!(deps.contains(&value("user_id", 7)), "{deps:?}");
     }
 
@@ -729,18 +778,17 @@ mod tests {
             type_id: 701,
             bytes: Some(1.5f64.to_be_bytes().to_vec()),
         };
-        assert!(dependencies::<Pg>(&a, &[float], None, None)
+        assert!(dependencies::<Pg>(&a, &[float], Keying::default())
             .contains(&Dependency::Rows("photos".into())));
         let null = Bind {
             type_id: 23,
             bytes: None,
         };
-        assert!(dependencies::<Pg>(&a, &[null], None, None)
+        assert!(dependencies::<Pg>(&a, &[null], Keying::default())
             .contains(&Dependency::Rows("photos".into())));
         // A bind index the SQL names but the query did not collect.
-        assert!(
-            dependencies::<Pg>(&a, &[], None, None).contains(&Dependency::Rows("photos".into()))
-        );
+        assert!(dependencies::<Pg>(&a, &[], Keying::default())
+            .contains(&Dependency::Rows("photos".into())));
     }
 
     #[test]
@@ -753,9 +801,8 @@ mod tests {
             type_id: 1007,
             bytes: Some(array(&many)),
         };
-        assert!(
-            dependencies::<Pg>(&a, &[arr], None, None).contains(&Dependency::Rows("photos".into()))
-        );
+        assert!(dependencies::<Pg>(&a, &[arr], Keying::default())
+            .contains(&Dependency::Rows("photos".into())));
     }
 
     #[test]
@@ -763,7 +810,7 @@ mod tests {
         let a = analysis(Pins::AnyOf(vec![Conjunction {
             atoms: vec![atom("deleted_at", ValueRef::Null)],
         }]));
-        let deps = dependencies::<Pg>(&a, &[], None, None);
+        let deps = dependencies::<Pg>(&a, &[], Keying::default());
         let null = Dependency::Value {
             table: "photos".into(),
             column: "deleted_at".into(),

@@ -24,6 +24,7 @@ pub fn memcached_cache(servers: &[String]) -> Cache {
     // the tests count hits and misses read by read.
     Cache::builder()
         .store(store)
+        .model::<Photo>()
         .write_behind(false)
         .build()
         .expect("cache")
@@ -36,6 +37,7 @@ pub fn caches() -> Vec<(&'static str, Cache)> {
             "in-process",
             Cache::builder()
                 .store(InProcessStore::new())
+                .model::<Photo>()
                 .build()
                 .expect("cache"),
         ),

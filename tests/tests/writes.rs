@@ -58,9 +58,7 @@ fn set_status(cache: &Cache, conn: &mut PgConnection, id: i32, status: i32) {
 
 #[test]
 fn django_cachebot_readme_conditions() {
-    // Composite keys registered up front: precision must not depend on which
-    // test of this process happened to call a `get_by_*` first.
-    cachebot::model::register::<Photo>();
+    // Photo's composite key is registered on the caches' builders (common.rs).
     let db = TestDb::new();
     let mut conn = db.conn();
     let seed = seed(&mut conn);
@@ -150,9 +148,7 @@ fn django_cachebot_readme_conditions() {
 
 #[test]
 fn rows_moving_into_and_out_of_a_filter_invalidate() {
-    // Composite keys registered up front: precision must not depend on which
-    // test of this process happened to call a `get_by_*` first.
-    cachebot::model::register::<Photo>();
+    // Photo's composite key is registered on the caches' builders (common.rs).
     let db = TestDb::new();
     let mut conn = db.conn();
     let seed = seed(&mut conn);
@@ -222,9 +218,7 @@ fn rows_moving_into_and_out_of_a_filter_invalidate() {
 
 #[test]
 fn inserts_reach_queries_without_equality_filters() {
-    // Composite keys registered up front: precision must not depend on which
-    // test of this process happened to call a `get_by_*` first.
-    cachebot::model::register::<Photo>();
+    // Photo's composite key is registered on the caches' builders (common.rs).
     let db = TestDb::new();
     let mut conn = db.conn();
     let seed = seed(&mut conn);
@@ -281,9 +275,7 @@ fn inserts_reach_queries_without_equality_filters() {
 
 #[test]
 fn composite_keys_are_precise_and_upserts_widen() {
-    // Composite keys registered up front: precision must not depend on which
-    // test of this process happened to call a `get_by_*` first.
-    cachebot::model::register::<Photo>();
+    // Photo's composite key is registered on the caches' builders (common.rs).
     let db = TestDb::new();
     let mut conn = db.conn();
     let seed = seed(&mut conn);
@@ -342,9 +334,7 @@ fn composite_keys_are_precise_and_upserts_widen() {
 
 #[test]
 fn invalidate_object_and_writes_in_transactions_need_instrumentation() {
-    // Composite keys registered up front: precision must not depend on which
-    // test of this process happened to call a `get_by_*` first.
-    cachebot::model::register::<Photo>();
+    // Photo's composite key is registered on the caches' builders (common.rs).
     let db = TestDb::new();
     let mut conn = db.conn();
     let seed = seed(&mut conn);
@@ -392,11 +382,10 @@ fn invalidate_object_and_writes_in_transactions_need_instrumentation() {
 #[test]
 fn an_exact_update_is_one_statement() {
     use std::sync::{Arc, Mutex};
-    cachebot::model::register::<Photo>();
     let db = TestDb::new();
     let mut conn = db.conn();
     let seed = seed(&mut conn);
-    let cache = Cache::in_process();
+    let cache = Cache::builder().model::<Photo>().build().unwrap();
     let statements = Arc::new(Mutex::new(Vec::<String>::new()));
     let seen = statements.clone();
     conn.set_instrumentation(cache.instrumentation().chain(

@@ -186,7 +186,13 @@ mod tests {
             codec: "test",
             message: "a field refused to serialize".into(),
         });
-        store_entry(&store, &c, Key::generation(1), Duration::from_secs(60), failed);
+        store_entry(
+            &store,
+            &c,
+            Key::generation(1),
+            Duration::from_secs(60),
+            failed,
+        );
         let s = c.snapshot();
         assert_eq!((s.encode_errors, s.decode_errors, s.stores), (1, 0, 0));
     }

@@ -61,6 +61,8 @@ pub(crate) struct Reader {
     pub(crate) plans: plans::Plans,
     /// The entries' MAC key, when the cache has a secret.
     seal: Option<entry::Seal>,
+    /// Composite keys of the models registered on the builder.
+    pub(crate) composites: crate::key::Composites,
 }
 
 /// The settings a [`Reader`] is built with.
@@ -72,6 +74,7 @@ pub(crate) struct ReadSettings {
     pub(crate) cache_gets: bool,
     pub(crate) local_bytes: u64,
     pub(crate) secret: Option<Vec<u8>>,
+    pub(crate) composites: crate::key::Composites,
 }
 
 impl Reader {
@@ -93,6 +96,7 @@ impl Reader {
             local: (s.local_bytes > 0).then(|| Local::new(s.local_bytes, s.ttl)),
             plans: plans::Plans::new(plans::DEFAULT_BYTES),
             seal: s.secret.map(|secret| entry::Seal::new(&secret)),
+            composites: s.composites,
         }
     }
 

@@ -17,7 +17,7 @@ use crate::backend::CacheBackend;
 use crate::error::{Error, UsageError};
 use crate::extract::{Analysis, Extracted, Uncacheable};
 use crate::invalidate::instrument::{count_no_scope, scope_of, trusted_scope};
-use crate::key::{self, Dependency, EntryContext};
+use crate::key::{self, Dependency, EntryContext, Keying};
 use crate::render::{render, Rendered};
 use crate::scope::{self, Scope};
 use crate::store::Key;
@@ -53,6 +53,14 @@ pub(crate) struct Query<'a, Q> {
 }
 
 impl<Q> Query<'_, Q> {
+    fn keying<'s>(&'s self, scope: Option<&'s Scope>) -> Keying<'s> {
+        Keying {
+            narrowing: self.narrowing,
+            scope,
+            composites: Some(&self.reader.composites),
+        }
+    }
+
     fn entry_context(&self, result_type: &'static str) -> EntryContext<'_> {
         EntryContext {
             fingerprint: &self.reader.fingerprint,
@@ -90,7 +98,6 @@ impl<Q> Query<'_, Q> {
                 rendered.template.sql_hash,
                 &rendered.binds,
                 self.narrowing,
-                crate::model::registrations(),
                 scope.id,
             )
         };
@@ -145,7 +152,7 @@ impl<Q> Query<'_, Q> {
     ) -> (Key, Vec<Key>) {
         let in_database = |k: Key| scope::in_database(scope.database, k);
         let mut generations =
-            key::dependency_keys::<Pg>(analysis, &rendered.binds, self.narrowing, Some(scope));
+            key::dependency_keys::<Pg>(analysis, &rendered.binds, self.keying(Some(scope)));
         for g in &mut generations {
             *g = in_database(*g);
         }
@@ -182,8 +189,8 @@ impl<Q> Query<'_, Q> {
             Extracted::Cacheable(a) => a,
         };
         let binds = &rendered.binds;
-        let dependencies = key::dependencies::<DB>(analysis, binds, self.narrowing, None);
-        let generations = key::dependency_keys::<DB>(analysis, binds, self.narrowing, None);
+        let dependencies = key::dependencies::<DB>(analysis, binds, self.keying(None));
+        let generations = key::dependency_keys::<DB>(analysis, binds, self.keying(None));
         let never = analysis
             .tables
             .iter()
@@ -224,7 +231,7 @@ impl<Q> Query<'_, Q> {
             }
         };
         explain.dependencies =
-            key::dependencies::<Pg>(analysis, &rendered.binds, self.narrowing, Some(&scope));
+            key::dependencies::<Pg>(analysis, &rendered.binds, self.keying(Some(&scope)));
         let (entry, generations) = self.keys::<U>(analysis, &rendered, &scope);
         explain.generations = generations;
         explain.entry = explain.entry.map(|_| entry);
