@@ -71,7 +71,7 @@ pub mod error;
 pub mod extract;
 #[cfg(any(test, fuzzing))]
 pub mod fuzzing;
-#[cfg(feature = "test-hooks")]
+#[cfg(feature = "__test-hooks")]
 pub mod hooks;
 mod instrument;
 mod key;
@@ -101,10 +101,10 @@ pub use read::{CacheDsl, Cached, CachedFirst, CachedLoad, CachedRunQueryDsl, Exp
 pub use stats::Stats;
 
 /// Everything a reading application needs: `use cachebot::prelude::*;`.
-/// Fires a test hook (feature `test-hooks`); nothing otherwise.
+/// Fires a test hook (internal feature `__test-hooks`); nothing otherwise.
 macro_rules! hook {
     ($point:ident) => {
-        #[cfg(feature = "test-hooks")]
+        #[cfg(feature = "__test-hooks")]
         crate::hooks::fire(crate::hooks::Point::$point);
     };
 }
