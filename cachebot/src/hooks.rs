@@ -1,4 +1,4 @@
-//! Pause points for deterministic race tests (feature `test-hooks`).
+//! Pause points for deterministic race tests (internal feature `__test-hooks`).
 //!
 //! Each classic cache race (a reader storing rows read before a write, an
 //! invalidation racing a commit, a generation evicted mid-read) needs one

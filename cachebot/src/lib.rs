@@ -72,7 +72,7 @@ mod error;
 pub mod extract;
 #[cfg(any(test, fuzzing))]
 pub mod fuzzing;
-#[cfg(feature = "test-hooks")]
+#[cfg(feature = "__test-hooks")]
 pub mod hooks;
 mod invalidate;
 mod key;
@@ -99,10 +99,10 @@ pub use model::CacheModel;
 pub use read::Explain;
 pub use stats::Stats;
 
-/// Fires a test hook (feature `test-hooks`); nothing otherwise.
+/// Fires a test hook (internal feature `__test-hooks`); nothing otherwise.
 macro_rules! hook {
     ($point:ident) => {
-        #[cfg(feature = "test-hooks")]
+        #[cfg(feature = "__test-hooks")]
         crate::hooks::fire(crate::hooks::Point::$point);
     };
 }
