@@ -85,6 +85,7 @@ mod scope;
 mod stats;
 pub mod store;
 mod tx;
+mod util;
 mod weigh;
 pub mod write;
 

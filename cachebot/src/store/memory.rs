@@ -9,7 +9,7 @@
 //!
 //! # Entries and generations
 //!
-//! Both live in sharded hash maps with second-chance eviction (`clock.rs`),
+//! Both live in sharded hash maps with second-chance eviction (`util::clock_map`),
 //! each with its own bound, so a flood of large entries never evicts the
 //! generations:
 //!
@@ -42,10 +42,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::clock::ClockMap;
 use super::generations::Generations;
 use super::{FetchedMany, Generation, Key, Store};
 use crate::error::{StoreError, StoreErrorKind};
+use crate::util::clock_map::ClockMap;
 
 /// The store name used in errors and traces.
 const NAME: &str = "in-process";
@@ -86,7 +86,7 @@ const VALUES_PER_SHARD: usize = 4;
 /// ```
 #[derive(Clone)]
 pub struct InProcessStore {
-    entries: Arc<ClockMap<Box<[u8]>>>,
+    entries: Arc<ClockMap<Key, Box<[u8]>>>,
     /// Whether any entry was ever stored. With a local tier (the default)
     /// results are kept decoded there and only those too large for it come
     /// here as bytes, usually none: until one does, a lookup skips the
