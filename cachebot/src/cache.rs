@@ -869,7 +869,7 @@ pub(crate) fn render_error(msg: &str) -> diesel::result::Error {
 /// The (table, column) a single Diesel column renders to.
 fn single_column<Col: QueryFragment<Pg>>(column: &Col) -> Result<(String, String), Error> {
     let sql = Pg::render(column)?;
-    match crate::names::column_list(&sql).as_deref() {
+    match crate::extract::column_list(&sql).as_deref() {
         Some([one]) => Ok(one.clone()),
         _ => Err(Error::Render(render_error(&format!("not a column: {sql}")))),
     }

@@ -68,7 +68,7 @@ pub mod codec;
 mod deliver;
 mod entry;
 pub mod error;
-pub mod extract;
+mod extract;
 #[cfg(any(test, fuzzing))]
 pub mod fuzzing;
 #[cfg(feature = "test-hooks")]
@@ -77,7 +77,6 @@ mod instrument;
 mod key;
 mod local;
 pub mod model;
-mod names;
 mod plans;
 mod read;
 mod render;

@@ -125,7 +125,7 @@ impl<'c, Q, C: Codec> Cached<'c, Q, C> {
     /// ```
     pub fn keyed_on<K: QueryFragment<Pg>>(mut self, columns: K) -> Self {
         self.narrowing = match Pg::render(&columns) {
-            Ok(sql) => crate::names::column_list(&sql).map(Some).ok_or(sql),
+            Ok(sql) => crate::extract::column_list(&sql).map(Some).ok_or(sql),
             Err(e) => Err(e.to_string()),
         };
         self
