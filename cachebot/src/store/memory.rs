@@ -614,10 +614,7 @@ mod tests {
         let error = default.put_entry(Key::entry(2), &[big.as_slice(), b"x"].concat(), MINUTE);
         assert!(matches!(
             error,
-            Err(StoreError {
-                kind: StoreErrorKind::Rejected,
-                ..
-            })
+            Err(error) if error.kind() == StoreErrorKind::Rejected
         ));
 
         let store = InProcessStore::builder().max_value_size(10).build();
@@ -626,8 +623,8 @@ mod tests {
         let error = store
             .put_entry(Key::entry(2), &[0; 11], MINUTE)
             .unwrap_err();
-        assert_eq!(error.kind, StoreErrorKind::Rejected);
-        assert_eq!(error.store, "in-process");
+        assert_eq!(error.kind(), StoreErrorKind::Rejected);
+        assert_eq!(error.store(), "in-process");
         assert_eq!(store.fetch(Key::entry(2), &[]).unwrap().entry, None);
         // An empty value is a value.
         store.put_entry(Key::entry(3), &[], MINUTE).unwrap();

@@ -17,10 +17,8 @@ mod generations;
 #[cfg(feature = "memcached")]
 mod memcached;
 mod memory;
-#[cfg(feature = "memcached")]
-mod pipeline;
 #[cfg(all(feature = "memcached", any(test, fuzzing)))]
-pub(crate) use pipeline::parse_stream;
+pub(crate) use memcached::parse_stream;
 
 #[cfg(feature = "memcached")]
 pub use memcached::{MemcachedStore, MemcachedStoreBuilder};
