@@ -44,29 +44,45 @@ pub enum KeyKind {
 /// Stores render it however suits them (memcached: a short ASCII string
 /// under the configured prefix); the hash is already strong (xxh3-128), so
 /// two distinct keys never share a rendering.
+///
+/// ```
+/// use cachebot::store::{Key, KeyKind};
+///
+/// let key = Key::generation(0xab);
+/// assert_eq!(key.kind(), KeyKind::Generation);
+/// assert_eq!(key.hash(), 0xab);
+/// assert_eq!(Key::new(KeyKind::Entry, 1), Key::entry(1));
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Key {
-    /// Entry or generation.
-    pub kind: KeyKind,
-    /// The 128-bit hash that identifies it.
-    pub hash: u128,
+    kind: KeyKind,
+    hash: u128,
 }
 
 impl Key {
+    /// A key of the given kind with the given hash.
+    pub const fn new(kind: KeyKind, hash: u128) -> Key {
+        Key { kind, hash }
+    }
+
     /// A key naming an entry.
     pub const fn entry(hash: u128) -> Key {
-        Key {
-            kind: KeyKind::Entry,
-            hash,
-        }
+        Key::new(KeyKind::Entry, hash)
     }
 
     /// A key naming a generation.
     pub const fn generation(hash: u128) -> Key {
-        Key {
-            kind: KeyKind::Generation,
-            hash,
-        }
+        Key::new(KeyKind::Generation, hash)
+    }
+
+    /// Entry or generation.
+    pub const fn kind(&self) -> KeyKind {
+        self.kind
+    }
+
+    /// The 128-bit hash that identifies it.
+    pub const fn hash(&self) -> u128 {
+        self.hash
     }
 }
 

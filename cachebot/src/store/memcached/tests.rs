@@ -418,7 +418,7 @@ fn fetch_miss_then_hit() {
     // Entries and generations with the same hash are distinct keys.
     assert_eq!(
         store
-            .fetch(Key::entry(gens[0].hash), &[Key::generation(entry.hash)])
+            .fetch(Key::entry(gens[0].hash()), &[Key::generation(entry.hash())])
             .unwrap(),
         Fetched {
             entry: None,
