@@ -1,7 +1,7 @@
 //! The memcached store against private memcached processes (skipped without a binary).
 
 use std::collections::HashSet;
-use std::net::TcpListener;
+use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::Barrier;
