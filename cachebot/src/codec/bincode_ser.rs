@@ -477,7 +477,7 @@ mod tests {
         use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
         #[derive(Clone, Debug, PartialEq)]
-        pub struct Bytes(pub Vec<u8>);
+        pub(super) struct Bytes(pub(super) Vec<u8>);
 
         impl Serialize for Bytes {
             fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
