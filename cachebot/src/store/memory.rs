@@ -1,11 +1,10 @@
 //! The in-process store: entries and generations in this process's memory.
 //!
-//! This is the default store. A hit costs a few hash-map lookups (tenths of
-//! a microsecond, against ~60-100 us for the query it replaces on the
-//! reference machine), which is the only tier that changes the order of
-//! magnitude of a cached read. It is correct for one process: generations
-//! live here, so writes made by other processes are not seen. Use the
-//! memcached store when several processes share a database.
+//! This is the default store. A hit costs a few hash-map lookups and no
+//! round trip, far less than the query it replaces. It is correct for one
+//! process: generations live here, so writes made by other processes are
+//! not seen. Use the memcached store when several processes share a
+//! database.
 //!
 //! # Entries and generations
 //!
@@ -29,13 +28,14 @@
 //! Keys are [`Key`] values hashed directly (one multiply of the `u128`
 //! they already are), never rendered to strings.
 //!
-//! # Why not moka
+//! # Why not a general-purpose cache
 //!
-//! The first versions kept both in moka caches. Generations are read by
-//! every hit and entries written by every miss, and moka's policies (read
-//! recording, timer wheels, TinyLFU admission) cost half a microsecond per
-//! insert and a few tenths per read here, more than the rest of the store.
-//! The store needs only a bound and a deadline.
+//! Generations are read by every hit and entries written by every miss, so
+//! per-access bookkeeping dominates the store's cost. A general-purpose
+//! cache's policies (read recording, timer wheels, frequency-based
+//! admission) buy nothing here: eviction is always safe, and the store
+//! needs only a bound and a deadline, which `ClockMap` gives with a read
+//! lock and a flag per access.
 
 use std::fmt;
 use std::sync::atomic::{AtomicBool, Ordering};

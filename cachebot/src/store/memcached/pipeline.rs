@@ -5,15 +5,13 @@
 //! # Why not the `exp` client, which the store uses for everything else
 //!
 //! A cached read is one batch of gets, and it is the hot path: on a hit it
-//! is all the crate does besides hashing. Through the `exp` client each
-//! exchange probes the pooled socket (three syscalls), sets both socket
-//! timeouts (two more) and allocates a command, a copy of the key and a
-//! response per key: about 36,000 instructions for a 10-row hit's four
-//! keys, two thirds of the whole hit. This writes the batch with one
-//! `write` and reads the answers in as few `read`s as the kernel allows,
-//! parsing them in place; nothing is allocated but the entries' bytes. A
-//! bump is the round trip an exact write adds to the database's, so it
-//! goes the same way.
+//! is all the crate does besides hashing. The `exp` client probes the
+//! pooled socket and sets its timeouts on every exchange, and allocates a
+//! command, a copy of the key and a response per key. This writes the batch
+//! with one `write` and reads the answers in as few `read`s as the kernel
+//! allows, parsing them in place; nothing is allocated but the entries'
+//! bytes. A bump is the round trip an exact write adds to the database's,
+//! so it goes the same way.
 //!
 //! This is safe because both are idempotent: a pooled socket the server
 //! closed meanwhile (a restart) is not probed before use, the batch is
