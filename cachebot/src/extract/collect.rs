@@ -850,41 +850,48 @@ pub(super) fn statement_into(statement: &Statement, acc: &mut WriteAcc) {
                 statement_into(statement, acc);
             }
         }
-        // Session, transaction, cursor and notification statements, and maintenance that keeps
-        // every row's content (ANALYZE, VACUUM, LOCK): no data changes.
-        Statement::Set(_)
-        | Statement::ShowVariable { .. }
-        | Statement::ShowVariables { .. }
-        | Statement::ShowStatus { .. }
-        | Statement::ShowFunctions { .. }
-        | Statement::ShowCreate { .. }
-        | Statement::ShowColumns { .. }
-        | Statement::ShowTables { .. }
-        | Statement::ShowViews { .. }
-        | Statement::ShowSchemas { .. }
-        | Statement::ShowDatabases { .. }
-        | Statement::ShowCatalogs { .. }
-        | Statement::ShowCollation { .. }
-        | Statement::ShowCharset(_)
-        | Statement::ShowObjects(_)
-        | Statement::ShowProcessList { .. }
-        | Statement::Commit { .. }
-        | Statement::Rollback { .. }
-        | Statement::Savepoint { .. }
-        | Statement::ReleaseSavepoint { .. }
-        | Statement::ExplainTable { .. }
-        | Statement::LISTEN { .. }
-        | Statement::UNLISTEN { .. }
-        | Statement::NOTIFY { .. }
-        | Statement::Deallocate { .. }
-        | Statement::Fetch { .. }
-        | Statement::Close { .. }
-        | Statement::Discard { .. }
-        | Statement::Reset(_)
-        | Statement::Analyze(_)
-        | Statement::Vacuum(_)
-        | Statement::Lock(_) => {}
+        _ if writes_nothing(statement) => {}
         // CALL, EXECUTE, other DDL, GRANT, COMMENT, anything new: cannot tell.
         _ => acc.unknown = true,
     }
+}
+
+/// Session, transaction, cursor and notification statements, and maintenance that keeps every
+/// row's content (ANALYZE, VACUUM, LOCK): no data changes.
+fn writes_nothing(statement: &Statement) -> bool {
+    matches!(
+        statement,
+        Statement::Set(_)
+            | Statement::ShowVariable { .. }
+            | Statement::ShowVariables { .. }
+            | Statement::ShowStatus { .. }
+            | Statement::ShowFunctions { .. }
+            | Statement::ShowCreate { .. }
+            | Statement::ShowColumns { .. }
+            | Statement::ShowTables { .. }
+            | Statement::ShowViews { .. }
+            | Statement::ShowSchemas { .. }
+            | Statement::ShowDatabases { .. }
+            | Statement::ShowCatalogs { .. }
+            | Statement::ShowCollation { .. }
+            | Statement::ShowCharset(_)
+            | Statement::ShowObjects(_)
+            | Statement::ShowProcessList { .. }
+            | Statement::Commit { .. }
+            | Statement::Rollback { .. }
+            | Statement::Savepoint { .. }
+            | Statement::ReleaseSavepoint { .. }
+            | Statement::ExplainTable { .. }
+            | Statement::LISTEN { .. }
+            | Statement::UNLISTEN { .. }
+            | Statement::NOTIFY { .. }
+            | Statement::Deallocate { .. }
+            | Statement::Fetch { .. }
+            | Statement::Close { .. }
+            | Statement::Discard { .. }
+            | Statement::Reset(_)
+            | Statement::Analyze(_)
+            | Statement::Vacuum(_)
+            | Statement::Lock(_)
+    )
 }
