@@ -12,7 +12,6 @@
 use diesel::backend::Backend;
 use diesel::query_builder::QueryFragment;
 use diesel::QueryResult;
-use sqlparser::dialect::Dialect;
 
 pub use crate::scope::Catalog;
 
@@ -24,6 +23,17 @@ pub struct Bind {
     pub type_id: u32,
     /// The wire bytes, `None` for SQL `NULL`.
     pub bytes: Option<Vec<u8>>,
+}
+
+/// The SQL dialect a backend renders, which the crate's SQL analysis reads.
+///
+/// A backend names its dialect; the parser behind it is the crate's own
+/// business (and not part of its API).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum SqlDialect {
+    /// PostgreSQL: `"quoted"` identifiers, `$n` placeholders.
+    PostgreSql,
 }
 
 /// A Diesel backend the cache knows how to read queries for.
@@ -43,8 +53,8 @@ pub trait CacheBackend: Backend + Default + Sized + 'static {
     /// bind is not a one-dimensional array this backend can decode.
     fn array_elements(bind: &Bind) -> Option<Vec<Bind>>;
 
-    /// The SQL dialect used to parse rendered queries.
-    fn dialect() -> &'static (dyn Dialect + Sync);
+    /// The SQL dialect of rendered queries.
+    fn dialect() -> SqlDialect;
 
     /// Learn, in one or two round trips, what table names mean on `conn`:
     /// the database's identity, the tables its search path makes visible
@@ -59,13 +69,12 @@ pub mod pg {
     //! PostgreSQL.
     use std::cell::RefCell;
 
-    use super::{Bind, CacheBackend, Catalog};
+    use super::{Bind, CacheBackend, Catalog, SqlDialect};
     use crate::scope::{ColumnFacts, TableFacts};
     use diesel::pg::{Pg, PgMetadataLookup, PgQueryBuilder, PgTypeMetadata};
     use diesel::query_builder::bind_collector::RawBytesBindCollector;
     use diesel::query_builder::{QueryBuilder, QueryFragment};
     use diesel::QueryResult;
-    use sqlparser::dialect::{Dialect, PostgreSqlDialect};
 
     /// Built-in type OIDs whose equality is byte equality.
     ///
@@ -165,8 +174,8 @@ pub mod pg {
             decode_array(bind.bytes.as_deref()?)
         }
 
-        fn dialect() -> &'static (dyn Dialect + Sync) {
-            &PostgreSqlDialect {}
+        fn dialect() -> SqlDialect {
+            SqlDialect::PostgreSql
         }
 
         fn catalog<Conn>(conn: &mut Conn, qualified: &[String]) -> QueryResult<Catalog>

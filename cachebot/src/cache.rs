@@ -643,7 +643,7 @@ impl<C: Codec> Cache<C> {
 /// The (table, column) a single Diesel column renders to.
 fn single_column<Col: QueryFragment<Pg>>(column: &Col) -> Result<(String, String), Error> {
     let sql = Pg::render(column)?;
-    match crate::names::column_list(&sql).as_deref() {
+    match crate::extract::column_list(&sql).as_deref() {
         Some([one]) => Ok(one.clone()),
         _ => Err(UsageError::NotAColumn {
             call: "invalidate_value",

@@ -7,20 +7,40 @@
 
 use std::fmt;
 
+/// The underlying cause of a [`StoreError`] or [`CodecError`].
+type Source = Box<dyn std::error::Error + Send + Sync + 'static>;
+
 /// An error talking to a [`Store`](crate::store::Store).
-#[derive(Debug, thiserror::Error)]
-#[error("{store} store: {kind}: {message}")]
+///
+/// It says which store failed, how ([`kind`](Self::kind)) and what the
+/// store was doing; the error that caused it (an I/O error, the memcached
+/// client's error) is its [`source`](std::error::Error::source).
+///
+/// A [`Store`](crate::store::Store) implemented outside the crate builds
+/// its errors with [`new`](Self::new) and [`with_source`](Self::with_source):
+///
+/// ```
+/// use cachebot::{StoreError, StoreErrorKind};
+///
+/// let io = std::io::Error::new(std::io::ErrorKind::ConnectionRefused, "refused");
+/// let error = StoreError::new("redis", StoreErrorKind::Unavailable, "fetch from 10.0.0.7:6379")
+///     .with_source(io);
+/// assert_eq!(error.kind(), StoreErrorKind::Unavailable);
+/// assert_eq!(error.to_string(), "redis store: unavailable: fetch from 10.0.0.7:6379");
+/// assert!(std::error::Error::source(&error).is_some());
+/// ```
+#[derive(Debug)]
 pub struct StoreError {
-    /// Which store ("memcached", "in-process").
-    pub store: &'static str,
-    /// What went wrong, broadly.
-    pub kind: StoreErrorKind,
-    /// Details from the store client.
-    pub message: String,
+    store: &'static str,
+    kind: StoreErrorKind,
+    message: String,
+    source: Option<Source>,
 }
 
 impl StoreError {
-    /// Build a store error.
+    /// An error of `store` ("memcached", "in-process") of the given kind;
+    /// `message` says what the store was doing and, where it can, what to
+    /// check.
     pub fn new(
         store: &'static str,
         kind: StoreErrorKind,
@@ -30,7 +50,46 @@ impl StoreError {
             store,
             kind,
             message: message.into(),
+            source: None,
         }
+    }
+
+    /// The same error, caused by `source`.
+    pub fn with_source(
+        mut self,
+        source: impl Into<Box<dyn std::error::Error + Send + Sync + 'static>>,
+    ) -> StoreError {
+        self.source = Some(source.into());
+        self
+    }
+
+    /// Which store ("memcached", "in-process").
+    pub fn store(&self) -> &'static str {
+        self.store
+    }
+
+    /// What went wrong, broadly.
+    pub fn kind(&self) -> StoreErrorKind {
+        self.kind
+    }
+
+    /// What the store was doing, without the source's own message.
+    pub fn message(&self) -> &str {
+        &self.message
+    }
+}
+
+impl fmt::Display for StoreError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} store: {}: {}", self.store, self.kind, self.message)
+    }
+}
+
+impl std::error::Error for StoreError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.source
+            .as_deref()
+            .map(|source| source as &(dyn std::error::Error + 'static))
     }
 }
 
@@ -103,13 +162,62 @@ impl ConfigError {
 }
 
 /// An error encoding or decoding a cached value.
-#[derive(Debug, thiserror::Error)]
-#[error("{codec} codec: {message}")]
+///
+/// Reads never surface it: an entry that does not decode is a miss, and a
+/// result that does not encode is served and not cached (both traced). The
+/// codec's own error is the [`source`](std::error::Error::source).
+///
+/// A [`Codec`](crate::codec::Codec) implemented outside the crate builds
+/// its errors with [`new`](Self::new) and [`with_source`](Self::with_source).
+#[derive(Debug)]
 pub struct CodecError {
-    /// Which codec.
-    pub codec: &'static str,
-    /// What went wrong.
-    pub message: String,
+    codec: &'static str,
+    message: String,
+    source: Option<Source>,
+}
+
+impl CodecError {
+    /// An error of the codec named `codec`; `message` says what failed.
+    pub fn new(codec: &'static str, message: impl Into<String>) -> CodecError {
+        CodecError {
+            codec,
+            message: message.into(),
+            source: None,
+        }
+    }
+
+    /// The same error, caused by `source` (the serializer's own error).
+    pub fn with_source(
+        mut self,
+        source: impl Into<Box<dyn std::error::Error + Send + Sync + 'static>>,
+    ) -> CodecError {
+        self.source = Some(source.into());
+        self
+    }
+
+    /// Which codec (its [`Codec::NAME`](crate::codec::Codec::NAME)).
+    pub fn codec(&self) -> &'static str {
+        self.codec
+    }
+
+    /// What failed, without the source's own message.
+    pub fn message(&self) -> &str {
+        &self.message
+    }
+}
+
+impl fmt::Display for CodecError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} codec: {}", self.codec, self.message)
+    }
+}
+
+impl std::error::Error for CodecError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.source
+            .as_deref()
+            .map(|source| source as &(dyn std::error::Error + 'static))
+    }
 }
 
 /// Errors from cachebot's own API: building a cache, instrumenting a
@@ -204,5 +312,21 @@ impl Error {
             Error::Database(e) => e,
             other => diesel::result::Error::QueryBuilderError(Box::new(other)),
         }
+    }
+}
+
+/// An error and its sources on one line (`a: b: c`), for traces: the
+/// errors' own `Display` leaves the cause to `source()`.
+pub(crate) struct Chain<'a>(pub(crate) &'a (dyn std::error::Error + 'static));
+
+impl fmt::Display for Chain<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.0)?;
+        let mut next = self.0.source();
+        while let Some(e) = next {
+            write!(f, ": {e}")?;
+            next = e.source();
+        }
+        Ok(())
     }
 }

@@ -34,13 +34,17 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use sqlparser::ast::{Ident, ObjectName, ObjectNamePart, Statement};
-use sqlparser::dialect::Dialect;
+use sqlparser::ast::Statement;
+use sqlparser::dialect::{Dialect, PostgreSqlDialect};
 use sqlparser::parser::Parser;
 
+use crate::backend::SqlDialect;
+
 mod collect;
+mod names;
 mod pins;
 mod scan;
+mod write_acc;
 mod writes;
 
 #[cfg(test)]
@@ -52,7 +56,7 @@ mod tests_diesel;
 
 /// Cap on the number of conjunctions kept per table while combining AND (cross product); over
 /// it keep the narrower side.
-pub const MAX_CONJUNCTIONS: usize = 64;
+pub(crate) const MAX_CONJUNCTIONS: usize = 64;
 
 /// Over this many operator tokens the SQL is not handed to the parser at all: a left-deep chain
 /// of binary operators (`a AND b AND c ...`) parses without hitting sqlparser's recursion limit
@@ -69,7 +73,7 @@ const MAX_FALLBACK_TABLES: usize = 64;
 
 /// The outcome of [`analyze`].
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Extracted {
+pub(crate) enum Extracted {
     /// The query can be cached with these dependencies.
     Cacheable(Analysis),
     /// The query must not be cached.
@@ -78,7 +82,7 @@ pub enum Extracted {
 
 /// Why a query must not be cached.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Uncacheable {
+pub(crate) enum Uncacheable {
     /// No table could be found (e.g. `SELECT 1`).
     NoTable,
     /// Calls a function whose result can change without a write (now(), random(), nextval,
@@ -92,22 +96,22 @@ pub enum Uncacheable {
 
 /// The dependency template of a cacheable query.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Analysis {
+pub(crate) struct Analysis {
     /// Every table the statement reads (once each, sorted by name), with what it depends on.
-    pub tables: Vec<TableDeps>,
+    pub(crate) tables: Vec<TableDeps>,
     /// false when the SQL could not be parsed and the tables were found by the conservative
     /// fallback scan (all Whole).
-    pub parsed: bool,
+    pub(crate) parsed: bool,
 }
 
 /// What a query depends on in one table.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct TableDeps {
+pub(crate) struct TableDeps {
     /// Normalised table name: quoted identifiers as written, unquoted ones lowercased; a
     /// schema written out is kept as `schema.table`.
-    pub table: String,
+    pub(crate) table: String,
     /// Which rows of the table can change the result.
-    pub pins: Pins,
+    pub(crate) pins: Pins,
 }
 
 impl AsRef<str> for TableDeps {
@@ -118,7 +122,7 @@ impl AsRef<str> for TableDeps {
 
 /// Which rows of a table can change a query's result.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Pins {
+pub(crate) enum Pins {
     /// Any row of the table can change the result.
     Whole,
     /// Every row (old or new image) that can change the result matches at least one of these
@@ -128,23 +132,23 @@ pub enum Pins {
 
 /// A conjunction of column equalities that a row must satisfy.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Conjunction {
+pub(crate) struct Conjunction {
     /// All of these hold for the row. Never empty. Sorted by (column, value) and deduplicated.
-    pub atoms: Vec<Atom>,
+    pub(crate) atoms: Vec<Atom>,
 }
 
 /// One pinned column: the row's `column` equals `value`.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct Atom {
+pub(crate) struct Atom {
     /// Column name (normalised like table names), a column of TableDeps::table.
-    pub column: String,
+    pub(crate) column: String,
     /// The value the column holds, as a reference into the query's binds.
-    pub value: ValueRef,
+    pub(crate) value: ValueRef,
 }
 
 /// A value a pinned column is compared with.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub enum ValueRef {
+pub(crate) enum ValueRef {
     /// `col = $n`: the 0-based bind index n-1.
     Bind(usize),
     /// `col = ANY($n)`: the column equals one element of the array bind (0-based index n-1).
@@ -155,7 +159,7 @@ pub enum ValueRef {
 
 /// Which tables a statement writes, as found by [`write_targets`].
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub enum WriteTargets {
+pub(crate) enum WriteTargets {
     /// The statement writes nothing (SELECT without writable CTE, SET, SHOW, BEGIN, COMMIT,
     /// ROLLBACK, SAVEPOINT, RELEASE, EXPLAIN without ANALYZE...).
     None,
@@ -171,13 +175,21 @@ pub enum WriteTargets {
 
 /// Analyse a SELECT: the tables it reads and, per table, the rows that can change its result.
 ///
-/// `sql` is one statement as rendered by Diesel (any SQL is accepted); callers pass
-/// `PostgreSqlDialect`. Never panics, whatever the input.
-pub fn analyze(sql: &str, dialect: &(dyn Dialect + Sync)) -> Extracted {
+/// `sql` is one statement as rendered by Diesel (any SQL is accepted), in the backend's
+/// `dialect`. Never panics, whatever the input.
+pub(crate) fn analyze(sql: &str, dialect: SqlDialect) -> Extracted {
+    let dialect = parser_dialect(dialect);
     // A parse failure that cannot run to completion (the thread could not
     // start, or the analysis panicked) is never cached.
     on_big_stack(|| analyze_here(sql, dialect))
         .unwrap_or(Extracted::Uncacheable(Uncacheable::NotARead))
+}
+
+/// sqlparser's dialect for a backend's.
+fn parser_dialect(dialect: SqlDialect) -> &'static (dyn Dialect + Sync) {
+    match dialect {
+        SqlDialect::PostgreSql => &PostgreSqlDialect {},
+    }
 }
 
 /// Stack for parsing: sqlparser recurses (and drops its AST recursively) far
@@ -216,23 +228,27 @@ fn analyze_here(sql: &str, dialect: &(dyn Dialect + Sync)) -> Extracted {
 
 /// Which tables a statement (or a `;`-separated batch, as sent by `batch_execute`) writes.
 ///
+/// Only the tests and the fuzz target ask this of one text; the write path asks [`batch_writes`].
+///
 /// A SELECT that calls a user-defined function which writes is *not* detected (only a short list
 /// of known writing built-ins is): such writes must go through the crate's write API or an
 /// explicit invalidation. Never panics.
-pub fn write_targets(sql: &str, dialect: &(dyn Dialect + Sync)) -> WriteTargets {
+#[cfg(any(test, fuzzing))]
+pub(crate) fn write_targets(sql: &str, dialect: SqlDialect) -> WriteTargets {
+    let dialect = parser_dialect(dialect);
     on_big_stack(|| writes::write_targets(sql, dialect)).unwrap_or(WriteTargets::Unknown)
 }
 
 /// One statement of a batch and what it writes; see [`batch_writes`].
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct StatementWrites {
+pub(crate) struct StatementWrites {
     /// The statement's text, without its `;`.
-    pub text: String,
+    pub(crate) text: String,
     /// The tables it writes.
-    pub writes: WriteTargets,
+    pub(crate) writes: WriteTargets,
     /// A `TRUNCATE ... CASCADE`: it also empties every table whose foreign keys reference one
     /// of `writes`, transitively, whatever the keys' `ON DELETE` action.
-    pub truncate_cascade: bool,
+    pub(crate) truncate_cascade: bool,
 }
 
 /// The statements of a batch (as sent by `batch_execute`), in order, each with what it writes.
@@ -240,7 +256,8 @@ pub struct StatementWrites {
 /// Statements are split at `;` outside strings, quoted identifiers, comments, parentheses and
 /// `BEGIN ATOMIC` bodies; blank and comment-only ones are dropped. Never panics; if the analysis
 /// cannot run, one statement that writes [`WriteTargets::Unknown`].
-pub fn batch_writes(sql: &str, dialect: &(dyn Dialect + Sync)) -> Vec<StatementWrites> {
+pub(crate) fn batch_writes(sql: &str, dialect: SqlDialect) -> Vec<StatementWrites> {
+    let dialect = parser_dialect(dialect);
     on_big_stack(|| writes::batch_writes(sql, dialect)).unwrap_or_else(|| {
         vec![StatementWrites {
             text: sql.to_owned(),
@@ -255,39 +272,9 @@ pub(crate) fn leading_tokens(sql: &str, n: usize) -> Vec<Lead> {
     scan::leading_tokens(sql, n)
 }
 
+pub(crate) use names::column_list;
+use names::{join_name, name_parts, norm_ident, table_name};
 pub(crate) use scan::Lead;
-
-/// Normalise one identifier: quoted as written, unquoted lowercased (PostgreSQL folding).
-fn norm_ident(ident: &Ident) -> String {
-    if ident.quote_style.is_some() {
-        ident.value.clone()
-    } else {
-        ident.value.to_lowercase()
-    }
-}
-
-/// Join normalised name parts into a table name. A schema written out is
-/// kept (`public.t` is not `t` under every search path): names are resolved
-/// per connection (see `scope`).
-fn join_name(parts: Vec<String>) -> String {
-    parts.join(".")
-}
-
-/// The normalised parts of an object name (function parts rendered as written, lowercased).
-fn name_parts(name: &ObjectName) -> Vec<String> {
-    name.0
-        .iter()
-        .map(|part| match part {
-            ObjectNamePart::Identifier(ident) => norm_ident(ident),
-            other => other.to_string().to_lowercase(),
-        })
-        .collect()
-}
-
-/// The normalised table name of an object name.
-fn table_name(name: &ObjectName) -> String {
-    join_name(name_parts(name))
-}
 
 /// Functions (and function-like constructs sqlparser renders as calls) whose result depends
 /// only on their arguments and the rows read: aggregates, string/number helpers, window ranking

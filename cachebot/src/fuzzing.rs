@@ -1,11 +1,13 @@
 //! Entry points for fuzzing: what the crate does with bytes read from a
-//! store, reachable from the targets in `fuzz/` (built with `--cfg
-//! fuzzing`) and from the randomized tests below, which run the same code
-//! on seeded random and mutated inputs in every test run. Not part of the
-//! crate's API: the module exists only in those builds.
+//! store and with SQL text, reachable from the targets in `fuzz/` (built
+//! with `--cfg fuzzing`) and from the randomized tests below, which run the
+//! same code on seeded random and mutated inputs in every test run. Not part
+//! of the crate's API: the module exists only in those builds, and it is the
+//! only way the targets reach the crate's internals.
 //!
 //! Every function here must return for any input: no panic, no abort, no
-//! allocation out of proportion to the input.
+//! allocation out of proportion to the input. The assertions they make are
+//! the invariants under test: a failing one is a finding.
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -180,6 +182,63 @@ pub fn entry(bytes: &[u8]) -> usize {
 #[cfg(feature = "memcached")]
 pub fn answers(bytes: &[u8]) -> usize {
     crate::store::parse_stream(bytes, 1024 * 1024 - 1024) + crate::store::parse_stream(bytes, 16)
+}
+
+/// The SQL analysis over `bytes` (as lossy UTF-8), as the read path and the
+/// write path's instrumentation run it on rendered statements: the
+/// dependencies of a read and the tables a statement writes. Checks the
+/// documented invariants of both answers (tables sorted and unique,
+/// conjunctions and atoms never empty, atoms sorted and deduplicated) and
+/// that both are deterministic. Returns the number of tables found.
+pub fn sql(bytes: &[u8]) -> usize {
+    use crate::backend::SqlDialect;
+    use crate::extract::{analyze, write_targets, Extracted, Pins, WriteTargets};
+
+    let sql = String::from_utf8_lossy(bytes);
+    let dialect = SqlDialect::PostgreSql;
+    let mut found = 0;
+    let analysis = analyze(&sql, dialect);
+    if let Extracted::Cacheable(a) = &analysis {
+        assert!(!a.tables.is_empty(), "cacheable without tables");
+        assert!(
+            a.tables.windows(2).all(|w| w[0].table < w[1].table),
+            "tables not sorted and unique"
+        );
+        for deps in &a.tables {
+            if let Pins::AnyOf(conjunctions) = &deps.pins {
+                assert!(!conjunctions.is_empty(), "empty AnyOf");
+                for c in conjunctions {
+                    assert!(!c.atoms.is_empty(), "empty conjunction");
+                    assert!(
+                        c.atoms.windows(2).all(|w| w[0] < w[1]),
+                        "atoms not sorted and deduplicated"
+                    );
+                }
+            }
+        }
+        found += a.tables.len();
+    }
+    assert_eq!(
+        analyze(&sql, dialect),
+        analysis,
+        "analyze not deterministic"
+    );
+
+    let writes = write_targets(&sql, dialect);
+    if let WriteTargets::Tables(tables) = &writes {
+        assert!(!tables.is_empty(), "Tables([])");
+        assert!(
+            tables.windows(2).all(|w| w[0] < w[1]),
+            "tables not sorted and unique"
+        );
+        found += tables.len();
+    }
+    assert_eq!(
+        write_targets(&sql, dialect),
+        writes,
+        "write_targets not deterministic"
+    );
+    found
 }
 
 #[cfg(test)]
@@ -463,5 +522,19 @@ mod tests {
             parsed += answers(&stream);
         }
         assert!(parsed > cases() / 4, "{parsed}");
+    }
+
+    #[test]
+    fn sql_entry_point_checks_reads_writes_and_garbage() {
+        assert_eq!(
+            sql(br#"SELECT "photos"."id" FROM "photos" WHERE "photos"."user_id" = $1"#),
+            1
+        );
+        assert_eq!(sql(br#"UPDATE "photos" SET "status" = $1"#), 1);
+        let mut rng = fastrand::Rng::with_seed(12);
+        for _ in 0..200 {
+            let garbage: Vec<u8> = (0..rng.usize(0..64)).map(|_| rng.u8(..)).collect();
+            sql(&garbage);
+        }
     }
 }

@@ -292,7 +292,7 @@ pub(crate) fn entry_key(
         h.binds(binds);
         h.push(&(generations.len() as u64).to_le_bytes());
         for g in generations {
-            h.push(&g.hash.to_le_bytes());
+            h.push(&g.hash().to_le_bytes());
         }
     }))
 }

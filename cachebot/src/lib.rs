@@ -54,12 +54,25 @@
 //! query and result type are served (the README's threat model says what
 //! remains: replay within the TTL).
 //!
-//! # Modules
+//! # The API
 //!
-//! - [`store`]: where entries and generations live (in process, memcached).
-//! - [`codec`]: how results become bytes.
-//! - [`backend`]: what differs per database (rendering, binds, dialect).
-//! - [`extract`]: SQL text to dependencies.
+//! - Reading: [`CacheDsl::cache`] on any query, then [`CachedRunQueryDsl`]'s
+//!   `load`, `get_result(s)`, `first`; [`Cached::keyed_on`] to narrow,
+//!   [`Cached::explain`] / [`Cached::explain_on`] to see the keys.
+//! - The cache: [`Cache`], built with [`CacheBuilder`]; [`Stats`] for what
+//!   happened; explicit invalidation (`invalidate_*`).
+//! - Connections: [`Cache::instrument`] (or `pool_customizer`, feature
+//!   `r2d2`) installs [`CacheInstrumentation`], which sees every write.
+//! - Models: `#[derive(CacheBot)]` implements [`CacheModel`]; [`write`](mod@write)
+//!   runs inserts, updates and deletes with exact invalidation.
+//! - Errors: one [`Error`] from building, instrumenting and invalidating
+//!   ([`ConfigError`], [`StoreError`], [`UsageError`] inside it).
+//! - Modules: [`store`] (where entries and generations live: in process,
+//!   memcached), [`codec`] (how results become bytes), [`backend`] (what
+//!   differs per database).
+//!
+//! Everything else is private; the derive's generated code calls
+//! `model::__private`, which is not a public API.
 
 #![deny(unsafe_code)] // one audited exception: read::behind::lower_priority
 #![warn(missing_docs, unreachable_pub, missing_debug_implementations)]
@@ -69,7 +82,7 @@ mod cache;
 pub mod codec;
 mod dsl;
 mod error;
-pub mod extract;
+mod extract;
 #[cfg(any(test, fuzzing))]
 pub mod fuzzing;
 #[cfg(feature = "__test-hooks")]
@@ -77,12 +90,12 @@ pub mod hooks;
 mod invalidate;
 mod key;
 pub mod model;
-mod names;
 mod read;
 mod render;
 mod scope;
 mod stats;
 pub mod store;
+mod util;
 mod weigh;
 pub mod write;
 

@@ -227,7 +227,7 @@ pub mod __private {
             return Some(n);
         }
         let sql = Pg::render(column).ok()?;
-        let mut list = crate::names::column_list(&sql)?;
+        let mut list = crate::extract::column_list(&sql)?;
         let one = (list.len() == 1).then(|| list.remove(0))?;
         if let Ok(mut m) = names.write() {
             m.insert(id, one.clone());
@@ -314,7 +314,7 @@ pub mod __private {
             None => {
                 let all = Pg::render(all_columns)
                     .ok()
-                    .and_then(|sql| crate::names::column_list(&sql));
+                    .and_then(|sql| crate::extract::column_list(&sql));
                 let c = match all {
                     Some(all) => all
                         .iter()

@@ -15,7 +15,7 @@ use diesel::QueryResult;
 
 use crate::backend::{Bind, CacheBackend};
 use crate::extract::{analyze, Extracted};
-use crate::store::KeyHashBuilder;
+use crate::util::key_hash::KeyHashBuilder;
 
 /// The parsed form of one SQL text, shared by every call that renders it.
 #[derive(Debug)]

@@ -211,11 +211,8 @@ impl Tables for Scope {
 pub(crate) fn in_database(database: u128, key: Key) -> Key {
     let mut bytes = [0u8; 32];
     bytes[..16].copy_from_slice(&database.to_le_bytes());
-    bytes[16..].copy_from_slice(&key.hash.to_le_bytes());
-    Key {
-        kind: key.kind,
-        hash: xxhash_rust::xxh3::xxh3_128(&bytes),
-    }
+    bytes[16..].copy_from_slice(&key.hash().to_le_bytes());
+    Key::new(key.kind(), xxhash_rust::xxh3::xxh3_128(&bytes))
 }
 
 /// Statements after which a connection's names may resolve differently or
@@ -362,7 +359,7 @@ mod tests {
         let k = Key::generation(42);
         assert_ne!(in_database(1, k), in_database(2, k));
         assert_eq!(in_database(1, k), in_database(1, k));
-        assert_eq!(in_database(1, k).kind, k.kind);
+        assert_eq!(in_database(1, k).kind(), k.kind());
     }
 
     #[test]

@@ -1,5 +1,6 @@
 //! `cargo fuzz run analyze`: SQL text to dependencies and write targets never panic (nor
-//! overflow the stack), are deterministic, and keep the documented invariants of their results.
+//! overflow the stack), are deterministic, and keep the documented invariants of their results
+//! (`cachebot::fuzzing::sql` checks them).
 //!
 //! Seeds: `fuzz/corpus/analyze/` (Diesel-rendered reads from the extract tests, writes,
 //! batches, garbage). Run with a separate working corpus so the seeds stay curated:
@@ -16,51 +17,8 @@
 
 #![no_main]
 
-use cachebot::extract::{analyze, write_targets, Extracted, Pins, WriteTargets};
 use libfuzzer_sys::fuzz_target;
-use sqlparser::dialect::PostgreSqlDialect;
 
 fuzz_target!(|data: &[u8]| {
-    let sql = String::from_utf8_lossy(data);
-    let dialect = PostgreSqlDialect {};
-
-    let analysis = analyze(&sql, &dialect);
-    if let Extracted::Cacheable(a) = &analysis {
-        assert!(!a.tables.is_empty(), "cacheable without tables");
-        assert!(
-            a.tables.windows(2).all(|w| w[0].table < w[1].table),
-            "tables not sorted and unique"
-        );
-        for deps in &a.tables {
-            if let Pins::AnyOf(conjunctions) = &deps.pins {
-                assert!(!conjunctions.is_empty(), "empty AnyOf");
-                for c in conjunctions {
-                    assert!(!c.atoms.is_empty(), "empty conjunction");
-                    assert!(
-                        c.atoms.windows(2).all(|w| w[0] < w[1]),
-                        "atoms not sorted and deduplicated"
-                    );
-                }
-            }
-        }
-    }
-    assert_eq!(
-        analyze(&sql, &dialect),
-        analysis,
-        "analyze not deterministic"
-    );
-
-    let writes = write_targets(&sql, &dialect);
-    if let WriteTargets::Tables(tables) = &writes {
-        assert!(!tables.is_empty(), "Tables([])");
-        assert!(
-            tables.windows(2).all(|w| w[0] < w[1]),
-            "tables not sorted and unique"
-        );
-    }
-    assert_eq!(
-        write_targets(&sql, &dialect),
-        writes,
-        "write_targets not deterministic"
-    );
+    cachebot::fuzzing::sql(data);
 });

@@ -5,9 +5,8 @@
 //! `collect_str` to serde's default, `serialize_str(&value.to_string())`,
 //! and types that serialize through `Display` use it for every value:
 //! chrono's timestamps, decimals, many IDs. Each one then allocates a
-//! `String` and grows it a character at a time; for ten rows with a
-//! timestamp each that was 80% of the encode and most of the miss path's
-//! allocations. Here the text is formatted in place at the end of the
+//! `String` and grows it a character at a time, which dominates the encode
+//! of rows with such fields. Here the text is formatted in place at the end of the
 //! output, and its length prefix is slipped in front of it afterwards (one
 //! byte, moved with the text, for anything under 251 bytes). Writing to a
 //! `Vec<u8>` directly also skips bincode's writer layer.
@@ -477,7 +476,7 @@ mod tests {
         use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
         #[derive(Clone, Debug, PartialEq)]
-        pub struct Bytes(pub Vec<u8>);
+        pub(super) struct Bytes(pub(super) Vec<u8>);
 
         impl Serialize for Bytes {
             fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {

@@ -2,7 +2,7 @@
 //!
 //! The codec is part of every entry key, so switching codecs never decodes
 //! one codec's bytes with another. The default is bincode 2 (compact and
-//! fast, see `perf-baseline.md`); postcard is available behind the
+//! fast); postcard is available behind the
 //! `postcard` feature. A decode that fails, or that leaves bytes unread, is
 //! a miss, never an error for the application.
 //!
@@ -86,20 +86,20 @@ impl Codec for Bincode {
     ) -> Result<(), CodecError> {
         // bincode's own format, written without its `to_string` per
         // `collect_str` (see `bincode_ser`).
-        bincode_ser::encode_into(value, out).map_err(|e| CodecError {
-            codec: Self::NAME,
-            message: e.to_string(),
+        bincode_ser::encode_into(value, out).map_err(|e| {
+            CodecError::new(
+                Self::NAME,
+                "the value does not serialize (a `Serialize` impl failed, or a map or \
+                 sequence reported a wrong length)",
+            )
+            .with_source(e)
         })
     }
 
     fn decode<T: DeserializeOwned>(&self, bytes: &[u8]) -> Result<T, CodecError> {
-        let err = |message: String| CodecError {
-            codec: Self::NAME,
-            message,
-        };
-        let (value, used) = bounded_bincode_decode(bytes).map_err(err)?;
+        let (value, used) = bounded_bincode_decode(bytes)?;
         if used != bytes.len() {
-            return Err(err(format!("{} trailing bytes", bytes.len() - used)));
+            return Err(trailing(Self::NAME, bytes.len() - used));
         }
         Ok(value)
     }
@@ -129,7 +129,7 @@ const BINCODE_MAX_PAYLOAD: usize = (1 << 30) / BINCODE_CLAIMS_PER_BYTE;
 /// preallocated by serde at most 1 MiB each, whatever they claim). Three
 /// tiers instead of one per payload size: each is a copy of the decoder
 /// per result type.
-fn bounded_bincode_decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<(T, usize), String> {
+fn bounded_bincode_decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<(T, usize), CodecError> {
     use bincode::config::standard;
     use bincode::serde::decode_from_slice;
     let budget = bytes.len().saturating_mul(BINCODE_CLAIMS_PER_BYTE);
@@ -140,12 +140,33 @@ fn bounded_bincode_decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<(T, usize
     } else if bytes.len() <= BINCODE_MAX_PAYLOAD {
         decode_from_slice(bytes, standard().with_limit::<{ 1 << 30 }>())
     } else {
-        return Err(format!(
-            "a payload of {} bytes is over the {BINCODE_MAX_PAYLOAD}-byte decoding limit",
-            bytes.len()
+        return Err(CodecError::new(
+            Bincode::NAME,
+            format!(
+                "a payload of {} bytes is over the {BINCODE_MAX_PAYLOAD}-byte decoding limit",
+                bytes.len()
+            ),
         ));
     };
-    decoded.map_err(|e| e.to_string())
+    decoded.map_err(|e| does_not_decode(Bincode::NAME).with_source(e))
+}
+
+/// A payload that is not a value of the requested type: written for another
+/// type (a changed struct), by another version, or damaged.
+fn does_not_decode(codec: &'static str) -> CodecError {
+    CodecError::new(
+        codec,
+        "the bytes are not a value of the requested type (written for another type or \
+         version, or damaged)",
+    )
+}
+
+/// A payload with bytes left after the value.
+fn trailing(codec: &'static str, extra: usize) -> CodecError {
+    CodecError::new(
+        codec,
+        format!("{extra} bytes left after the value (written for another type or damaged)"),
+    )
 }
 
 /// postcard 1.x (feature `postcard`).
@@ -158,10 +179,7 @@ impl Codec for Postcard {
     const NAME: &'static str = "postcard1";
 
     fn encode<T: Serialize + ?Sized>(&self, value: &T) -> Result<Vec<u8>, CodecError> {
-        postcard::to_stdvec(value).map_err(|e| CodecError {
-            codec: Self::NAME,
-            message: e.to_string(),
-        })
+        postcard::to_stdvec(value).map_err(does_not_encode)
     }
 
     fn encode_into<T: Serialize + ?Sized>(
@@ -170,24 +188,30 @@ impl Codec for Postcard {
         out: &mut Vec<u8>,
     ) -> Result<(), CodecError> {
         // postcard extends by value; on an error the caller drops `out`.
-        *out = postcard::to_extend(value, std::mem::take(out)).map_err(|e| CodecError {
-            codec: Self::NAME,
-            message: e.to_string(),
-        })?;
+        *out = postcard::to_extend(value, std::mem::take(out)).map_err(does_not_encode)?;
         Ok(())
     }
 
     fn decode<T: DeserializeOwned>(&self, bytes: &[u8]) -> Result<T, CodecError> {
-        let err = |message: String| CodecError {
-            codec: Self::NAME,
-            message,
-        };
-        let (value, rest) = postcard::take_from_bytes(bytes).map_err(|e| err(e.to_string()))?;
+        let (value, rest) = postcard::take_from_bytes(bytes)
+            .map_err(|e| does_not_decode(Self::NAME).with_source(e))?;
         if !rest.is_empty() {
-            return Err(err(format!("{} trailing bytes", rest.len())));
+            return Err(trailing(Self::NAME, rest.len()));
         }
         Ok(value)
     }
+}
+
+/// A value postcard cannot write (a sequence or map of unknown length, or a
+/// failing `Serialize` impl).
+#[cfg(feature = "postcard")]
+fn does_not_encode(error: postcard::Error) -> CodecError {
+    CodecError::new(
+        Postcard::NAME,
+        "the value does not serialize (postcard needs the length of every sequence and map \
+         up front, and a `Serialize` impl may fail)",
+    )
+    .with_source(error)
 }
 
 #[cfg(test)]

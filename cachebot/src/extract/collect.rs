@@ -10,39 +10,40 @@
 use std::collections::BTreeSet;
 
 use sqlparser::ast::{
-    AccessExpr, Distinct, Expr, Function, FunctionArg, FunctionArgExpr, FunctionArgumentClause,
-    FunctionArguments, GroupByExpr, InTarget, JoinConstraint, JoinOperator, JsonPathElem,
-    LimitClause, NamedWindowExpr, ObjectName, OrderByExpr, OrderByKind, Query, Select, SelectItem,
-    SelectItemQualifiedWildcardKind, SetExpr, Subscript, TableFactor, TableWithJoins, Value,
-    WindowFrameBound, WindowSpec, WindowType,
+    AccessExpr, CascadeOption, CopySource, Distinct, Expr, FromTable, Function, FunctionArg,
+    FunctionArgExpr, FunctionArgumentClause, FunctionArguments, GroupByExpr, InTarget,
+    JoinConstraint, JoinOperator, JsonPathElem, LimitClause, NamedWindowExpr, ObjectName,
+    ObjectType, OrderByExpr, OrderByKind, Query, Select, SelectItem,
+    SelectItemQualifiedWildcardKind, SetExpr, Statement, Subscript, TableFactor, TableObject,
+    TableWithJoins, Value, WindowFrameBound, WindowSpec, WindowType,
 };
 
-use super::writes::WriteAcc;
+use super::write_acc::{is_writer_function, WriteAcc};
 use super::{is_deterministic, is_time_special, name_parts, table_name, PARENLESS_VOLATILE};
 
 /// What a walk found.
 #[derive(Debug, Default)]
 pub(super) struct Collector {
     /// Tables read (each a whole-table dependency).
-    pub whole: BTreeSet<String>,
+    pub(super) whole: BTreeSet<String>,
     /// The first non-deterministic function seen (name as written, lowercased).
-    pub volatile: Option<String>,
+    pub(super) volatile: Option<String>,
     /// Every function called (normalised name parts joined by `.`).
-    pub functions: BTreeSet<String>,
+    pub(super) functions: BTreeSet<String>,
     /// Something writes or locks (data-modifying CTE or body, SELECT INTO, FOR UPDATE/SHARE, a
     /// construct we cannot reason about).
-    pub not_read: bool,
+    pub(super) not_read: bool,
     /// The top-level query uses a construct whose pins we do not model: every table is whole.
-    pub all_whole: bool,
+    pub(super) all_whole: bool,
     /// What the writing parts write.
-    pub writes: WriteAcc,
+    pub(super) writes: WriteAcc,
     /// CTE names visible at the current point of the walk (innermost last).
     ctes: Vec<String>,
 }
 
 impl Collector {
     /// Whether a single-part relation name refers to a CTE in scope rather than a table.
-    pub fn cte_in_scope(&self, parts: &[String]) -> bool {
+    pub(super) fn cte_in_scope(&self, parts: &[String]) -> bool {
         matches!(parts, [name] if self.ctes.iter().any(|cte| cte == name))
     }
 
@@ -80,7 +81,7 @@ impl Collector {
     }
 
     /// Walk a whole query: its CTEs, body and tail. Every table is a whole-table read.
-    pub fn query(&mut self, query: &Query) {
+    pub(super) fn query(&mut self, query: &Query) {
         let mark = self.ctes.len();
         if let Some(with) = &query.with {
             let names: Vec<String> = with
@@ -109,7 +110,7 @@ impl Collector {
     }
 
     /// ORDER BY, LIMIT/OFFSET, FETCH and locking clauses of a query.
-    pub fn query_tail(&mut self, query: &Query) {
+    pub(super) fn query_tail(&mut self, query: &Query) {
         if let Some(order_by) = &query.order_by {
             if let OrderByKind::Expressions(items) = &order_by.kind {
                 self.order_by_exprs(items);
@@ -161,7 +162,7 @@ impl Collector {
     }
 
     /// Walk a query body; set-operation chains are walked without recursion.
-    pub fn set_expr(&mut self, body: &SetExpr) {
+    pub(super) fn set_expr(&mut self, body: &SetExpr) {
         let mut stack = vec![body];
         while let Some(body) = stack.pop() {
             match body {
@@ -183,7 +184,7 @@ impl Collector {
                 | SetExpr::Delete(statement)
                 | SetExpr::Merge(statement) => {
                     self.not_read = true;
-                    super::writes::statement_into(statement, &mut self.writes);
+                    statement_into(statement, &mut self.writes);
                 }
                 SetExpr::Table(table) => {
                     if let Some(name) = &table.table_name {
@@ -210,7 +211,7 @@ impl Collector {
     }
 
     /// Everything of a SELECT except its FROM list.
-    pub fn select_clauses(&mut self, select: &Select) {
+    pub(super) fn select_clauses(&mut self, select: &Select) {
         if let Some(into) = &select.into {
             // SELECT INTO creates and fills a table.
             self.not_read = true;
@@ -284,7 +285,7 @@ impl Collector {
     }
 
     /// Walk a FROM item and its joins (whole mode).
-    pub fn table_with_joins(&mut self, table: &TableWithJoins) {
+    pub(super) fn table_with_joins(&mut self, table: &TableWithJoins) {
         self.table_factor(&table.relation);
         for join in &table.joins {
             self.table_factor(&join.relation);
@@ -293,7 +294,7 @@ impl Collector {
     }
 
     /// Walk the expressions of a join operator (its ON clause, ASOF condition).
-    pub fn join_operator(&mut self, operator: &JoinOperator) {
+    pub(super) fn join_operator(&mut self, operator: &JoinOperator) {
         let constraint = match operator {
             JoinOperator::Join(c)
             | JoinOperator::Inner(c)
@@ -330,7 +331,7 @@ impl Collector {
 
     /// Walk one FROM item (whole mode): a table is a whole-table read, anything else is walked
     /// for the tables and functions inside it.
-    pub fn table_factor(&mut self, factor: &TableFactor) {
+    pub(super) fn table_factor(&mut self, factor: &TableFactor) {
         match factor {
             TableFactor::Table {
                 name,
@@ -485,7 +486,7 @@ impl Collector {
     }
 
     /// Walk an expression tree (iteratively).
-    pub fn expr(&mut self, root: &Expr) {
+    pub(super) fn expr(&mut self, root: &Expr) {
         let mut stack: Vec<&Expr> = vec![root];
         while let Some(e) = stack.pop() {
             match e {
@@ -722,4 +723,175 @@ pub(super) fn string_literal(value: &Value) -> Option<&str> {
         Value::DollarQuotedString(s) => Some(&s.value),
         _ => None,
     }
+}
+
+// ----- what a statement writes ------------------------------------------------
+// Here rather than in `writes` because the two walks recurse into each other: a writable CTE
+// inside a query is a statement, and a statement's query is walked by the `Collector`.
+
+/// The writes of a query: writable CTEs, data-modifying bodies, SELECT INTO, known writing
+/// functions.
+fn query_into(query: &Query, acc: &mut WriteAcc) {
+    let mut cx = Collector::default();
+    cx.query(query);
+    acc.tables.extend(cx.writes.tables);
+    acc.unknown |= cx.writes.unknown;
+    if cx.functions.iter().any(|f| is_writer_function(f)) {
+        acc.unknown = true;
+    }
+}
+
+/// The target of an UPDATE/MERGE/DELETE: a plain table, else unknown.
+fn factor_into(factor: &TableFactor, acc: &mut WriteAcc) {
+    match factor {
+        TableFactor::Table {
+            name, args: None, ..
+        } => acc.table(name),
+        _ => acc.unknown = true,
+    }
+}
+
+/// Add what one statement writes.
+pub(super) fn statement_into(statement: &Statement, acc: &mut WriteAcc) {
+    match statement {
+        Statement::Query(query) => query_into(query, acc),
+        Statement::Insert(insert) => {
+            match &insert.table {
+                TableObject::TableName(name) => acc.table(name),
+                TableObject::TableFunction(_) | TableObject::TableQuery(_) => acc.unknown = true,
+            }
+            if let Some(source) = &insert.source {
+                query_into(source, acc);
+            }
+        }
+        // With FROM, only the updated table is written.
+        Statement::Update(update) => factor_into(&update.table.relation, acc),
+        Statement::Delete(delete) => {
+            if !delete.tables.is_empty() {
+                // MySQL multi-table DELETE t1, t2 FROM ...
+                for name in &delete.tables {
+                    acc.table(name);
+                }
+            } else {
+                let (FromTable::WithFromKeyword(from) | FromTable::WithoutKeyword(from)) =
+                    &delete.from;
+                if from.is_empty() {
+                    acc.unknown = true;
+                }
+                for table in from {
+                    factor_into(&table.relation, acc);
+                }
+            }
+        }
+        Statement::Truncate(truncate) => {
+            if truncate.table_names.is_empty() {
+                acc.unknown = true;
+            }
+            for target in &truncate.table_names {
+                acc.table(&target.name);
+            }
+            if truncate.cascade == Some(CascadeOption::Cascade) {
+                acc.truncate_cascade = true;
+            }
+        }
+        Statement::Merge(merge) => factor_into(&merge.table, acc),
+        Statement::Copy { source, to, .. } => match source {
+            CopySource::Table { table_name, .. } => {
+                if !*to {
+                    acc.table(table_name);
+                }
+            }
+            // COPY (query) TO: the query may be a data-modifying one.
+            CopySource::Query(query) => query_into(query, acc),
+        },
+        Statement::Drop {
+            object_type: ObjectType::Table,
+            names,
+            ..
+        } => {
+            if names.is_empty() {
+                acc.unknown = true;
+            }
+            for name in names {
+                acc.table(name);
+            }
+        }
+        Statement::AlterTable(alter) => acc.table(&alter.name),
+        Statement::CreateIndex(index) => acc.table(&index.table_name),
+        Statement::RefreshMaterializedView(refresh) => acc.table(&refresh.name),
+        Statement::Explain {
+            analyze,
+            statement,
+            options,
+            ..
+        } => {
+            // Only EXPLAIN ANALYZE runs the statement: `EXPLAIN ANALYZE [VERBOSE] ...` or an
+            // ANALYZE in the option list (`EXPLAIN (ANALYZE, BUFFERS) ...`; even
+            // `(ANALYZE false)` counts: over-invalidating is a cost, missing a write a bug).
+            let in_options = options
+                .iter()
+                .flatten()
+                .any(|o| o.name.value.eq_ignore_ascii_case("analyze"));
+            if *analyze || in_options {
+                statement_into(statement, acc);
+            }
+        }
+        // Harmless over-approximation: the write happens at EXECUTE (which is Unknown).
+        Statement::Prepare { statement, .. } => statement_into(statement, acc),
+        Statement::Declare { stmts, .. } => {
+            for declare in stmts {
+                if let Some(query) = &declare.for_query {
+                    query_into(query, acc);
+                }
+            }
+        }
+        Statement::StartTransaction { statements, .. } => {
+            for statement in statements {
+                statement_into(statement, acc);
+            }
+        }
+        _ if writes_nothing(statement) => {}
+        // CALL, EXECUTE, other DDL, GRANT, COMMENT, anything new: cannot tell.
+        _ => acc.unknown = true,
+    }
+}
+
+/// Session, transaction, cursor and notification statements, and maintenance that keeps every
+/// row's content (ANALYZE, VACUUM, LOCK): no data changes.
+fn writes_nothing(statement: &Statement) -> bool {
+    matches!(
+        statement,
+        Statement::Set(_)
+            | Statement::ShowVariable { .. }
+            | Statement::ShowVariables { .. }
+            | Statement::ShowStatus { .. }
+            | Statement::ShowFunctions { .. }
+            | Statement::ShowCreate { .. }
+            | Statement::ShowColumns { .. }
+            | Statement::ShowTables { .. }
+            | Statement::ShowViews { .. }
+            | Statement::ShowSchemas { .. }
+            | Statement::ShowDatabases { .. }
+            | Statement::ShowCatalogs { .. }
+            | Statement::ShowCollation { .. }
+            | Statement::ShowCharset(_)
+            | Statement::ShowObjects(_)
+            | Statement::ShowProcessList { .. }
+            | Statement::Commit { .. }
+            | Statement::Rollback { .. }
+            | Statement::Savepoint { .. }
+            | Statement::ReleaseSavepoint { .. }
+            | Statement::ExplainTable { .. }
+            | Statement::LISTEN { .. }
+            | Statement::UNLISTEN { .. }
+            | Statement::NOTIFY { .. }
+            | Statement::Deallocate { .. }
+            | Statement::Fetch { .. }
+            | Statement::Close { .. }
+            | Statement::Discard { .. }
+            | Statement::Reset(_)
+            | Statement::Analyze(_)
+            | Statement::Vacuum(_)
+            | Statement::Lock(_)
+    )
 }

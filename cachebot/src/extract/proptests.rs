@@ -36,6 +36,8 @@ use proptest::sample::Index;
 use proptest::test_runner::{Config, TestCaseError, TestRunner};
 use sqlparser::dialect::PostgreSqlDialect;
 
+use crate::backend::SqlDialect;
+
 use super::tests::show;
 use super::*;
 
@@ -1553,11 +1555,11 @@ fn row_matches(pins: &Pins, row: &Row, binds: &[BindVal]) -> bool {
 // Running
 
 fn an(sql: &str) -> Extracted {
-    analyze(sql, &PostgreSqlDialect {})
+    analyze(sql, SqlDialect::PostgreSql)
 }
 
 fn wt(sql: &str) -> WriteTargets {
-    write_targets(sql, &PostgreSqlDialect {})
+    write_targets(sql, SqlDialect::PostgreSql)
 }
 
 /// Cases for a property: its default, or more with `CACHEBOT_PROPTEST_CASES`.

@@ -7,7 +7,7 @@
 
 use std::collections::BTreeSet;
 
-use super::writes::WriteAcc;
+use super::write_acc::{is_writer_function, WriteAcc};
 use super::{
     finish, is_deterministic, is_time_special, join_name, Extracted, Uncacheable, WriteTargets,
     MAX_FALLBACK_TABLES, MAX_OPERATOR_TOKENS, PARENLESS_VOLATILE,
@@ -121,7 +121,7 @@ pub(super) fn lex(sql: &str) -> Vec<(Tok, usize)> {
                 i += 1;
             }
             let word: String = cs[start..i].iter().map(|&(_, ch)| ch).collect::<String>();
-            let lower = word.to_lowercase();
+            let lower = super::names::fold(&word, false);
             // String prefixes: E'..' (backslash escapes), B'..', X'..', N'..', U&'..'.
             if at(i) == Some('\'') && matches!(lower.as_str(), "e" | "b" | "x" | "n") {
                 let (text, next) = quoted(&cs, i, '\'', lower == "e");
@@ -471,11 +471,11 @@ const FROM_LIST_END: &[&str] = &[
 #[derive(Debug, Default)]
 pub(super) struct ScanResult {
     /// Candidate tables (normalised).
-    pub tables: BTreeSet<String>,
+    pub(super) tables: BTreeSet<String>,
     /// Functions called (normalised name parts joined by `.`).
-    pub functions: BTreeSet<String>,
+    pub(super) functions: BTreeSet<String>,
     /// The first call to a non-allow-listed function, or a volatile keyword.
-    pub volatile: Option<String>,
+    pub(super) volatile: Option<String>,
 }
 
 /// A name at `toks[i]`: a quoted identifier or a non-reserved bare word.
@@ -708,7 +708,7 @@ fn lex_is_empty(piece: &str) -> bool {
 
 /// A leading token of a statement, for recognising transaction control.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Lead {
+pub(crate) enum Lead {
     /// A bare word, lowercased.
     Word(String),
     /// A double-quoted identifier, as written.
@@ -856,11 +856,7 @@ pub(super) fn fallback_writes(sql: &str) -> WriteTargets {
     }
     // SELECT lo_unlink(...) and the like.
     let found = scan_tokens(&toks, false);
-    if found
-        .functions
-        .iter()
-        .any(|f| super::writes::is_writer_function(f))
-    {
+    if found.functions.iter().any(|f| is_writer_function(f)) {
         return WriteTargets::Unknown;
     }
     if !writes {

@@ -1,15 +1,15 @@
 //! Hand-written SQL for every rule of [`super::analyze`] and [`super::write_targets`].
 
-use sqlparser::dialect::PostgreSqlDialect;
+use crate::backend::SqlDialect;
 
 use super::*;
 
 fn an(sql: &str) -> Extracted {
-    analyze(sql, &PostgreSqlDialect {})
+    analyze(sql, SqlDialect::PostgreSql)
 }
 
 fn wt(sql: &str) -> WriteTargets {
-    write_targets(sql, &PostgreSqlDialect {})
+    write_targets(sql, SqlDialect::PostgreSql)
 }
 
 /// A compact rendering: `table: col=$1 & col2=ANY($2) | col=NULL; other: *`, with `$n` 1-based
@@ -1659,7 +1659,7 @@ fn other_write_shapes() {
 }
 
 fn bw(sql: &str) -> Vec<(String, WriteTargets, bool)> {
-    batch_writes(sql, &PostgreSqlDialect {})
+    batch_writes(sql, SqlDialect::PostgreSql)
         .into_iter()
         .map(|s| (s.text.trim().to_owned(), s.writes, s.truncate_cascade))
         .collect()

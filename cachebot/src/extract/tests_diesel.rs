@@ -1,7 +1,7 @@
 //! Real Diesel queries, rendered by the real PostgreSQL backend, analysed.
 
+use crate::backend::SqlDialect;
 use diesel::prelude::*;
-use sqlparser::dialect::PostgreSqlDialect;
 
 use super::tests::show;
 use super::*;
@@ -74,7 +74,7 @@ fn render<Q: diesel::query_builder::QueryFragment<diesel::pg::Pg>>(q: &Q) -> Str
 fn check<Q: diesel::query_builder::QueryFragment<diesel::pg::Pg>>(q: &Q, expected: &str) {
     let sql = render(q);
     assert_eq!(
-        show(&analyze(&sql, &PostgreSqlDialect {})),
+        show(&analyze(&sql, SqlDialect::PostgreSql)),
         expected,
         "\nSQL: {sql}"
     );
@@ -84,7 +84,7 @@ fn check<Q: diesel::query_builder::QueryFragment<diesel::pg::Pg>>(q: &Q, expecte
 fn check_writes<Q: diesel::query_builder::QueryFragment<diesel::pg::Pg>>(q: &Q, expected: &[&str]) {
     let sql = render(q);
     assert_eq!(
-        write_targets(&sql, &PostgreSqlDialect {}),
+        write_targets(&sql, SqlDialect::PostgreSql),
         WriteTargets::Tables(expected.iter().map(|s| s.to_string()).collect()),
         "\nSQL: {sql}"
     );
@@ -453,7 +453,7 @@ fn now_is_volatile() {
     let sql = render(&photos::table.filter(photos::deleted_at.lt(now.nullable())));
     assert!(sql.contains("CURRENT_TIMESTAMP"), "{sql}");
     assert_eq!(
-        analyze(&sql, &PostgreSqlDialect {}),
+        analyze(&sql, SqlDialect::PostgreSql),
         Extracted::Uncacheable(Uncacheable::Volatile("current_timestamp".into())),
         "{sql}"
     );
@@ -484,13 +484,13 @@ fn diesel_writes() {
     );
     let sql = render(&photos::table.filter(photos::user_id.eq(1)));
     assert_eq!(
-        write_targets(&sql, &PostgreSqlDialect {}),
+        write_targets(&sql, SqlDialect::PostgreSql),
         WriteTargets::None
     );
     // Writes are never cacheable reads.
     let sql = render(&diesel::delete(photos::table.filter(photos::user_id.eq(1))));
     assert_eq!(
-        analyze(&sql, &PostgreSqlDialect {}),
+        analyze(&sql, SqlDialect::PostgreSql),
         Extracted::Uncacheable(Uncacheable::NotARead)
     );
 }

@@ -233,7 +233,7 @@ impl Undelivered {
         if let Err(e) = spawned {
             // The keys stay pending: the next failed bump tries again, and
             // every later bump carries them.
-            tracing::warn!(error = %e, "cannot start the invalidation delivery thread");
+            tracing::warn!(error = %crate::error::Chain(&e), "cannot start the invalidation delivery thread");
             self.shared.lock().thread = false;
         }
     }
@@ -305,7 +305,7 @@ fn run(shared: &Shared, store: &dyn Store, counters: &Counters) {
             }
             Err(e) => {
                 Counters::bump(&counters.redelivery_errors);
-                tracing::debug!(error = %e, keys = batch.keys.len(), "redelivery failed; backing off");
+                tracing::debug!(error = %crate::error::Chain(&e), keys = batch.keys.len(), "redelivery failed; backing off");
                 delay = (delay * 2).min(MAX_DELAY);
             }
         }

@@ -27,7 +27,7 @@ use crate::store::Key;
 
 /// The instrumentation the crate installs on a connection.
 ///
-/// Install it with [`Cache::instrument`]; chain your own instrumentation
+/// Install it with [`Cache::instrument`](crate::Cache::instrument); chain your own instrumentation
 /// with [`CacheInstrumentation::chain`].
 ///
 /// ```no_run

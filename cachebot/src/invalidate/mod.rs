@@ -179,7 +179,7 @@ impl Invalidator {
             }
             Err(e) => {
                 Counters::add(&c.invalidation_errors, keys.len() as u64);
-                tracing::warn!(store = self.store.name(), error = %e, "invalidation failed; kept for delivery");
+                tracing::warn!(store = self.store.name(), error = %crate::error::Chain(&e), "invalidation failed; kept for delivery");
                 self.undelivered
                     .add(&keys, scope::in_database(database, key::global_key()));
                 Err(e.into())

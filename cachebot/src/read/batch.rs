@@ -96,7 +96,7 @@ impl Reader {
             Ok(f) => f,
             Err(e) => {
                 Counters::add(&c.fallbacks, ids.len() as u64);
-                tracing::warn!(store = store.name(), error = %e, "cache read failed; reading the database");
+                tracing::warn!(store = store.name(), error = %crate::error::Chain(&e), "cache read failed; reading the database");
                 return load_missing(conn, ids).map(|rows| in_order(ids, rows, id_of));
             }
         };

@@ -82,7 +82,7 @@ pub(crate) fn store_entry(
         }
         Err(e) => {
             Counters::bump(&c.encode_errors);
-            tracing::warn!(error = %e, "result does not encode; not caching");
+            tracing::warn!(error = %crate::error::Chain(&e), "result does not encode; not caching");
             return;
         }
     };
@@ -98,7 +98,7 @@ pub(crate) fn store_entry(
         Ok(()) => Counters::bump(&c.stores),
         Err(e) => {
             Counters::bump(&c.fallbacks);
-            tracing::warn!(store = store.name(), error = %e, "could not store entry");
+            tracing::warn!(store = store.name(), error = %crate::error::Chain(&e), "could not store entry");
         }
     }
 }
@@ -182,10 +182,7 @@ mod tests {
     fn a_result_that_does_not_encode_is_counted_as_such() {
         let store = InProcessStore::new();
         let c = Counters::default();
-        let failed = Err(CodecError {
-            codec: "test",
-            message: "a field refused to serialize".into(),
-        });
+        let failed = Err(CodecError::new("test", "a field refused to serialize"));
         store_entry(
             &store,
             &c,

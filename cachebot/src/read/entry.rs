@@ -56,7 +56,7 @@ impl Seal {
 
     fn mac(&self, entry: Key, header: &[u8], payload: &[u8]) -> blake3::Hash {
         let mut h = blake3::Hasher::new_keyed(&self.key);
-        h.update(&entry.hash.to_le_bytes());
+        h.update(&entry.hash().to_le_bytes());
         h.update(header);
         h.update(payload);
         h.finalize()

@@ -16,8 +16,8 @@
 use std::any::Any;
 use std::time::Duration;
 
-use crate::store::clock::ClockMap;
 use crate::store::{Generation, Key};
+use crate::util::clock_map::ClockMap;
 
 /// Bytes accounted per value on top of its encoded size.
 const OVERHEAD: usize = 128;
@@ -43,7 +43,7 @@ struct Decoded {
 /// read recording) was the largest single cost of a hit with cold caches,
 /// right after a query had run on the same CPU.
 pub(crate) struct Local {
-    values: ClockMap<Decoded>,
+    values: ClockMap<Key, Decoded>,
     ttl: Duration,
 }
 

@@ -178,7 +178,7 @@ impl Reader {
             Ok(f) => f,
             Err(e) => {
                 Counters::bump(&c.fallbacks);
-                tracing::warn!(store = store.name(), error = %e, "cache read failed; reading the database");
+                tracing::warn!(store = store.name(), error = %crate::error::Chain(&e), "cache read failed; reading the database");
                 return load();
             }
         };
@@ -199,7 +199,7 @@ impl Reader {
                 Ok(gens) => gens,
                 Err(e) => {
                     Counters::bump(&c.fallbacks);
-                    tracing::warn!(store = store.name(), error = %e, "could not read generations; not caching");
+                    tracing::warn!(store = store.name(), error = %crate::error::Chain(&e), "could not read generations; not caching");
                     return load();
                 }
             },
@@ -265,7 +265,7 @@ impl Reader {
                 }
                 Err(e) => {
                     Counters::bump(&c.decode_errors);
-                    tracing::warn!(error = %e, "cached entry does not decode; treating as a miss");
+                    tracing::warn!(error = %crate::error::Chain(&e), "cached entry does not decode; treating as a miss");
                     None
                 }
             },

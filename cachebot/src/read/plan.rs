@@ -251,7 +251,7 @@ pub(crate) fn narrowing_of<K: QueryFragment<Pg>>(
     columns: &K,
 ) -> Result<Option<Vec<(String, String)>>, String> {
     match Pg::render(columns) {
-        Ok(sql) => crate::names::column_list(&sql).map(Some).ok_or(sql),
+        Ok(sql) => crate::extract::column_list(&sql).map(Some).ok_or(sql),
         Err(e) => Err(e.to_string()),
     }
 }

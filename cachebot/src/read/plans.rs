@@ -20,8 +20,8 @@
 
 use std::time::Duration;
 
-use crate::store::clock::ClockMap;
 use crate::store::Key;
+use crate::util::clock_map::ClockMap;
 
 /// Bytes accounted per plan on top of its generation keys.
 const OVERHEAD: usize = 96;
@@ -39,7 +39,7 @@ struct Planned {
 
 /// Entry and generation keys per (query, binds, result type, narrowing).
 pub(crate) struct Plans {
-    map: ClockMap<Planned>,
+    map: ClockMap<Key, Planned>,
 }
 
 impl Plans {

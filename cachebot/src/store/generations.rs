@@ -1,14 +1,14 @@
 //! The in-process store's generations: a [`ClockMap`] of random values,
 //! bounded by count, that never expire.
 
-use super::clock::ClockMap;
 use super::{fresh_generation, Generation, Key};
+use crate::util::clock_map::ClockMap;
 
 /// Shards of at least this many generations, so that small bounds stay exact.
 const MIN_SHARD: usize = 16;
 
 pub(crate) struct Generations {
-    map: ClockMap<Generation>,
+    map: ClockMap<Key, Generation>,
 }
 
 impl Generations {

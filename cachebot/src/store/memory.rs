@@ -1,15 +1,14 @@
 //! The in-process store: entries and generations in this process's memory.
 //!
-//! This is the default store. A hit costs a few hash-map lookups (tenths of
-//! a microsecond, against ~60-100 us for the query it replaces on the
-//! reference machine), which is the only tier that changes the order of
-//! magnitude of a cached read. It is correct for one process: generations
-//! live here, so writes made by other processes are not seen. Use the
-//! memcached store when several processes share a database.
+//! This is the default store. A hit costs a few hash-map lookups and no
+//! round trip, far less than the query it replaces. It is correct for one
+//! process: generations live here, so writes made by other processes are
+//! not seen. Use the memcached store when several processes share a
+//! database.
 //!
 //! # Entries and generations
 //!
-//! Both live in sharded hash maps with second-chance eviction (`clock.rs`),
+//! Both live in sharded hash maps with second-chance eviction (`util::clock_map`),
 //! each with its own bound, so a flood of large entries never evicts the
 //! generations:
 //!
@@ -29,23 +28,24 @@
 //! Keys are [`Key`] values hashed directly (one multiply of the `u128`
 //! they already are), never rendered to strings.
 //!
-//! # Why not moka
+//! # Why not a general-purpose cache
 //!
-//! The first versions kept both in moka caches. Generations are read by
-//! every hit and entries written by every miss, and moka's policies (read
-//! recording, timer wheels, TinyLFU admission) cost half a microsecond per
-//! insert and a few tenths per read here, more than the rest of the store.
-//! The store needs only a bound and a deadline.
+//! Generations are read by every hit and entries written by every miss, so
+//! per-access bookkeeping dominates the store's cost. A general-purpose
+//! cache's policies (read recording, timer wheels, frequency-based
+//! admission) buy nothing here: eviction is always safe, and the store
+//! needs only a bound and a deadline, which `ClockMap` gives with a read
+//! lock and a flag per access.
 
 use std::fmt;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::clock::ClockMap;
 use super::generations::Generations;
 use super::{FetchedMany, Generation, Key, Store};
 use crate::error::{StoreError, StoreErrorKind};
+use crate::util::clock_map::ClockMap;
 
 /// The store name used in errors and traces.
 const NAME: &str = "in-process";
@@ -86,7 +86,7 @@ const VALUES_PER_SHARD: usize = 4;
 /// ```
 #[derive(Clone)]
 pub struct InProcessStore {
-    entries: Arc<ClockMap<Box<[u8]>>>,
+    entries: Arc<ClockMap<Key, Box<[u8]>>>,
     /// Whether any entry was ever stored. With a local tier (the default)
     /// results are kept decoded there and only those too large for it come
     /// here as bytes, usually none: until one does, a lookup skips the
@@ -614,10 +614,7 @@ mod tests {
         let error = default.put_entry(Key::entry(2), &[big.as_slice(), b"x"].concat(), MINUTE);
         assert!(matches!(
             error,
-            Err(StoreError {
-                kind: StoreErrorKind::Rejected,
-                ..
-            })
+            Err(error) if error.kind() == StoreErrorKind::Rejected
         ));
 
         let store = InProcessStore::builder().max_value_size(10).build();
@@ -626,8 +623,8 @@ mod tests {
         let error = store
             .put_entry(Key::entry(2), &[0; 11], MINUTE)
             .unwrap_err();
-        assert_eq!(error.kind, StoreErrorKind::Rejected);
-        assert_eq!(error.store, "in-process");
+        assert_eq!(error.kind(), StoreErrorKind::Rejected);
+        assert_eq!(error.store(), "in-process");
         assert_eq!(store.fetch(Key::entry(2), &[]).unwrap().entry, None);
         // An empty value is a value.
         store.put_entry(Key::entry(3), &[], MINUTE).unwrap();

@@ -13,21 +13,19 @@
 
 use std::time::Duration;
 
-pub(crate) mod clock;
 mod generations;
 #[cfg(feature = "memcached")]
 mod memcached;
 mod memory;
-#[cfg(feature = "memcached")]
-mod pipeline;
 #[cfg(all(feature = "memcached", any(test, fuzzing)))]
-pub(crate) use pipeline::parse_stream;
+pub(crate) use memcached::parse_stream;
 
 #[cfg(feature = "memcached")]
 pub use memcached::{MemcachedStore, MemcachedStoreBuilder};
 pub use memory::{InProcessStore, InProcessStoreBuilder};
 
 use crate::error::StoreError;
+use crate::util::clock_map::ClockKey;
 
 /// A generation value: random, never 0.
 pub type Generation = u64;
@@ -46,29 +44,51 @@ pub enum KeyKind {
 /// Stores render it however suits them (memcached: a short ASCII string
 /// under the configured prefix); the hash is already strong (xxh3-128), so
 /// two distinct keys never share a rendering.
+///
+/// ```
+/// use cachebot::store::{Key, KeyKind};
+///
+/// let key = Key::generation(0xab);
+/// assert_eq!(key.kind(), KeyKind::Generation);
+/// assert_eq!(key.hash(), 0xab);
+/// assert_eq!(Key::new(KeyKind::Entry, 1), Key::entry(1));
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Key {
-    /// Entry or generation.
-    pub kind: KeyKind,
-    /// The 128-bit hash that identifies it.
-    pub hash: u128,
+    kind: KeyKind,
+    hash: u128,
 }
 
 impl Key {
+    /// A key of the given kind with the given hash.
+    pub const fn new(kind: KeyKind, hash: u128) -> Key {
+        Key { kind, hash }
+    }
+
     /// A key naming an entry.
     pub const fn entry(hash: u128) -> Key {
-        Key {
-            kind: KeyKind::Entry,
-            hash,
-        }
+        Key::new(KeyKind::Entry, hash)
     }
 
     /// A key naming a generation.
     pub const fn generation(hash: u128) -> Key {
-        Key {
-            kind: KeyKind::Generation,
-            hash,
-        }
+        Key::new(KeyKind::Generation, hash)
+    }
+
+    /// Entry or generation.
+    pub const fn kind(&self) -> KeyKind {
+        self.kind
+    }
+
+    /// The 128-bit hash that identifies it.
+    pub const fn hash(&self) -> u128 {
+        self.hash
+    }
+}
+
+impl ClockKey for Key {
+    fn spread(&self) -> u64 {
+        (self.hash as u64) ^ ((self.hash >> 64) as u64)
     }
 }
 
@@ -138,78 +158,6 @@ pub trait Store: Send + Sync + 'static {
     /// both).
     fn is_in_process(&self) -> bool {
         false
-    }
-}
-
-/// Hashes [`Key`]s (and other values that already are hashes, like
-/// `TypeId`s) for this process's own maps: the in-process store, the local
-/// tier, the template memo. A key is already xxh3-128 output, so one folded
-/// multiply with a per-map random seed spreads it as well as SipHash does,
-/// at a fraction of the cost (SipHash was a tenth of an in-process hit).
-#[derive(Clone, Debug)]
-pub(crate) struct KeyHashBuilder {
-    seed: u64,
-}
-
-impl KeyHashBuilder {
-    pub(crate) fn new() -> KeyHashBuilder {
-        KeyHashBuilder {
-            seed: fastrand::u64(..),
-        }
-    }
-}
-
-impl std::hash::BuildHasher for KeyHashBuilder {
-    type Hasher = KeyHasher;
-
-    fn build_hasher(&self) -> KeyHasher {
-        KeyHasher(self.seed)
-    }
-}
-
-/// See [`KeyHashBuilder`].
-pub(crate) struct KeyHasher(u64);
-
-impl KeyHasher {
-    fn mix(&mut self, v: u64) {
-        // The folded multiply of foldhash/wyhash.
-        const K: u64 = 0x9E37_79B9_7F4A_7C15;
-        let m = u128::from(self.0 ^ v) * u128::from(K);
-        self.0 = (m as u64) ^ ((m >> 64) as u64);
-    }
-}
-
-impl std::hash::Hasher for KeyHasher {
-    fn write(&mut self, bytes: &[u8]) {
-        for chunk in bytes.chunks(8) {
-            let mut word = [0u8; 8];
-            word[..chunk.len()].copy_from_slice(chunk);
-            self.mix(u64::from_le_bytes(word));
-        }
-    }
-
-    fn write_u8(&mut self, v: u8) {
-        self.mix(u64::from(v));
-    }
-
-    fn write_u64(&mut self, v: u64) {
-        self.mix(v);
-    }
-
-    fn write_usize(&mut self, v: usize) {
-        self.mix(v as u64);
-    }
-
-    fn write_isize(&mut self, v: isize) {
-        self.mix(v as u64);
-    }
-
-    fn write_u128(&mut self, v: u128) {
-        self.mix(v as u64 ^ ((v >> 64) as u64).rotate_left(32));
-    }
-
-    fn finish(&self) -> u64 {
-        self.0
     }
 }
 

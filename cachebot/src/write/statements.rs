@@ -82,8 +82,8 @@ impl CteShape {
         selection: &S,
         pk: &K,
     ) -> Option<CteShape> {
-        let cols = crate::names::column_list(&Pg::render(selection).ok()?)?;
-        let pk = crate::names::column_list(&Pg::render(pk).ok()?)?;
+        let cols = crate::extract::column_list(&Pg::render(selection).ok()?)?;
+        let pk = crate::extract::column_list(&Pg::render(pk).ok()?)?;
         let table = &cols.first()?.0;
         let plain = |c: &[(String, String)]| c.iter().all(|(t, _)| t == table && !t.contains('.'));
         if !plain(&cols) || !plain(&pk) || !pk.iter().all(|p| cols.contains(p)) {

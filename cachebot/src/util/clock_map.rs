@@ -1,28 +1,34 @@
-//! The in-process store's map: sharded, bounded by weight, with
-//! second-chance (CLOCK) eviction.
+//! A sharded map bounded by weight, with second-chance (CLOCK) eviction:
+//! the in-process store's entries and generations, the local tier's decoded
+//! results and the plan memo all live in one.
 //!
-//! Both halves of the in-process store live in one: generations (weight 1
-//! each, never expire) and entries (weighted by their size in bytes, with a
-//! deadline). Every read looks up all of its generations and a miss writes
-//! an entry, so this map sits on the hottest paths. A moka cache costs
-//! about half a microsecond per insert here and a few tenths per `get`
-//! (read recording, timer wheels, housekeeping); a read-locked shard of a
-//! plain hash map costs a tenth of that. The store needs none of moka's
-//! policies beyond a bound and a deadline, and eviction is always safe (an
-//! evicted generation comes back with a fresh random value no entry can
-//! match; an evicted entry is a miss), so it only has to keep the hot keys:
-//! each lookup marks its slot referenced, and a shard that would outgrow
-//! its share drops the expired and unreferenced slots first, clearing the
-//! marks of the others (one CLOCK sweep), then arbitrary ones if it must.
-//! A sweep leaves the shard at 7/8 of its share, so sweeps are rare and
-//! their cost is spread over the inserts that follow.
+//! These sit on the hottest paths (every read looks up all of its
+//! generations, a miss writes an entry), and none of them needs more than a
+//! bound and a deadline: eviction is always safe for them (an evicted
+//! generation comes back with a fresh random value no entry can match; an
+//! evicted entry, result or plan is a miss). So the map only keeps the hot
+//! keys, with as little bookkeeping per access as possible: a lookup takes a
+//! shard's read lock and marks its slot referenced; a shard that would
+//! outgrow its share drops the expired and unreferenced slots first,
+//! clearing the marks of the others (one CLOCK sweep), then arbitrary ones
+//! if it must. A sweep leaves the shard at 7/8 of its share, so sweeps are
+//! rare and their cost is spread over the inserts that follow.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::time::{Duration, Instant};
 
-use super::{Key, KeyHashBuilder};
+use std::hash::Hash;
+
+use super::key_hash::KeyHashBuilder;
+
+/// A key of a [`ClockMap`]: already a hash (its bits uniformly spread), so
+/// that the shard can be picked from its bits directly.
+pub(crate) trait ClockKey: Hash + Eq + Copy {
+    /// 64 uniformly spread bits of the key.
+    fn spread(&self) -> u64;
+}
 
 /// Most shards: enough that two threads rarely share a write lock.
 const MAX_SHARDS: usize = 64;
@@ -42,24 +48,25 @@ impl<V> Slot<V> {
     }
 }
 
-struct Shard<V> {
-    slots: HashMap<Key, Slot<V>, KeyHashBuilder>,
+struct Shard<K, V> {
+    slots: HashMap<K, Slot<V>, KeyHashBuilder>,
     /// The sum of the slots' weights.
     weight: usize,
 }
 
-pub(crate) struct ClockMap<V> {
+/// The map: see the module docs.
+pub(crate) struct ClockMap<K, V> {
     /// A power of two of them.
-    shards: Box<[RwLock<Shard<V>>]>,
+    shards: Box<[RwLock<Shard<K, V>>]>,
     /// Most weight one shard keeps.
     shard_capacity: usize,
 }
 
-impl<V> ClockMap<V> {
+impl<K: ClockKey, V> ClockMap<K, V> {
     /// A map holding at most `capacity` weight in all (at least one), in
     /// shards of at least `min_shard` each (so that small bounds stay exact
     /// and a value as heavy as `min_shard` always fits).
-    pub(crate) fn new(capacity: u64, min_shard: usize) -> ClockMap<V> {
+    pub(crate) fn new(capacity: u64, min_shard: usize) -> ClockMap<K, V> {
         let capacity = usize::try_from(capacity).unwrap_or(usize::MAX).max(1);
         let shards = (capacity / min_shard.max(1)).clamp(1, MAX_SHARDS);
         let shard_bits = shards.ilog2();
@@ -77,22 +84,21 @@ impl<V> ClockMap<V> {
         }
     }
 
-    fn shard(&self, key: &Key) -> &RwLock<Shard<V>> {
-        let folded = (key.hash as u64) ^ ((key.hash >> 64) as u64);
-        let mixed = folded.wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    fn shard(&self, key: &K) -> &RwLock<Shard<K, V>> {
+        let mixed = key.spread().wrapping_mul(0x9E37_79B9_7F4A_7C15);
         let bits = self.shards.len().trailing_zeros();
         let index = mixed.checked_shr(64 - bits).unwrap_or(0) as usize;
         &self.shards[index % self.shards.len()]
     }
 
-    fn read(&self, key: &Key) -> RwLockReadGuard<'_, Shard<V>> {
+    fn read(&self, key: &K) -> RwLockReadGuard<'_, Shard<K, V>> {
         // A panic never happens under these locks; recover if one did.
         self.shard(key)
             .read()
             .unwrap_or_else(PoisonError::into_inner)
     }
 
-    fn write(&self, key: &Key) -> RwLockWriteGuard<'_, Shard<V>> {
+    fn write(&self, key: &K) -> RwLockWriteGuard<'_, Shard<K, V>> {
         self.shard(key)
             .write()
             .unwrap_or_else(PoisonError::into_inner)
@@ -101,7 +107,7 @@ impl<V> ClockMap<V> {
     /// What `read` makes of the key's value, if it has not expired, under
     /// the shard's read lock. The slot counts as used when `read` returns
     /// `Some`. Only values stored with a TTL read the clock.
-    pub(crate) fn get<R>(&self, key: &Key, read: impl FnOnce(&V) -> Option<R>) -> Option<R> {
+    pub(crate) fn get<R>(&self, key: &K, read: impl FnOnce(&V) -> Option<R>) -> Option<R> {
         let shard = self.read(key);
         let slot = shard.slots.get(key)?;
         if slot.expires.is_some() && slot.expired(Instant::now()) {
@@ -117,7 +123,7 @@ impl<V> ClockMap<V> {
     /// Store `value` under `key` for `ttl`, replacing what was there. A
     /// value heavier than a shard's share is not stored (`false`), as it
     /// would have to evict everything around it and then itself.
-    pub(crate) fn insert(&self, key: &Key, value: V, weight: usize, ttl: Duration) -> bool {
+    pub(crate) fn insert(&self, key: &K, value: V, weight: usize, ttl: Duration) -> bool {
         if weight > self.shard_capacity {
             return false;
         }
@@ -150,7 +156,7 @@ impl<V> ClockMap<V> {
     /// that all weigh 1.
     pub(crate) fn upsert<R>(
         &self,
-        key: &Key,
+        key: &K,
         change: impl FnOnce(Option<&mut V>) -> (R, Option<V>),
     ) -> R {
         let mut shard = self.write(key);
@@ -181,7 +187,7 @@ impl<V> ClockMap<V> {
     /// (drop the expired slots and those nobody read since the last sweep,
     /// unmark the others), then arbitrary slots if that freed too little.
     /// Leaves the shard at 7/8 of its share with the newcomer.
-    fn make_room(&self, shard: &mut Shard<V>, incoming: usize) {
+    fn make_room(&self, shard: &mut Shard<K, V>, incoming: usize) {
         if shard.weight + incoming <= self.shard_capacity {
             return;
         }
@@ -217,7 +223,7 @@ impl<V> ClockMap<V> {
         self.fold(|shard| shard.weight)
     }
 
-    fn fold(&self, f: impl Fn(&Shard<V>) -> usize) -> u64 {
+    fn fold(&self, f: impl Fn(&Shard<K, V>) -> usize) -> u64 {
         self.shards
             .iter()
             .map(|s| f(&s.read().unwrap_or_else(PoisonError::into_inner)) as u64)
@@ -228,6 +234,7 @@ impl<V> ClockMap<V> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::Key;
 
     const HOUR: Duration = Duration::from_secs(3600);
 
@@ -237,7 +244,7 @@ mod tests {
 
     #[test]
     fn weight_is_bounded_and_exact() {
-        let map: ClockMap<u32> = ClockMap::new(10_000, 10_000);
+        let map: ClockMap<Key, u32> = ClockMap::new(10_000, 10_000);
         assert_eq!(map.shards.len(), 1);
         for i in 0..1000 {
             assert!(map.insert(&key(i), 0, 100, HOUR));
@@ -256,7 +263,7 @@ mod tests {
 
     #[test]
     fn bound_holds_under_concurrent_writers() {
-        let map: ClockMap<u32> = ClockMap::new(64 * 1024, 1024);
+        let map: ClockMap<Key, u32> = ClockMap::new(64 * 1024, 1024);
         assert!(map.shards.len() > 1);
         std::thread::scope(|s| {
             for t in 0..4u128 {
@@ -282,7 +289,7 @@ mod tests {
 
     #[test]
     fn expired_values_are_gone_and_swept_before_referenced_ones() {
-        let map: ClockMap<u32> = ClockMap::new(1000, 1000);
+        let map: ClockMap<Key, u32> = ClockMap::new(1000, 1000);
         // Read while alive, so marked referenced; then past its deadline.
         map.insert(&key(1), 1, 100, Duration::from_millis(50));
         map.insert(&key(2), 2, 100, HOUR);

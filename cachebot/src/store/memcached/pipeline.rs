@@ -5,15 +5,13 @@
 //! # Why not the `exp` client, which the store uses for everything else
 //!
 //! A cached read is one batch of gets, and it is the hot path: on a hit it
-//! is all the crate does besides hashing. Through the `exp` client each
-//! exchange probes the pooled socket (three syscalls), sets both socket
-//! timeouts (two more) and allocates a command, a copy of the key and a
-//! response per key: about 36,000 instructions for a 10-row hit's four
-//! keys, two thirds of the whole hit. This writes the batch with one
-//! `write` and reads the answers in as few `read`s as the kernel allows,
-//! parsing them in place; nothing is allocated but the entries' bytes. A
-//! bump is the round trip an exact write adds to the database's, so it
-//! goes the same way.
+//! is all the crate does besides hashing. The `exp` client probes the
+//! pooled socket and sets its timeouts on every exchange, and allocates a
+//! command, a copy of the key and a response per key. This writes the batch
+//! with one `write` and reads the answers in as few `read`s as the kernel
+//! allows, parsing them in place; nothing is allocated but the entries'
+//! bytes. A bump is the round trip an exact write adds to the database's,
+//! so it goes the same way.
 //!
 //! This is safe because both are idempotent: a pooled socket the server
 //! closed meanwhile (a restart) is not probed before use, the batch is
@@ -34,6 +32,7 @@ use std::time::{Duration, Instant};
 
 use memcache::exp::{Rendezvous, Router};
 
+use super::protocol::{hint, other_answer, parse_answer, push_get, Answer, Bad, Parsed, NAME};
 use crate::error::{StoreError, StoreErrorKind};
 
 /// Idle sockets older than this are closed instead of reused (the `exp`
@@ -112,21 +111,10 @@ struct Checkout<'a> {
 struct Failure {
     kind: StoreErrorKind,
     message: String,
+    /// The I/O error behind it, if any.
+    source: Option<io::Error>,
     /// The socket was pooled and the server closed it: send again.
     retry: bool,
-}
-
-/// A server's answer to one command.
-#[derive(Debug, PartialEq, Eq)]
-pub(super) enum Answer<'a> {
-    /// `VA`: the value.
-    Value(&'a [u8]),
-    /// `EN`: no such key.
-    Miss,
-    /// `HD`: done (stored).
-    Stored,
-    /// `NS`: not stored.
-    NotStored,
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -187,18 +175,22 @@ impl Pipeline {
         }
         match self.try_run(count, &key, &mut command, &mut found) {
             Err(failure) if failure.retry => {
-                tracing::debug!(store = super::memcached::NAME, op, message = %failure.message, "pooled memcached socket was closed; sending the batch again");
+                tracing::debug!(store = NAME, op, message = %failure.message, "pooled memcached socket was closed; sending the batch again");
                 self.try_run(count, &key, &mut command, &mut found)
             }
             other => other,
         }
         .map_err(|failure| {
-            tracing::debug!(store = super::memcached::NAME, op, kind = %failure.kind, message = %failure.message, "memcached operation failed");
-            StoreError::new(
-                super::memcached::NAME,
+            tracing::debug!(store = NAME, op, kind = %failure.kind, message = %failure.message, source = ?failure.source, "memcached operation failed");
+            let error = StoreError::new(
+                NAME,
                 failure.kind,
-                format!("{op}: {}", failure.message),
-            )
+                format!("{op}: {} ({})", failure.message, hint(failure.kind)),
+            );
+            match failure.source {
+                Some(source) => error.with_source(source),
+                None => error,
+            }
         })
     }
 
@@ -218,9 +210,9 @@ impl Pipeline {
         })?;
         match unexpected {
             Some(message) => Err(StoreError::new(
-                super::memcached::NAME,
+                NAME,
                 StoreErrorKind::Protocol,
-                format!("fetch: {message}"),
+                format!("fetch: {message} ({})", hint(StoreErrorKind::Protocol)),
             )),
             None => Ok(()),
         }
@@ -313,7 +305,11 @@ impl Pipeline {
                     if remaining.is_zero() {
                         return Err(Failure {
                             kind: StoreErrorKind::Timeout,
-                            message: format!("{name}: all {cap} connections are busy"),
+                            message: format!(
+                                "{name}: all {cap} connections are busy (raise \
+                                 `max_connections`, or lower the load on the store)"
+                            ),
+                            source: None,
                             retry: false,
                         });
                     }
@@ -368,13 +364,13 @@ impl Pipeline {
                             end: 0,
                             at: 0,
                         }),
-                        Err(error) => Err(io_failure(name, "connect", &error, false)),
+                        Err(error) => Err(io_failure(name, "connect", error, false)),
                     };
                 }
                 Err(error) => last = error,
             }
         }
-        Err(io_failure(name, "connect", &last, false))
+        Err(io_failure(name, "connect", last, false))
     }
 }
 
@@ -389,7 +385,7 @@ impl Checkout<'_> {
         }
         let sent = conn.stream.write_all(&conn.request);
         conn.request.clear();
-        sent.map_err(|error| io_failure(name, "write", &error, self.pooled))
+        sent.map_err(|error| io_failure(name, "write", error, self.pooled))
     }
 
     /// Read key `i`'s answer and hand it to `found`.
@@ -455,6 +451,7 @@ impl Conn {
                     return Err(Failure {
                         kind,
                         message: format!("{name}: {message}"),
+                        source: None,
                         retry: false,
                     });
                 }
@@ -487,200 +484,31 @@ impl Conn {
                     return Err(Failure {
                         kind: StoreErrorKind::Unavailable,
                         message: format!("{name}: connection closed by the server"),
+                        source: None,
                         retry: pooled && self.end == 0,
                     })
                 }
                 Ok(got) => self.end += got,
                 Err(error) if error.kind() == io::ErrorKind::Interrupted => {}
-                Err(error) => {
-                    return Err(io_failure(name, "read", &error, pooled && self.end == 0))
-                }
+                Err(error) => return Err(io_failure(name, "read", error, pooled && self.end == 0)),
             }
         }
         Ok(())
     }
 }
 
-/// `mg <key> v\r\n`: the value, or `EN`.
-pub(super) fn push_get(_: usize, key: &[u8], out: &mut Vec<u8>) {
-    out.extend_from_slice(b"mg ");
-    out.extend_from_slice(key);
-    out.extend_from_slice(b" v\r\n");
-}
-
-/// `ms <key> <len>\r\n<value>\r\n` (no TTL: never expires): `HD`.
-pub(super) fn push_set(key: &[u8], value: &[u8], out: &mut Vec<u8>) {
-    out.extend_from_slice(b"ms ");
-    out.extend_from_slice(key);
-    out.push(b' ');
-    push_decimal(value.len() as u64, out);
-    out.extend_from_slice(b"\r\n");
-    out.extend_from_slice(value);
-    out.extend_from_slice(b"\r\n");
-}
-
-/// Append `n` in decimal.
-pub(super) fn push_decimal(mut n: u64, out: &mut Vec<u8>) {
-    let mut digits = [0u8; 20];
-    let mut at = digits.len();
-    loop {
-        at -= 1;
-        digits[at] = b'0' + (n % 10) as u8;
-        n /= 10;
-        if n == 0 {
-            break;
-        }
-    }
-    out.extend_from_slice(&digits[at..]);
-}
-
-/// An answer a command did not expect, described for an error.
-pub(super) fn other_answer(answer: &Answer<'_>) -> String {
-    let what = match answer {
-        Answer::Value(_) => "a value",
-        Answer::Miss => "EN",
-        Answer::Stored => "HD",
-        Answer::NotStored => "NS",
-    };
-    format!("unexpected answer {what}")
-}
-
-/// The longest answer line accepted (`VA <len> <flags>`, `CLIENT_ERROR
-/// <message>`): the store asks for no flag, so its answers' lines are a few
-/// bytes. A server that sends more without a line end is not followed
-/// (reading it would take as much memory as it sends).
-pub(super) const MAX_LINE: usize = 1024;
-
-/// How the start of a server's answers parses: see [`parse_answer`].
-#[derive(Debug, PartialEq, Eq)]
-pub(super) enum Parsed {
-    /// Incomplete: the answer needs at least this many bytes.
-    Need(usize),
-    /// A status (`EN`, `HD`, `NS`) and the bytes it took.
-    Status(Answer<'static>, usize),
-    /// A value at `start..end`; the answer took `end + 2` bytes.
-    Value(usize, usize),
-}
-
-/// Why an answer is not one the store accepts.
-#[derive(Debug, PartialEq, Eq)]
-pub(super) enum Bad {
-    /// `CLIENT_ERROR`: the server refused the command.
-    Rejected(String),
-    /// Anything else: garbage, a server error, a length over the limit.
-    Protocol(String),
-}
-
-/// Parse the first answer in `buf` (`VA <len> ..\r\n<data>\r\n`, `EN`, `HD`,
-/// `NS`), whatever `buf` holds: never reads past it, never allocates by
-/// what it says (a value over `max_value` bytes or a line over
-/// [`MAX_LINE`] is refused before it is read), and a prefix of an answer is
-/// `Need` more, so the answer may arrive split anywhere.
-pub(super) fn parse_answer(buf: &[u8], max_value: usize) -> Result<Parsed, Bad> {
-    let Some(line_end) = find_crlf(&buf[..buf.len().min(MAX_LINE + 2)]) else {
-        if buf.len() >= MAX_LINE + 2 {
-            let text = String::from_utf8_lossy(&buf[..32]);
-            return Err(Bad::Protocol(format!(
-                "an answer line longer than {MAX_LINE} bytes: {text:?}..."
-            )));
-        }
-        return Ok(Parsed::Need(buf.len() + 1));
-    };
-    let line = &buf[..line_end];
-    match line {
-        b"EN" => return Ok(Parsed::Status(Answer::Miss, line_end + 2)),
-        b"HD" => return Ok(Parsed::Status(Answer::Stored, line_end + 2)),
-        b"NS" => return Ok(Parsed::Status(Answer::NotStored, line_end + 2)),
-        _ => {}
-    }
-    let Some(rest) = line.strip_prefix(b"VA ") else {
-        let text = String::from_utf8_lossy(line);
-        if line.starts_with(b"CLIENT_ERROR") {
-            return Err(Bad::Rejected(text.into_owned()));
-        }
-        return Err(Bad::Protocol(format!("unexpected answer {text:?}")));
-    };
-    let digits = rest.split(|&b| b == b' ').next().unwrap_or_default();
-    let Some(len) = parse_len(digits).filter(|&len| len <= max_value) else {
-        let text = String::from_utf8_lossy(line);
-        return Err(Bad::Protocol(format!("bad value length in {text:?}")));
-    };
-    let start = line_end + 2;
-    let end = start + len;
-    match buf.get(end..end + 2) {
-        None => Ok(Parsed::Need(end + 2)),
-        Some(b"\r\n") => Ok(Parsed::Value(start, end)),
-        Some(_) => Err(Bad::Protocol(format!(
-            "a {len}-byte value not followed by CRLF"
-        ))),
-    }
-}
-
-/// Parse `stream` as a server's answers, one after the other, until it
-/// ends or one is refused, checking what the parser promises: a value lies
-/// within the bytes and within `max_value`, and every prefix of a whole
-/// answer asks for more bytes, never decides otherwise (so answers may
-/// arrive split anywhere). Returns how many answers were parsed. For the
-/// fuzz target and the randomized test (`crate::fuzzing`).
-#[cfg(any(test, fuzzing))]
-pub(crate) fn parse_stream(stream: &[u8], max_value: usize) -> usize {
-    let mut at = 0;
-    let mut answers = 0;
-    loop {
-        let rest = &stream[at..];
-        let used = match parse_answer(rest, max_value) {
-            Ok(Parsed::Need(want)) => {
-                assert!(want > rest.len(), "needs {want} with {} there", rest.len());
-                return answers;
-            }
-            Ok(Parsed::Status(_, used)) => used,
-            Ok(Parsed::Value(start, end)) => {
-                assert!(start <= end && end + 2 <= rest.len(), "{start}..{end}");
-                assert!(end - start <= max_value, "{} > {max_value}", end - start);
-                end + 2
-            }
-            Err(_) => return answers,
-        };
-        assert!(used <= rest.len());
-        for cut in [0, 1, used / 2, used.saturating_sub(2), used - 1] {
-            match parse_answer(&rest[..cut.min(used - 1)], max_value) {
-                Ok(Parsed::Need(want)) => assert!(want > cut.min(used - 1) && want <= used),
-                other => panic!("a {used}-byte answer cut at {cut}: {other:?}"),
-            }
-        }
-        at += used;
-        answers += 1;
-    }
-}
-
-fn find_crlf(bytes: &[u8]) -> Option<usize> {
-    bytes.windows(2).position(|pair| pair == b"\r\n")
-}
-
-/// A decimal length; memcached's items are far smaller than `usize`.
-fn parse_len(digits: &[u8]) -> Option<usize> {
-    if digits.is_empty() || digits.len() > 10 {
-        return None;
-    }
-    digits.iter().try_fold(0usize, |n, &d| {
-        if !d.is_ascii_digit() {
-            return None;
-        }
-        n.checked_mul(10)?.checked_add(usize::from(d - b'0'))
-    })
-}
-
 fn timed_out(name: &str) -> Failure {
     Failure {
         kind: StoreErrorKind::Timeout,
         message: format!("{name}: no answer within the I/O timeout"),
+        source: None,
         retry: false,
     }
 }
 
 /// An I/O error as a failure: a timeout, or the server out of reach. A
 /// pooled socket the server reset is worth one more try on a new one.
-fn io_failure(name: &str, op: &str, error: &io::Error, pooled: bool) -> Failure {
+fn io_failure(name: &str, op: &str, error: io::Error, pooled: bool) -> Failure {
     use io::ErrorKind as K;
     let kind = match error.kind() {
         K::TimedOut | K::WouldBlock => StoreErrorKind::Timeout,
@@ -692,7 +520,8 @@ fn io_failure(name: &str, op: &str, error: &io::Error, pooled: bool) -> Failure 
     );
     Failure {
         kind,
-        message: format!("{op} on {name}: {error}"),
+        message: format!("{op} on {name}"),
+        source: Some(error),
         retry: pooled && closed,
     }
 }
@@ -700,6 +529,7 @@ fn io_failure(name: &str, op: &str, error: &io::Error, pooled: bool) -> Failure 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::memcached::protocol::push_set;
     use std::io::BufRead;
     use std::net::TcpListener;
     use std::thread;
@@ -798,8 +628,8 @@ mod tests {
             let (addr, _server) = fake(vec![answer]);
             let r = reader(&addr, Duration::from_secs(5));
             let error = get(&r, &["k"]).unwrap_err();
-            assert_eq!(error.kind, kind, "{answer:?}: {error:?}");
-            assert_eq!(error.store, "memcached");
+            assert_eq!(error.kind(), kind, "{answer:?}: {error:?}");
+            assert_eq!(error.store(), "memcached");
             // A socket out of step is never reused.
             assert_eq!(lock(&r.pools[0].idle).len(), usize::from(reusable));
         }
@@ -838,8 +668,8 @@ mod tests {
         let r = Pipeline::new([(addr.clone(), addrs)], timeout, timeout, 4, Some(1), 1000);
         let held = r.checkout(&r.pools[0], &addr).ok().unwrap();
         let error = get(&r, &["k"]).unwrap_err();
-        assert_eq!(error.kind, StoreErrorKind::Timeout, "{error:?}");
-        assert!(error.message.contains("busy"), "{error:?}");
+        assert_eq!(error.kind(), StoreErrorKind::Timeout, "{error:?}");
+        assert!(error.message().contains("busy"), "{error:?}");
         // Released, the slot serves the next read (on the same socket).
         held.put_back(4);
         assert_eq!(get(&r, &["k"]).unwrap(), vec![None]);
@@ -893,21 +723,12 @@ mod tests {
     }
 
     #[test]
-    fn decimals() {
-        for n in [0, 7, 10, 1234567890, u64::MAX] {
-            let mut out = Vec::new();
-            push_decimal(n, &mut out);
-            assert_eq!(out, n.to_string().into_bytes());
-        }
-    }
-
-    #[test]
     fn a_silent_server_times_out() {
         let (addr, _server) = fake(vec![b""]);
         let r = reader(&addr, Duration::from_millis(100));
         let started = Instant::now();
         let error = get(&r, &["k"]).unwrap_err();
-        assert_eq!(error.kind, StoreErrorKind::Timeout, "{error:?}");
+        assert_eq!(error.kind(), StoreErrorKind::Timeout, "{error:?}");
         assert!(started.elapsed() < Duration::from_secs(5));
     }
 
@@ -943,34 +764,6 @@ mod tests {
         drop(listener);
         let r = reader(&addr, Duration::from_secs(1));
         let error = get(&r, &["k"]).unwrap_err();
-        assert_eq!(error.kind, StoreErrorKind::Unavailable, "{error:?}");
-    }
-
-    #[test]
-    fn answers_parse_from_bytes_alone() {
-        let p = |b: &[u8]| parse_answer(b, 1000);
-        assert_eq!(p(b""), Ok(Parsed::Need(1)));
-        assert_eq!(p(b"EN\r\nHD"), Ok(Parsed::Status(Answer::Miss, 4)));
-        assert_eq!(p(b"VA 3 f0\r\nab"), Ok(Parsed::Need(14)));
-        assert_eq!(p(b"VA 3 f0\r\nabc\r\nEN\r\n"), Ok(Parsed::Value(9, 12)));
-        assert!(matches!(p(b"VA 3\r\nabcd\r\n"), Err(Bad::Protocol(_))));
-        assert!(matches!(p(b"VA 1001\r\n"), Err(Bad::Protocol(_))));
-        assert!(matches!(p(b"VA 99999999999\r\n"), Err(Bad::Protocol(_))));
-        assert!(matches!(p(b"CLIENT_ERROR x\r\n"), Err(Bad::Rejected(_))));
-        // A line that does not end is followed up to its limit, not further.
-        let endless = vec![b'9'; MAX_LINE + 1];
-        assert_eq!(p(&endless), Ok(Parsed::Need(MAX_LINE + 2)));
-        let endless = vec![b'9'; MAX_LINE + 2];
-        assert!(matches!(p(&endless), Err(Bad::Protocol(_))));
-        assert_eq!(parse_stream(b"VA 1\r\nx\r\nEN\r\nNS\r\nHD\r\n", 1000), 4);
-    }
-
-    #[test]
-    fn lengths() {
-        assert_eq!(parse_len(b"0"), Some(0));
-        assert_eq!(parse_len(b"1048576"), Some(1_048_576));
-        assert_eq!(parse_len(b""), None);
-        assert_eq!(parse_len(b"1a"), None);
-        assert_eq!(parse_len(b"99999999999"), None);
+        assert_eq!(error.kind(), StoreErrorKind::Unavailable, "{error:?}");
     }
 }

@@ -1,9 +1,13 @@
-//! Reading Diesel-rendered column references back into (table, column).
+//! Names: how identifiers are normalised, in one place, for the SQL analysis and for Diesel
+//! column references read back into (table, column).
 //!
-//! Used where the caller hands the crate Diesel columns (narrowing,
-//! explicit invalidation): rendering them with the real backend and reading
-//! the quoted names back keeps `sql_name` renames and schemas right, and
-//! normalises names exactly as the SQL analysis does.
+//! A dependency found in a query's SQL and a column the caller hands the crate (narrowing,
+//! explicit invalidation, a model's key) must name a table the same way, or an invalidation
+//! misses the cached results it should reach. Both go through [`fold`]. Columns are rendered
+//! with the real backend and their quoted names read back, which keeps `sql_name` renames and
+//! schemas right.
+
+use sqlparser::ast::{Ident, ObjectName, ObjectNamePart};
 
 /// Parse `"t"."c"`, `"s"."t"."c"` or a comma-separated list of them.
 /// `None` if anything else is in the text (an expression, a literal).
@@ -49,19 +53,58 @@ fn split_top(s: &str, sep: char) -> Option<Vec<&str>> {
 }
 
 /// A quoted identifier as written (with `""` unescaped), or a bare word
-/// lowercased, as PostgreSQL folds it.
+/// lowercased, as PostgreSQL folds it (see [`fold`]).
 fn identifier(s: &str) -> Option<String> {
     if let Some(inner) = s.strip_prefix('"').and_then(|r| r.strip_suffix('"')) {
         if inner.is_empty() {
             return None;
         }
-        return Some(inner.replace("\"\"", "\""));
+        return Some(fold(&inner.replace("\"\"", "\""), true));
     }
     let bare = !s.is_empty()
         && s.chars()
             .all(|c| c.is_alphanumeric() || c == '_' || c == '$')
         && !s.starts_with(|c: char| c.is_ascii_digit());
-    bare.then(|| s.to_lowercase())
+    bare.then(|| fold(s, false))
+}
+
+/// The one identifier normalisation: a quoted identifier (`value` already
+/// unquoted and unescaped) is kept as written, a bare one is lowercased, as
+/// PostgreSQL folds it.
+pub(super) fn fold(value: &str, quoted: bool) -> String {
+    if quoted {
+        value.to_owned()
+    } else {
+        value.to_lowercase()
+    }
+}
+
+/// Normalise one identifier: quoted as written, unquoted lowercased (PostgreSQL folding).
+pub(super) fn norm_ident(ident: &Ident) -> String {
+    fold(&ident.value, ident.quote_style.is_some())
+}
+
+/// Join normalised name parts into a table name. A schema written out is
+/// kept (`public.t` is not `t` under every search path): names are resolved
+/// per connection (see `scope`).
+pub(super) fn join_name(parts: Vec<String>) -> String {
+    parts.join(".")
+}
+
+/// The normalised parts of an object name (function parts rendered as written, lowercased).
+pub(super) fn name_parts(name: &ObjectName) -> Vec<String> {
+    name.0
+        .iter()
+        .map(|part| match part {
+            ObjectNamePart::Identifier(ident) => norm_ident(ident),
+            other => other.to_string().to_lowercase(),
+        })
+        .collect()
+}
+
+/// The normalised table name of an object name.
+pub(super) fn table_name(name: &ObjectName) -> String {
+    join_name(name_parts(name))
 }
 
 #[cfg(test)]
