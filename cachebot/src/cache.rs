@@ -8,11 +8,11 @@ use diesel::expression::{AsExpression, TypedExpressionType};
 use diesel::pg::Pg;
 use diesel::query_builder::{QueryFragment, QueryId};
 use diesel::sql_types::SqlType;
-use diesel::{Column, PgConnection, QueryResult};
+use diesel::{Column, QueryResult};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
-use crate::backend::CacheBackend;
+use crate::backend::{BackendImpl, CacheBackend, SqlDialect};
 use crate::codec::{Bincode, Codec};
 use crate::error::{ConfigError, Error, UsageError};
 use crate::invalidate::instrument::{self, CacheInstrumentation};
@@ -22,6 +22,7 @@ use crate::read::entry::Seal;
 use crate::read::{ReadSettings, Reader};
 use crate::stats::{Counters, Stats};
 use crate::store::{InProcessStore, Store};
+use diesel::connection::LoadConnection;
 
 /// Entries live at most this long unless configured otherwise.
 pub const DEFAULT_TTL: Duration = Duration::from_secs(600);
@@ -542,9 +543,10 @@ impl<C: Codec> Cache<C> {
         self.reader.invalidator.bump(&keys.into_keys())
     }
 
-    /// A fresh instrumentation for one connection; see [`Cache::instrument`].
+    /// A fresh instrumentation for one PostgreSQL connection; see
+    /// [`Cache::instrument`].
     pub fn instrumentation(&self) -> CacheInstrumentation {
-        CacheInstrumentation::new(self.reader.invalidator.clone())
+        CacheInstrumentation::new(self.reader.invalidator.clone(), SqlDialect::PostgreSql)
     }
 
     /// Install the crate's instrumentation on `conn`, and learn what the
@@ -573,7 +575,11 @@ impl<C: Codec> Cache<C> {
     /// cache.instrument(&mut conn)?; // Error::OtherDatabase if the cache serves another
     /// # Ok(()) }
     /// ```
-    pub fn instrument(&self, conn: &mut PgConnection) -> Result<(), Error> {
+    pub fn instrument<Conn>(&self, conn: &mut Conn) -> Result<(), Error>
+    where
+        Conn: LoadConnection + 'static,
+        Conn::Backend: CacheBackend,
+    {
         instrument::install(&self.reader.invalidator, conn)
     }
 
@@ -619,20 +625,22 @@ impl<C: Codec> Cache<C> {
     /// )?;
     /// # Ok(()) }
     /// ```
-    pub fn get_many<M, Id, Q, F, L, I>(
+    pub fn get_many<Conn, M, Id, Q, F, L, I>(
         &self,
-        conn: &mut PgConnection,
+        conn: &mut Conn,
         ids: &[Id],
         find: F,
         load_missing: L,
         id_of: I,
     ) -> QueryResult<Vec<M>>
     where
+        Conn: LoadConnection + 'static,
+        Conn::Backend: CacheBackend,
         M: Serialize + DeserializeOwned + Clone + Send + Sync + 'static,
         Id: PartialEq + Clone,
         F: Fn(&Id) -> Q,
-        Q: QueryFragment<Pg> + QueryId,
-        L: FnOnce(&mut PgConnection, &[Id]) -> QueryResult<Vec<M>>,
+        Q: QueryFragment<Conn::Backend> + QueryId,
+        L: FnOnce(&mut Conn, &[Id]) -> QueryResult<Vec<M>>,
         I: Fn(&M) -> Id,
     {
         self.reader

@@ -6,7 +6,7 @@
 //! (`read`).
 
 use diesel::connection::{Connection, LoadConnection};
-use diesel::pg::Pg;
+
 use diesel::query_builder::{AsQuery, QueryFragment, QueryId};
 use diesel::query_dsl::methods::LimitDsl;
 use diesel::query_dsl::LoadQuery;
@@ -94,7 +94,7 @@ impl<'c, Q, C: Codec> Cached<'c, Q, C> {
     ///     .load(conn)?;
     /// # Ok(()) }
     /// ```
-    pub fn keyed_on<K: QueryFragment<Pg>>(mut self, columns: K) -> Self {
+    pub fn keyed_on<K: QueryFragment<diesel::pg::Pg>>(mut self, columns: K) -> Self {
         self.narrowing = narrowing_of(&columns);
         self
     }
@@ -165,11 +165,12 @@ impl<'c, Q, C: Codec> Cached<'c, Q, C> {
     /// ```
     pub fn explain_on<Conn, U>(&self, conn: &mut Conn) -> QueryResult<Explain>
     where
-        Conn: LoadConnection<Backend = Pg>,
-        Q: QueryFragment<Pg> + QueryId,
+        Conn: LoadConnection + 'static,
+        Conn::Backend: CacheBackend,
+        Q: QueryFragment<Conn::Backend> + QueryId,
         U: 'static,
     {
-        self.query()?.explain_on::<Conn, U>(conn)
+        self.query()?.explain_on::<Conn::Backend, Conn, U>(conn)
     }
 }
 
@@ -225,15 +226,16 @@ pub trait CachedLoad<'query, Conn, U> {
 impl<'query, Q, C, Conn, U> CachedLoad<'query, Conn, U> for Cached<'_, Q, C>
 where
     C: Codec,
-    Conn: LoadConnection<Backend = Pg>,
-    Q: RunQueryDsl<Conn> + LoadQuery<'query, Conn, U> + QueryFragment<Pg> + QueryId,
+    Conn: LoadConnection + 'static,
+    Conn::Backend: CacheBackend,
+    Q: RunQueryDsl<Conn> + LoadQuery<'query, Conn, U> + QueryFragment<Conn::Backend> + QueryId,
     U: Serialize + DeserializeOwned + Clone + Send + Sync + 'static,
 {
     fn cached_load(self, conn: &mut Conn) -> QueryResult<Vec<U>> {
         let plan = if in_transaction(conn) {
             Plan::Bypass("inside a transaction")
         } else {
-            self.query()?.plan::<Conn, U>(conn)?
+            self.query()?.plan::<Conn::Backend, Conn, U>(conn)?
         };
         let reader = &self.cache.reader;
         let query = self.query;

@@ -77,7 +77,7 @@
 #![deny(unsafe_code)] // one audited exception: read::behind::lower_priority
 #![warn(missing_docs, unreachable_pub, missing_debug_implementations)]
 
-pub mod backend;
+mod backend;
 mod cache;
 pub mod codec;
 mod dsl;
@@ -99,6 +99,7 @@ mod util;
 mod weigh;
 pub mod write;
 
+pub use backend::CacheBackend;
 pub use cache::{Cache, CacheBuilder, DEFAULT_LOCAL_BYTES, DEFAULT_TTL, MAX_TTL};
 /// `#[derive(CacheBot)]`: see [`CacheModel`] and the crate's README.
 pub use cachebot_derive::CacheBot;

@@ -18,7 +18,7 @@ use diesel::serialize::ToSql;
 use diesel::sql_types::HasSqlType;
 use diesel::QueryResult;
 
-use crate::backend::CacheBackend;
+use crate::backend::BackendImpl;
 use crate::key;
 use crate::scope::Tables;
 use crate::store::Key;

@@ -16,6 +16,7 @@ use diesel::QueryResult;
 use crate::backend::{Bind, CacheBackend};
 use crate::extract::{analyze, Extracted};
 use crate::util::key_hash::KeyHashBuilder;
+use crate::util::memo::Memo;
 
 /// The parsed form of one SQL text, shared by every call that renders it.
 #[derive(Debug)]
@@ -40,7 +41,7 @@ static BY_TYPE: OnceLock<ByType> = OnceLock::new();
 
 /// Templates per SQL text, for queries that have no static identity. Bounded:
 /// a service that builds SQL dynamically must not grow this without end.
-static BY_SQL: OnceLock<moka::sync::Cache<u128, Arc<Template>>> = OnceLock::new();
+static BY_SQL: OnceLock<Memo<Arc<Template>>> = OnceLock::new();
 
 const MAX_DYNAMIC_TEMPLATES: u64 = 10_000;
 
@@ -76,8 +77,10 @@ where
 
 fn template_for<DB: CacheBackend>(sql: String) -> Arc<Template> {
     let sql_hash = xxhash_rust::xxh3::xxh3_128(sql.as_bytes());
-    let by_sql = BY_SQL.get_or_init(|| moka::sync::Cache::new(MAX_DYNAMIC_TEMPLATES));
-    by_sql.get_with(sql_hash, || {
+    let by_sql = BY_SQL.get_or_init(|| Memo::new(MAX_DYNAMIC_TEMPLATES));
+    // The same text may parse differently in another dialect.
+    let memo_key = sql_hash ^ u128::from(DB::dialect() as u8);
+    by_sql.get_or_insert_with(memo_key, || {
         let extracted = analyze(&sql, DB::dialect());
         Arc::new(Template {
             sql,

@@ -12,10 +12,10 @@ use std::sync::{Mutex, RwLock};
 use std::time::Instant;
 
 use diesel::connection::LoadConnection;
-use diesel::pg::Pg;
 
+use crate::backend::{BackendImpl, CacheBackend, CascadeFacts};
 use crate::key;
-use crate::scope::{qualify, MAX_AGE};
+use crate::scope::MAX_AGE;
 use crate::store::Key;
 
 /// Which foreign-key actions a write can trigger.
@@ -47,42 +47,6 @@ struct Cascades {
     ruled: HashSet<String>,
 }
 
-#[derive(diesel::QueryableByName)]
-struct Inherits {
-    #[diesel(sql_type = diesel::sql_types::Text)]
-    child_schema: String,
-    #[diesel(sql_type = diesel::sql_types::Text)]
-    child: String,
-    #[diesel(sql_type = diesel::sql_types::Text)]
-    parent_schema: String,
-    #[diesel(sql_type = diesel::sql_types::Text)]
-    parent: String,
-}
-
-#[derive(diesel::QueryableByName)]
-struct Ruled {
-    #[diesel(sql_type = diesel::sql_types::Text)]
-    schema: String,
-    #[diesel(sql_type = diesel::sql_types::Text)]
-    name: String,
-}
-
-#[derive(diesel::QueryableByName)]
-struct ForeignKey {
-    #[diesel(sql_type = diesel::sql_types::Text)]
-    child_schema: String,
-    #[diesel(sql_type = diesel::sql_types::Text)]
-    child: String,
-    #[diesel(sql_type = diesel::sql_types::Text)]
-    parent_schema: String,
-    #[diesel(sql_type = diesel::sql_types::Text)]
-    parent: String,
-    #[diesel(sql_type = diesel::sql_types::Bool)]
-    on_delete: bool,
-    #[diesel(sql_type = diesel::sql_types::Bool)]
-    on_update: bool,
-}
-
 /// The cascade graph and when it was learned.
 #[derive(Debug, Default)]
 pub(crate) struct Learned {
@@ -103,7 +67,8 @@ impl Learned {
     /// within the last [`MAX_AGE`] or when a connection ran DDL since.
     pub(crate) fn learn<Conn>(&self, conn: &mut Conn) -> diesel::QueryResult<()>
     where
-        Conn: LoadConnection<Backend = Pg>,
+        Conn: LoadConnection,
+        Conn::Backend: CacheBackend,
     {
         let fresh = self
             .at
@@ -114,7 +79,7 @@ impl Learned {
         if fresh {
             return Ok(());
         }
-        let cascades = Cascades::read(conn)?;
+        let cascades = Cascades::from_facts(<Conn::Backend as BackendImpl>::cascades(conn)?);
         if let Ok(mut m) = self.graph.write() {
             *m = cascades;
         }
@@ -175,60 +140,22 @@ impl Cascades {
             .flatten()
     }
 
-    /// Everything, from the catalog.
-    fn read<Conn>(conn: &mut Conn) -> diesel::QueryResult<Cascades>
-    where
-        Conn: LoadConnection<Backend = Pg>,
-    {
-        use diesel::RunQueryDsl;
-        let fks: Vec<ForeignKey> = diesel::sql_query(
-            "SELECT cn.nspname::text AS child_schema, c.relname::text AS child, \
-             pn.nspname::text AS parent_schema, p.relname::text AS parent, \
-             confdeltype IN ('c', 'n', 'd') AS on_delete, \
-             confupdtype IN ('c', 'n', 'd') AS on_update \
-             FROM pg_catalog.pg_constraint k \
-             JOIN pg_catalog.pg_class c ON c.oid = k.conrelid \
-             JOIN pg_catalog.pg_namespace cn ON cn.oid = c.relnamespace \
-             JOIN pg_catalog.pg_class p ON p.oid = k.confrelid \
-             JOIN pg_catalog.pg_namespace pn ON pn.oid = p.relnamespace \
-             WHERE contype = 'f'",
-        )
-        .load(conn)?;
-        // Rules other than a view's `_RETURN`, and views themselves.
-        let ruled: Vec<Ruled> = diesel::sql_query(
-            "SELECT DISTINCT n.nspname::text AS schema, c.relname::text AS name \
-             FROM pg_catalog.pg_class c \
-             JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace \
-             LEFT JOIN pg_catalog.pg_rewrite r ON r.ev_class = c.oid AND r.ev_type <> '1' \
-             WHERE c.relkind = 'v' OR r.oid IS NOT NULL",
-        )
-        .load(conn)?;
-        let inherits: Vec<Inherits> = diesel::sql_query(
-            "SELECT cn.nspname::text AS child_schema, c.relname::text AS child, \
-             pn.nspname::text AS parent_schema, p.relname::text AS parent \
-             FROM pg_catalog.pg_inherits i \
-             JOIN pg_catalog.pg_class c ON c.oid = i.inhrelid \
-             JOIN pg_catalog.pg_namespace cn ON cn.oid = c.relnamespace \
-             JOIN pg_catalog.pg_class p ON p.oid = i.inhparent \
-             JOIN pg_catalog.pg_namespace pn ON pn.oid = p.relnamespace",
-        )
-        .load(conn)?;
+    /// The graph of what the catalog says.
+    fn from_facts(facts: CascadeFacts) -> Cascades {
         let mut cascades = Cascades {
-            ruled: ruled.iter().map(|r| qualify(&r.schema, &r.name)).collect(),
+            ruled: facts.ruled.into_iter().collect(),
             ..Cascades::default()
         };
-        for i in inherits {
-            let child = qualify(&i.child_schema, &i.child);
-            let parent = qualify(&i.parent_schema, &i.parent);
+        for (child, parent) in facts.inherits {
             let edges = &mut cascades.inheritance;
             edges.entry(parent.clone()).or_default().push(child.clone());
             edges.entry(child).or_default().push(parent);
         }
-        for fk in fks {
-            let child = qualify(&fk.child_schema, &fk.child);
-            let parent = qualify(&fk.parent_schema, &fk.parent);
+        for fk in facts.foreign_keys {
             let edge = |m: &mut HashMap<String, Vec<String>>| {
-                m.entry(parent.clone()).or_default().push(child.clone());
+                m.entry(fk.parent.clone())
+                    .or_default()
+                    .push(fk.child.clone());
             };
             edge(&mut cascades.on_truncate);
             if fk.on_delete {
@@ -238,6 +165,6 @@ impl Cascades {
                 edge(&mut cascades.on_update);
             }
         }
-        Ok(cascades)
+        cascades
     }
 }

@@ -13,17 +13,17 @@
 use std::sync::Arc;
 
 use diesel::connection::{Connection, Instrumentation, InstrumentationEvent, LoadConnection};
-use diesel::pg::Pg;
 
 use super::tx::{self, Control, Tracker};
 use super::{Cascade, Invalidator};
-use crate::backend::CacheBackend;
+use crate::backend::{BackendImpl, CacheBackend, SqlDialect};
 use crate::error::Error;
 use crate::extract::{batch_writes, WriteTargets};
 use crate::key;
 use crate::scope::{self, Scope, Tables};
 use crate::stats::Counters;
 use crate::store::Key;
+use crate::util::memo::Memo;
 
 /// The instrumentation the crate installs on a connection.
 ///
@@ -43,6 +43,8 @@ use crate::store::Key;
 /// ```
 pub struct CacheInstrumentation {
     core: Arc<Invalidator>,
+    /// The SQL dialect of the connection's statements.
+    dialect: SqlDialect,
     tracker: Tracker,
     /// Set by the crate's own write API just before it runs a write whose
     /// exact invalidation it computes itself.
@@ -68,8 +70,9 @@ impl std::fmt::Debug for CacheInstrumentation {
 }
 
 impl CacheInstrumentation {
-    pub(crate) fn new(core: Arc<Invalidator>) -> Self {
+    pub(crate) fn new(core: Arc<Invalidator>, dialect: SqlDialect) -> Self {
         CacheInstrumentation {
+            dialect,
             core,
             tracker: Tracker::default(),
             own_write: false,
@@ -160,7 +163,7 @@ impl CacheInstrumentation {
         // Every statement of a batch, in order: control statements change the
         // tracker's state as they go (writes before a BEGIN join its
         // transaction, a COMMIT inside the batch commits, ...).
-        let statements = statements_of(sql);
+        let statements = statements_of(sql, self.dialect);
         // Ending the transaction (or rolling back part of it) undoes a
         // `SET LOCAL`, and any `SET` or DDL it rolls back, made inside it.
         if self.scope_changed_in_tx && statements.iter().any(|st| st.control.is_some()) {
@@ -285,7 +288,8 @@ pub(crate) fn scope_of<Conn, T>(
     tables: &[T],
 ) -> Result<Arc<Scope>, NoScope>
 where
-    Conn: LoadConnection<Backend = Pg>,
+    Conn: LoadConnection + 'static,
+    Conn::Backend: CacheBackend,
     T: AsRef<str>,
 {
     if installed(conn).is_none() {
@@ -304,7 +308,10 @@ where
         if core.learn_cascades(conn).is_err() {
             return Err(NoScope::Catalog);
         }
-        conn.set_instrumentation(CacheInstrumentation::new(core.clone()));
+        conn.set_instrumentation(CacheInstrumentation::new(
+            core.clone(),
+            <Conn::Backend as BackendImpl>::dialect(),
+        ));
     }
     let installed_scope = installed(conn).and_then(|i| i.scope.clone());
     let known = installed(conn)
@@ -326,7 +333,7 @@ where
             if core.learn_cascades(conn).is_err() {
                 return Err(NoScope::Catalog);
             }
-            let catalog = match <Pg as CacheBackend>::catalog(conn, &qualified) {
+            let catalog = match <Conn::Backend as BackendImpl>::catalog(conn, &qualified) {
                 Ok(c) => c,
                 Err(e) => {
                     tracing::warn!(error = %e, "could not read the catalog; reading the database");
@@ -336,7 +343,7 @@ where
             let scope = Arc::new(Scope::new(
                 &catalog,
                 qualified,
-                <Pg as CacheBackend>::is_keyable,
+                <Conn::Backend as BackendImpl>::is_keyable,
             ));
             if let Some(i) = installed(conn) {
                 i.set_scope(scope.clone());
@@ -390,12 +397,12 @@ struct Parsed {
 
 /// The statements of a batch, analysed, memoised per SQL text: applications
 /// repeat the same statements, and the analysis runs on a thread of its own.
-fn statements_of(sql: &str) -> Arc<[Parsed]> {
-    static MEMO: std::sync::OnceLock<moka::sync::Cache<u128, Arc<[Parsed]>>> =
-        std::sync::OnceLock::new();
-    let memo = MEMO.get_or_init(|| moka::sync::Cache::new(10_000));
-    memo.get_with(xxhash_rust::xxh3::xxh3_128(sql.as_bytes()), || {
-        batch_writes(sql, <diesel::pg::Pg as CacheBackend>::dialect())
+fn statements_of(sql: &str, dialect: SqlDialect) -> Arc<[Parsed]> {
+    static MEMO: std::sync::OnceLock<Memo<Arc<[Parsed]>>> = std::sync::OnceLock::new();
+    let memo = MEMO.get_or_init(|| Memo::new(10_000));
+    let key = xxhash_rust::xxh3::xxh3_128(sql.as_bytes()) ^ u128::from(dialect as u8);
+    memo.get_or_insert_with(key, || {
+        batch_writes(sql, dialect)
             .into_iter()
             .map(|st| Parsed {
                 control: tx::control(&st.text),
@@ -576,12 +583,14 @@ pub(crate) fn in_transaction<Conn: Connection>(conn: &mut Conn) -> bool {
 /// Learn the cascades and the connection's scope, and install the crate's
 /// instrumentation, chained with Diesel's default instrumentation (the one
 /// `diesel::connection::set_default_instrumentation` sets, if any).
-pub(crate) fn install(
-    core: &Arc<Invalidator>,
-    conn: &mut diesel::PgConnection,
-) -> Result<(), Error> {
+pub(crate) fn install<Conn>(core: &Arc<Invalidator>, conn: &mut Conn) -> Result<(), Error>
+where
+    Conn: LoadConnection + 'static,
+    Conn::Backend: CacheBackend,
+{
     core.learn_cascades(conn)?;
-    let mut instrumentation = CacheInstrumentation::new(core.clone());
+    let dialect = <Conn::Backend as BackendImpl>::dialect();
+    let mut instrumentation = CacheInstrumentation::new(core.clone(), dialect);
     if let Some(default) = diesel::connection::get_default_instrumentation() {
         instrumentation = instrumentation.chain(default);
     }
@@ -679,10 +688,12 @@ impl std::fmt::Debug for PoolCustomizer {
 }
 
 #[cfg(feature = "r2d2")]
-impl diesel::r2d2::CustomizeConnection<diesel::PgConnection, diesel::r2d2::Error>
-    for PoolCustomizer
+impl<Conn> diesel::r2d2::CustomizeConnection<Conn, diesel::r2d2::Error> for PoolCustomizer
+where
+    Conn: LoadConnection + 'static,
+    Conn::Backend: CacheBackend,
 {
-    fn on_acquire(&self, conn: &mut diesel::PgConnection) -> Result<(), diesel::r2d2::Error> {
+    fn on_acquire(&self, conn: &mut Conn) -> Result<(), diesel::r2d2::Error> {
         install(&self.core, conn).map_err(|e| diesel::r2d2::Error::QueryError(e.into_diesel()))
     }
 }

@@ -23,8 +23,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock, RwLock};
 
 use diesel::connection::LoadConnection;
-use diesel::pg::Pg;
 
+use crate::backend::CacheBackend;
 use crate::error::Error;
 use crate::key;
 use crate::scope::{self, Scope, Tables};
@@ -121,7 +121,8 @@ impl Invalidator {
     /// Learn the cascades, unless learned recently.
     pub(crate) fn learn_cascades<Conn>(&self, conn: &mut Conn) -> diesel::QueryResult<()>
     where
-        Conn: LoadConnection<Backend = Pg>,
+        Conn: LoadConnection,
+        Conn::Backend: CacheBackend,
     {
         self.cascades.learn(conn)
     }

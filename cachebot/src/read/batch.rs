@@ -7,14 +7,15 @@
 
 use std::sync::Arc;
 
-use diesel::pg::Pg;
+use diesel::connection::LoadConnection;
 use diesel::query_builder::{QueryFragment, QueryId};
-use diesel::{PgConnection, QueryResult};
+use diesel::QueryResult;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 use super::plan::Query;
 use super::{Plan, Reader};
+use crate::backend::CacheBackend;
 use crate::codec::Codec;
 use crate::invalidate::instrument::in_transaction;
 use crate::stats::Counters;
@@ -55,10 +56,10 @@ impl Reader {
     /// Load one small query per id with one store round trip for all of
     /// them and one database query for the ids the cache does not hold;
     /// the rows of the ids found, in the order of `ids`.
-    pub(crate) fn get_many<C, M, Id, Q, F, L, I>(
+    pub(crate) fn get_many<C, Conn, M, Id, Q, F, L, I>(
         &self,
         codec: &Arc<C>,
-        conn: &mut PgConnection,
+        conn: &mut Conn,
         ids: &[Id],
         find: F,
         load_missing: L,
@@ -66,18 +67,20 @@ impl Reader {
     ) -> QueryResult<Vec<M>>
     where
         C: Codec,
+        Conn: LoadConnection + 'static,
+        Conn::Backend: CacheBackend,
         M: Serialize + DeserializeOwned + Clone + Send + Sync + 'static,
         Id: PartialEq + Clone,
         F: Fn(&Id) -> Q,
-        Q: QueryFragment<Pg> + QueryId,
-        L: FnOnce(&mut PgConnection, &[Id]) -> QueryResult<Vec<M>>,
+        Q: QueryFragment<Conn::Backend> + QueryId,
+        L: FnOnce(&mut Conn, &[Id]) -> QueryResult<Vec<M>>,
         I: Fn(&M) -> Id,
     {
         let c = self.counters();
         if ids.is_empty() {
             return Ok(Vec::new());
         }
-        let Some(batch) = self.plan_all::<C, M, Id, Q, F>(conn, ids, &find)? else {
+        let Some(batch) = self.plan_all::<C, Conn, M, Id, Q, F>(conn, ids, &find)? else {
             Counters::add(&c.bypasses, ids.len() as u64);
             return load_missing(conn, ids).map(|rows| in_order(ids, rows, id_of));
         };
@@ -125,17 +128,19 @@ impl Reader {
 
     /// Plan every id; `None` if any cannot be cached (the batch then goes
     /// to the database).
-    fn plan_all<C, M, Id, Q, F>(
+    fn plan_all<C, Conn, M, Id, Q, F>(
         &self,
-        conn: &mut PgConnection,
+        conn: &mut Conn,
         ids: &[Id],
         find: &F,
     ) -> QueryResult<Option<Batch>>
     where
         C: Codec,
+        Conn: LoadConnection + 'static,
+        Conn::Backend: CacheBackend,
         M: 'static,
         F: Fn(&Id) -> Q,
-        Q: QueryFragment<Pg> + QueryId,
+        Q: QueryFragment<Conn::Backend> + QueryId,
     {
         if in_transaction(conn) {
             return Ok(None);
@@ -149,7 +154,7 @@ impl Reader {
                 query: &query,
                 narrowing: None,
             };
-            match q.plan::<_, M>(conn)? {
+            match q.plan::<Conn::Backend, Conn, M>(conn)? {
                 Plan::Cache { entry, generations } => plans.push((entry, generations)),
                 Plan::Bypass(_) => return Ok(None),
             }

@@ -63,6 +63,21 @@ pub(crate) struct Reader {
     seal: Option<entry::Seal>,
     /// Composite keys of the models registered on the builder.
     pub(crate) composites: crate::key::Composites,
+    /// How the tiers work together, decided once from the store.
+    tiering: Tiering,
+}
+
+/// How a cache's tiers work together. With a store in this process's
+/// memory (a call costs no round trip), a read checks the generations
+/// first and serves the local tier's decoded rows without copying the
+/// entry out, and a miss keeps its rows decoded rather than encoding them.
+/// With a remote store, one round trip fetches the entry and the
+/// generations together, and results enter the local tier on their first
+/// hit.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Tiering {
+    InProcess,
+    Remote,
 }
 
 /// The settings a [`Reader`] is built with.
@@ -86,7 +101,6 @@ impl Reader {
     ) -> Reader {
         Reader {
             invalidator,
-            store,
             ttl: s.ttl,
             fingerprint: s.fingerprint,
             never_cache: s.never_cache,
@@ -97,6 +111,12 @@ impl Reader {
             plans: plans::Plans::new(plans::DEFAULT_BYTES),
             seal: s.secret.map(|secret| entry::Seal::new(&secret)),
             composites: s.composites,
+            tiering: if store.is_in_process() {
+                Tiering::InProcess
+            } else {
+                Tiering::Remote
+            },
+            store,
         }
     }
 
@@ -155,7 +175,10 @@ impl Reader {
         let store = inner.store.as_ref();
         // In process, a lookup costs no round trip: read the generations
         // alone, and copy the entry out only if the local tier can't serve.
-        let local_first = inner.local.as_ref().filter(|_| store.is_in_process());
+        let local_first = inner
+            .local
+            .as_ref()
+            .filter(|_| inner.tiering == Tiering::InProcess);
         let fetched = if let Some(local) = local_first {
             match self.serve_local::<U>(local, entry_key, &gen_keys) {
                 Ok(rows) => {
@@ -326,7 +349,7 @@ impl Reader {
         // again). They go to the local tier, weighed by an estimate of
         // their size in memory; only rows too large for it are encoded
         // into the store.
-        if inner.store.is_in_process() && inner.write_behind.is_none() {
+        if inner.tiering == Tiering::InProcess && inner.write_behind.is_none() {
             if let Some(local) = &inner.local {
                 let weight = crate::weigh::weigh(rows);
                 if weight <= inner.store.max_value_size()

@@ -13,7 +13,7 @@ use diesel::query_builder::{QueryFragment, QueryId};
 use diesel::QueryResult;
 
 use super::{Plan, Reader};
-use crate::backend::CacheBackend;
+use crate::backend::{BackendImpl, CacheBackend};
 use crate::error::{Error, UsageError};
 use crate::extract::{Analysis, Extracted, Uncacheable};
 use crate::invalidate::instrument::{count_no_scope, scope_of, trusted_scope};
@@ -72,10 +72,11 @@ impl<Q> Query<'_, Q> {
 
     /// The keys of a read on `conn`: its tables resolved as the connection
     /// resolves them, every key scoped to the connection's database.
-    pub(crate) fn plan<Conn, U>(&self, conn: &mut Conn) -> QueryResult<Plan>
+    pub(crate) fn plan<DB, Conn, U>(&self, conn: &mut Conn) -> QueryResult<Plan>
     where
-        Conn: LoadConnection<Backend = Pg>,
-        Q: QueryFragment<Pg> + QueryId,
+        DB: CacheBackend,
+        Conn: LoadConnection<Backend = DB> + 'static,
+        Q: QueryFragment<DB> + QueryId,
         U: 'static,
     {
         let reader = self.reader;
@@ -84,7 +85,7 @@ impl<Q> Query<'_, Q> {
         }
         // A query Diesel cannot render fails the same way when it runs: let
         // the database path report it.
-        let Ok(rendered) = render::<Pg, Q>(self.query) else {
+        let Ok(rendered) = render::<DB, Q>(self.query) else {
             return Ok(Plan::Bypass("the query could not be rendered"));
         };
         let analysis = match &rendered.template.extracted {
@@ -94,7 +95,7 @@ impl<Q> Query<'_, Q> {
         let remembered = |scope: &Scope| {
             key::plan_key(
                 TypeId::of::<U>(),
-                TypeId::of::<Pg>(),
+                TypeId::of::<DB>(),
                 rendered.template.sql_hash,
                 &rendered.binds,
                 self.narrowing,
@@ -121,7 +122,7 @@ impl<Q> Query<'_, Q> {
         if let Some((entry, generations)) = reader.plans.get(&remembered) {
             return Ok(Plan::Cache { entry, generations });
         }
-        let (entry, generations) = self.keys::<U>(analysis, &rendered, &scope);
+        let (entry, generations) = self.keys::<DB, U>(analysis, &rendered, &scope);
         reader.plans.insert(&remembered, entry, &generations);
         Ok(Plan::Cache { entry, generations })
     }
@@ -144,7 +145,7 @@ impl<Q> Query<'_, Q> {
 
     /// The entry key and the generation keys of a read resolved in `scope`,
     /// scoped to its database.
-    fn keys<U: 'static>(
+    fn keys<DB: CacheBackend, U: 'static>(
         &self,
         analysis: &Analysis,
         rendered: &Rendered,
@@ -152,7 +153,7 @@ impl<Q> Query<'_, Q> {
     ) -> (Key, Vec<Key>) {
         let in_database = |k: Key| scope::in_database(scope.database, k);
         let mut generations =
-            key::dependency_keys::<Pg>(analysis, &rendered.binds, self.keying(Some(scope)));
+            key::dependency_keys::<DB>(analysis, &rendered.binds, self.keying(Some(scope)));
         for g in &mut generations {
             *g = in_database(*g);
         }
@@ -211,14 +212,15 @@ impl<Q> Query<'_, Q> {
     }
 
     /// [`explain`](Self::explain) with the tables resolved on `conn`.
-    pub(crate) fn explain_on<Conn, U>(&self, conn: &mut Conn) -> QueryResult<Explain>
+    pub(crate) fn explain_on<DB, Conn, U>(&self, conn: &mut Conn) -> QueryResult<Explain>
     where
-        Conn: LoadConnection<Backend = Pg>,
-        Q: QueryFragment<Pg> + QueryId,
+        DB: CacheBackend,
+        Conn: LoadConnection<Backend = DB> + 'static,
+        Q: QueryFragment<DB> + QueryId,
         U: 'static,
     {
-        let mut explain = self.explain::<Pg, U>()?;
-        let rendered = render::<Pg, Q>(self.query)?;
+        let mut explain = self.explain::<DB, U>()?;
+        let rendered = render::<DB, Q>(self.query)?;
         let Extracted::Cacheable(analysis) = &rendered.template.extracted else {
             return Ok(explain);
         };
@@ -231,8 +233,8 @@ impl<Q> Query<'_, Q> {
             }
         };
         explain.dependencies =
-            key::dependencies::<Pg>(analysis, &rendered.binds, self.keying(Some(&scope)));
-        let (entry, generations) = self.keys::<U>(analysis, &rendered, &scope);
+            key::dependencies::<DB>(analysis, &rendered.binds, self.keying(Some(&scope)));
+        let (entry, generations) = self.keys::<DB, U>(analysis, &rendered, &scope);
         explain.generations = generations;
         explain.entry = explain.entry.map(|_| entry);
         if let Some(why) = self.refused(analysis, &scope) {
@@ -246,7 +248,9 @@ impl<Q> Query<'_, Q> {
 }
 
 /// The narrowing of a `keyed_on` argument: its (table, column) list, or the
-/// error for something that is not a column list.
+/// error for something that is not a column list. Rendered with
+/// PostgreSQL's syntax only to read the names (a column renders the same
+/// names on every backend).
 pub(crate) fn narrowing_of<K: QueryFragment<Pg>>(
     columns: &K,
 ) -> Result<Option<Vec<(String, String)>>, String> {

@@ -35,7 +35,7 @@ use diesel::query_source::QuerySource;
 use diesel::result::Error as DieselError;
 use diesel::{QueryResult, RunQueryDsl, Selectable, SelectableHelper, Table};
 
-use crate::backend::CacheBackend;
+use crate::backend::BackendImpl;
 use crate::cache::Cache;
 use crate::codec::Codec;
 use crate::invalidate::instrument::{in_transaction, installed, scope_of, NoScope};

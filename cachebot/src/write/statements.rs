@@ -6,7 +6,7 @@
 use diesel::expression::Expression;
 use diesel::pg::Pg;
 
-use crate::backend::CacheBackend;
+use crate::backend::BackendImpl;
 use diesel::query_builder::{AstPass, InsertStatement, QueryFragment, QueryId};
 use diesel::query_source::QuerySource;
 use diesel::{QueryResult, RunQueryDsl, Selectable};
