@@ -96,7 +96,7 @@ pub use instrument::CacheInstrumentation;
 #[cfg(feature = "r2d2")]
 pub use instrument::PoolCustomizer;
 pub use key::Dependency;
-pub use model::CacheModel;
+pub use model::{CacheModel, CachedModel, DeclaredKey};
 pub use read::{CacheDsl, Cached, CachedFirst, CachedLoad, CachedRunQueryDsl, Explain};
 pub use stats::Stats;
 
@@ -111,5 +111,5 @@ macro_rules! hook {
 pub(crate) use hook;
 
 pub mod prelude {
-    pub use crate::{Cache, CacheDsl, CachedRunQueryDsl};
+    pub use crate::{Cache, CacheDsl, CachedModel, CachedRunQueryDsl};
 }

@@ -59,7 +59,7 @@ fn set_status(cache: &Cache, conn: &mut PgConnection, id: i32, status: i32) {
 #[test]
 fn django_cachebot_readme_conditions() {
     // Composite keys registered up front: precision must not depend on which
-    // test of this process happened to call a `get_by_*` first.
+    // test of this process happened to call a `get_by` first.
     cachebot::model::register::<Photo>();
     let db = TestDb::new();
     let mut conn = db.conn();
@@ -151,7 +151,7 @@ fn django_cachebot_readme_conditions() {
 #[test]
 fn rows_moving_into_and_out_of_a_filter_invalidate() {
     // Composite keys registered up front: precision must not depend on which
-    // test of this process happened to call a `get_by_*` first.
+    // test of this process happened to call a `get_by` first.
     cachebot::model::register::<Photo>();
     let db = TestDb::new();
     let mut conn = db.conn();
@@ -223,7 +223,7 @@ fn rows_moving_into_and_out_of_a_filter_invalidate() {
 #[test]
 fn inserts_reach_queries_without_equality_filters() {
     // Composite keys registered up front: precision must not depend on which
-    // test of this process happened to call a `get_by_*` first.
+    // test of this process happened to call a `get_by` first.
     cachebot::model::register::<Photo>();
     let db = TestDb::new();
     let mut conn = db.conn();
@@ -282,7 +282,7 @@ fn inserts_reach_queries_without_equality_filters() {
 #[test]
 fn composite_keys_are_precise_and_upserts_widen() {
     // Composite keys registered up front: precision must not depend on which
-    // test of this process happened to call a `get_by_*` first.
+    // test of this process happened to call a `get_by` first.
     cachebot::model::register::<Photo>();
     let db = TestDb::new();
     let mut conn = db.conn();
@@ -290,9 +290,21 @@ fn composite_keys_are_precise_and_upserts_widen() {
     for (store, cache) in caches() {
         // The derive's get by the declared key (user_id, status) registers it.
         let b = cache.stats();
-        let got = Photo::get_by_user_id_and_status(&cache, &mut conn, seed.ann.id, 2).unwrap();
+        let got = Photo::get_by(
+            &cache,
+            &mut conn,
+            (photos::user_id, photos::status),
+            (seed.ann.id, 2),
+        )
+        .unwrap();
         assert_eq!(got.len(), 2);
-        let _ = Photo::get_by_user_id_and_status(&cache, &mut conn, seed.ann.id, 2).unwrap();
+        let _ = Photo::get_by(
+            &cache,
+            &mut conn,
+            (photos::user_id, photos::status),
+            (seed.ann.id, 2),
+        )
+        .unwrap();
         assert_eq!(since(&cache, b).hits, 1, "{store}");
         // Ann's status-1 photo changes title: not (ann, 2), so still a hit.
         let _: Vec<Photo> = write::update(
@@ -303,7 +315,13 @@ fn composite_keys_are_precise_and_upserts_widen() {
         )
         .unwrap();
         let b = cache.stats();
-        let _ = Photo::get_by_user_id_and_status(&cache, &mut conn, seed.ann.id, 2).unwrap();
+        let _ = Photo::get_by(
+            &cache,
+            &mut conn,
+            (photos::user_id, photos::status),
+            (seed.ann.id, 2),
+        )
+        .unwrap();
         assert_eq!(
             since(&cache, b).hits,
             1,
@@ -327,7 +345,13 @@ fn composite_keys_are_precise_and_upserts_widen() {
         )
         .unwrap();
         let b = cache.stats();
-        let rows = Photo::get_by_user_id_and_status(&cache, &mut conn, seed.ann.id, 2).unwrap();
+        let rows = Photo::get_by(
+            &cache,
+            &mut conn,
+            (photos::user_id, photos::status),
+            (seed.ann.id, 2),
+        )
+        .unwrap();
         assert_eq!(since(&cache, b).misses, 1, "{store}: upsert widens");
         assert_eq!(
             rows,
@@ -343,7 +367,7 @@ fn composite_keys_are_precise_and_upserts_widen() {
 #[test]
 fn invalidate_object_and_writes_in_transactions_need_instrumentation() {
     // Composite keys registered up front: precision must not depend on which
-    // test of this process happened to call a `get_by_*` first.
+    // test of this process happened to call a `get_by` first.
     cachebot::model::register::<Photo>();
     let db = TestDb::new();
     let mut conn = db.conn();

@@ -1,27 +1,33 @@
-//! What `#[derive(CacheBot)]` generates code against.
+//! Models: what `#[derive(CacheBot)]` implements.
 //!
-//! A [`CacheModel`] knows, for one row, which generations a change to it
-//! must bump: one per keyable column value, one per declared composite key,
-//! and the table's "rows" generation. The values are encoded through the
-//! very bind collector the read side uses, so a column value and the same
-//! value in a `WHERE` clause always produce the same key.
+//! - [`CacheModel`] knows, for one row, which generations a change to it
+//!   must bump: one per keyable column value, one per declared composite
+//!   key, and the table's "rows" generation. The values are encoded through
+//!   the very bind collector the read side uses, so a column value and the
+//!   same value in a `WHERE` clause always produce the same key.
+//! - [`CachedModel`] provides the cached gets (`get`, `get_many`, `get_by`
+//!   with a [`DeclaredKey`]) and the invalidating writes (`insert`, `save`,
+//!   `delete`) on top of a few items the derive implements.
+//!
+//! The derive's generated code also calls a few hidden helpers
+//! (`model::__private`); they are not a public API.
+#![warn(missing_docs, unreachable_pub)]
 
-use std::any::TypeId;
 use std::collections::HashMap;
-use std::marker::PhantomData;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock, RwLock};
 
-use diesel::pg::Pg;
-use diesel::query_builder::{AstPass, QueryFragment};
-use diesel::serialize::ToSql;
-use diesel::sql_types::HasSqlType;
-use diesel::QueryResult;
-
-use crate::backend::CacheBackend;
 use crate::key;
 use crate::scope::Tables;
 use crate::store::Key;
+
+mod cached;
+
+pub use cached::{CachedModel, DeclaredKey};
+
+#[doc(hidden)]
+#[path = "derive_support.rs"]
+pub mod __private;
 
 /// A Diesel model whose rows the cache can invalidate precisely.
 /// Implemented by `#[derive(CacheBot)]`; implement it by hand only for
@@ -123,7 +129,7 @@ static COMPOSITES: OnceLock<Registry> = OnceLock::new();
 
 /// Register `M`'s composite keys (`#[cachebot(key(..))]`) with the read
 /// side, so that any cached query pinning every column of one keys on it,
-/// precisely. The derive's `get_by_*` methods register on first use; call
+/// precisely. [`CachedModel::get_by`] registers on first use; call
 /// this at start-up to have the same precision from the first query.
 ///
 /// ```no_run
@@ -173,195 +179,6 @@ pub(crate) fn composites_of(table: &str) -> Option<Arc<[Vec<String>]>> {
     COMPOSITES
         .get()
         .and_then(|r| r.read().ok().and_then(|m| m.get(table).cloned()))
-}
-
-/// Support for the derive's generated code. Not a public API.
-#[doc(hidden)]
-pub mod __private {
-    use super::*;
-
-    pub use super::RowKeys;
-    pub use crate::store::Key;
-
-    /// One bind, collected like any query's binds.
-    struct OneBind<'a, ST, V: ?Sized>(&'a V, PhantomData<ST>);
-
-    impl<ST, V> QueryFragment<Pg> for OneBind<'_, ST, V>
-    where
-        Pg: HasSqlType<ST>,
-        V: ToSql<ST, Pg> + ?Sized,
-    {
-        fn walk_ast<'b>(&'b self, mut out: AstPass<'_, 'b, Pg>) -> QueryResult<()> {
-            out.push_bind_param::<ST, V>(self.0)
-        }
-    }
-
-    /// A value whose type does not compare by bytes, or that did not encode.
-    #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-    pub struct NotKeyable;
-
-    /// The encoded value: `Ok(Some(bytes))`, `Ok(None)` for NULL; `Err` if
-    /// the type is not keyable or does not encode.
-    pub fn encode<ST, V>(value: &V) -> Result<Option<Vec<u8>>, NotKeyable>
-    where
-        Pg: HasSqlType<ST>,
-        V: ToSql<ST, Pg> + ?Sized,
-    {
-        let binds =
-            Pg::collect_binds(&OneBind::<ST, V>(value, PhantomData)).map_err(|_| NotKeyable)?;
-        match binds.into_iter().next() {
-            Some(b) if Pg::is_keyable(b.type_id) => Ok(b.bytes),
-            _ => Err(NotKeyable),
-        }
-    }
-
-    /// (table, column) of a Diesel column, memoised per column type.
-    pub fn column_name<Col>(column: &Col) -> Option<(String, String)>
-    where
-        Col: QueryFragment<Pg> + 'static,
-    {
-        static NAMES: OnceLock<RwLock<HashMap<TypeId, (String, String)>>> = OnceLock::new();
-        let names = NAMES.get_or_init(Default::default);
-        let id = TypeId::of::<Col>();
-        if let Some(n) = names.read().ok().and_then(|m| m.get(&id).cloned()) {
-            return Some(n);
-        }
-        let sql = Pg::render(column).ok()?;
-        let mut list = crate::names::column_list(&sql)?;
-        let one = (list.len() == 1).then(|| list.remove(0))?;
-        if let Ok(mut m) = names.write() {
-            m.insert(id, one.clone());
-        }
-        Some(one)
-    }
-
-    /// The table name of a model, from one of its columns.
-    pub fn table_name_of<Col>(column: &Col) -> String
-    where
-        Col: QueryFragment<Pg> + 'static,
-    {
-        column_name(column).map(|(t, _)| t).unwrap_or_default()
-    }
-
-    /// Push the key of `column = value`. A value that cannot be keyed needs
-    /// no key of its own (readers filtering on it depend on the whole
-    /// table, covered by the rows key); a column whose name cannot be read
-    /// widens to everything.
-    pub fn push_value<Col, ST, V>(
-        out: &mut RowKeys<'_>,
-        column: &Col,
-        value: &V,
-    ) -> Option<Option<Vec<u8>>>
-    where
-        Col: QueryFragment<Pg> + 'static,
-        Pg: HasSqlType<ST>,
-        V: ToSql<ST, Pg> + ?Sized,
-    {
-        let Some((table, col)) = column_name(column) else {
-            out.keys.push(key::global_key());
-            return None;
-        };
-        let bytes = encode::<ST, V>(value).ok()?;
-        out.per_table(&table, |t| key::value_key(t, &col, bytes.as_deref()));
-        Some(bytes)
-    }
-
-    /// Push a composite key from already-encoded parts (`None` if any part
-    /// could not be keyed: then the single-column keys stand alone).
-    pub fn push_composite(
-        out: &mut RowKeys<'_>,
-        table: &str,
-        parts: &[(&str, Option<Option<Vec<u8>>>)],
-    ) {
-        let mut values = Vec::with_capacity(parts.len());
-        for (col, v) in parts {
-            match v {
-                Some(v) => values.push((*col, v.as_deref())),
-                None => return,
-            }
-        }
-        out.per_table(table, |t| key::composite_key(t, &values));
-    }
-
-    /// Count reads that skip the cache by design (a model's gets switched off).
-    pub fn count_bypass<C: crate::codec::Codec>(cache: &crate::Cache<C>, reads: u64) {
-        crate::stats::Counters::add(&cache.core.counters.bypasses, reads);
-    }
-
-    /// Register the model's composite keys for the read side (idempotent).
-    pub fn register<M: CacheModel>() {
-        super::register_composites::<M>();
-    }
-
-    /// A model that does not hold every column of its table cannot report
-    /// the old and new values of the others: its writes then invalidate the
-    /// whole table. `own` are the model's columns as [`column_name`] reads them.
-    pub fn push_unless_covering<All>(
-        out: &mut RowKeys<'_>,
-        all_columns: &All,
-        own: &[Option<(String, String)>],
-    ) where
-        All: QueryFragment<Pg> + 'static,
-    {
-        // Memoised per table AND per column list: two models of one table
-        // (a full one and a partial one) must never share the answer.
-        type Memo = RwLock<HashMap<(TypeId, Vec<Option<(String, String)>>), bool>>;
-        static COVERS: OnceLock<Memo> = OnceLock::new();
-        let memo = COVERS.get_or_init(Default::default);
-        let id = (TypeId::of::<All>(), own.to_vec());
-        let covers = match memo.read().ok().and_then(|m| m.get(&id).copied()) {
-            Some(c) => c,
-            None => {
-                let all = Pg::render(all_columns)
-                    .ok()
-                    .and_then(|sql| crate::names::column_list(&sql));
-                let c = match all {
-                    Some(all) => all
-                        .iter()
-                        .all(|col| own.iter().any(|o| o.as_ref() == Some(col))),
-                    None => false,
-                };
-                if !c {
-                    tracing::info!(
-                        table = own.iter().flatten().next().map(|(t, _)| t.as_str()),
-                        "a model does not hold every column of its table: its writes \
-                         invalidate every cached query on the table"
-                    );
-                }
-                if let Ok(mut m) = memo.write() {
-                    m.insert(id, c);
-                }
-                c
-            }
-        };
-        if !covers {
-            match own.iter().flatten().next() {
-                Some((table, _)) => out.per_table(table, key::table_key),
-                None => out.keys.push(key::global_key()),
-            }
-        }
-    }
-
-    /// Push the table's rows key.
-    pub fn push_rows(out: &mut RowKeys<'_>, table: &str) {
-        out.per_table(table, key::rows_key);
-    }
-
-    /// Length-prefixed concatenation, for identities of composite keys.
-    pub fn identity(parts: &[Option<Vec<u8>>]) -> Vec<u8> {
-        let mut out = Vec::new();
-        for p in parts {
-            match p {
-                None => out.push(0),
-                Some(b) => {
-                    out.push(1);
-                    out.extend_from_slice(&(b.len() as u64).to_le_bytes());
-                    out.extend_from_slice(b);
-                }
-            }
-        }
-        out
-    }
 }
 
 #[cfg(test)]
