@@ -3,7 +3,8 @@
 //! computed from values).
 
 use cachebot::model::__private::{column_name, Key};
-use cachebot::{Cache, CacheModel, Dependency};
+use cachebot::prelude::*;
+use cachebot::{CacheModel, Dependency};
 use cachebot_derive::CacheBot;
 use diesel::prelude::*;
 use serde::{Deserialize, Serialize};
@@ -167,8 +168,8 @@ pub struct Odd {
 fn methods_type_check(cache: &Cache, conn: &mut PgConnection) -> QueryResult<()> {
     let photo: Option<Photo> = Photo::get(cache, conn, 1)?;
     let photos: Vec<Photo> = Photo::get_many(cache, conn, &[1, 2])?;
-    let _: Vec<Photo> = Photo::get_by_user_id_and_status(cache, conn, 1, 2)?;
-    let _: Vec<Photo> = Photo::get_by_name(cache, conn, "x".to_owned())?;
+    let _: Vec<Photo> = Photo::get_by(cache, conn, (photos::user_id, photos::status), (1, 2))?;
+    let _: Vec<Photo> = Photo::get_by(cache, conn, photos::title, "x".to_owned())?;
     let _: Vec<Photo> = Photo::insert(cache, conn, photos.clone())?;
     let _: Vec<Photo> = Photo::insert(
         cache,
@@ -192,14 +193,24 @@ fn methods_type_check(cache: &Cache, conn: &mut PgConnection) -> QueryResult<()>
         let _: usize = m.delete(cache, conn)?;
     }
     let w: Option<Widget> = Widget::get(cache, conn, "a".to_owned())?;
-    let _: Vec<Widget> = Widget::get_by_kind_and_size(cache, conn, "k".to_owned(), 3)?;
+    let _: Vec<Widget> = Widget::get_by(
+        cache,
+        conn,
+        (widgets::kind, widgets::size),
+        ("k".to_owned(), 3),
+    )?;
     if let Some(w) = w {
         let _: usize = w.delete(cache, conn)?;
     }
     let _: Option<PhotoWithOwner> = PhotoWithOwner::get(cache, conn, 1)?;
-    let _: Vec<Odd> = Odd::get_by_cache_and_conn(cache, conn, 1, 2)?;
-    let odd: Vec<Odd> = Odd::get_by_out_and_names_and_rows(cache, conn, 1, 2, None)?;
-    let _: Vec<Odd> = Odd::get_by_kind(cache, conn, "k".into())?;
+    let _: Vec<Odd> = Odd::get_by(cache, conn, (odds::cache, odds::conn), (1, 2))?;
+    let odd: Vec<Odd> = Odd::get_by(
+        cache,
+        conn,
+        (odds::out, odds::names, odds::rows),
+        (1, 2, None),
+    )?;
+    let _: Vec<Odd> = Odd::get_by(cache, conn, odds::type_, "k".into())?;
     if let Some(o) = odd.first() {
         let _: Odd = o.save(cache, conn)?;
     }

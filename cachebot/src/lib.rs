@@ -109,7 +109,7 @@ pub use invalidate::instrument::CacheInstrumentation;
 #[cfg(feature = "r2d2")]
 pub use invalidate::instrument::PoolCustomizer;
 pub use key::Dependency;
-pub use model::CacheModel;
+pub use model::{CacheModel, CachedModel, DeclaredKey};
 pub use read::Explain;
 pub use stats::Stats;
 
@@ -124,5 +124,5 @@ pub(crate) use hook;
 
 /// Everything a reading application needs: `use cachebot::prelude::*;`.
 pub mod prelude {
-    pub use crate::{Cache, CacheDsl, CachedRunQueryDsl};
+    pub use crate::{Cache, CacheDsl, CachedModel, CachedRunQueryDsl};
 }

@@ -307,8 +307,9 @@ fn get_by_a_composite_key_is_invalidated_by_matching_rows_only() {
             .load(conn)
             .unwrap()
     };
-    let by =
-        |conn: &mut PgConnection| Photo::get_by_user_id_and_status(&cache, conn, ann, 2).unwrap();
+    let by = |conn: &mut PgConnection| {
+        Photo::get_by(&cache, conn, (photos::user_id, photos::status), (ann, 2)).unwrap()
+    };
     assert_eq!(Photo::composite_keys(), &[&["user_id", "status"][..]]);
 
     let b = cache.stats();

@@ -282,9 +282,21 @@ fn composite_keys_are_precise_and_upserts_widen() {
     for (store, cache) in caches() {
         // The derive's get by the declared key (user_id, status) registers it.
         let b = cache.stats();
-        let got = Photo::get_by_user_id_and_status(&cache, &mut conn, seed.ann.id, 2).unwrap();
+        let got = Photo::get_by(
+            &cache,
+            &mut conn,
+            (photos::user_id, photos::status),
+            (seed.ann.id, 2),
+        )
+        .unwrap();
         assert_eq!(got.len(), 2);
-        let _ = Photo::get_by_user_id_and_status(&cache, &mut conn, seed.ann.id, 2).unwrap();
+        let _ = Photo::get_by(
+            &cache,
+            &mut conn,
+            (photos::user_id, photos::status),
+            (seed.ann.id, 2),
+        )
+        .unwrap();
         assert_eq!(since(&cache, b).hits, 1, "{store}");
         // Ann's status-1 photo changes title: not (ann, 2), so still a hit.
         let _: Vec<Photo> = write::update(
@@ -295,7 +307,13 @@ fn composite_keys_are_precise_and_upserts_widen() {
         )
         .unwrap();
         let b = cache.stats();
-        let _ = Photo::get_by_user_id_and_status(&cache, &mut conn, seed.ann.id, 2).unwrap();
+        let _ = Photo::get_by(
+            &cache,
+            &mut conn,
+            (photos::user_id, photos::status),
+            (seed.ann.id, 2),
+        )
+        .unwrap();
         assert_eq!(
             since(&cache, b).hits,
             1,
@@ -319,7 +337,13 @@ fn composite_keys_are_precise_and_upserts_widen() {
         )
         .unwrap();
         let b = cache.stats();
-        let rows = Photo::get_by_user_id_and_status(&cache, &mut conn, seed.ann.id, 2).unwrap();
+        let rows = Photo::get_by(
+            &cache,
+            &mut conn,
+            (photos::user_id, photos::status),
+            (seed.ann.id, 2),
+        )
+        .unwrap();
         assert_eq!(since(&cache, b).misses, 1, "{store}: upsert widens");
         assert_eq!(
             rows,

@@ -1,6 +1,7 @@
 //! A model using every attribute the derive reads, and every generated method.
 
-use cachebot::{Cache, CacheModel};
+use cachebot::prelude::*;
+use cachebot::CacheModel;
 use cachebot_derive::CacheBot;
 use diesel::prelude::*;
 use serde::{Deserialize, Serialize};
@@ -105,8 +106,8 @@ pub struct PhotoTitle {
 fn uses(cache: &Cache, conn: &mut PgConnection) -> QueryResult<()> {
     let p: Option<Photo> = Photo::get(cache, conn, 1)?;
     let _: Vec<Photo> = Photo::get_many(cache, conn, &[1, 2, 3])?;
-    let _: Vec<Photo> = Photo::get_by_user_id_and_status(cache, conn, 1, 2)?;
-    let _: Vec<Photo> = Photo::get_by_name(cache, conn, "sunset".into())?;
+    let _: Vec<Photo> = Photo::get_by(cache, conn, (photos::user_id, photos::status), (1, 2))?;
+    let _: Vec<Photo> = Photo::get_by(cache, conn, photos::title, "sunset".into())?;
     let _: Vec<Photo> = Photo::insert(
         cache,
         conn,

@@ -1,6 +1,6 @@
 //! Every documented call shape of the write API compiles: the model named
 //! by the result's type, or first in a turbofish.
-use cachebot::{Cache, CacheBot};
+use cachebot::{Cache, CacheBot, CachedModel};
 use diesel::prelude::*;
 use serde::{Deserialize, Serialize};
 

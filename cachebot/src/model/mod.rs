@@ -1,0 +1,202 @@
+//! Models: what `#[derive(CacheBot)]` implements.
+//!
+//! - [`CacheModel`] knows, for one row, which generations a change to it
+//!   must bump: one per keyable column value, one per declared composite
+//!   key, and the table's "rows" generation. The values are encoded through
+//!   the very bind collector the read side uses, so a column value and the
+//!   same value in a `WHERE` clause always produce the same key.
+//! - [`CachedModel`] provides the cached gets (`get`, `get_many`, `get_by`
+//!   with a [`DeclaredKey`]) and the invalidating writes (`insert`, `save`,
+//!   `delete`) on top of a few items the derive implements.
+//!
+//! The derive's generated code also calls a few hidden helpers
+//! (`model::__private`); they are not a public API.
+#![warn(missing_docs, unreachable_pub)]
+
+use crate::key;
+use crate::scope::Tables;
+use crate::store::Key;
+
+mod cached;
+
+pub use cached::{CachedModel, DeclaredKey};
+
+#[doc(hidden)]
+#[path = "derive_support.rs"]
+pub mod __private;
+
+/// A Diesel model whose rows the cache can invalidate precisely.
+/// Implemented by `#[derive(CacheBot)]`; implement it by hand only for
+/// models the derive cannot read.
+pub trait CacheModel: Sized + 'static {
+    /// The model's Diesel table.
+    type Table: diesel::Table + Default;
+
+    /// Whether the primary-key get reads through the cache
+    /// (`#[cachebot(cache_get = false)]` turns it off).
+    const CACHE_GET: bool = true;
+
+    /// The table's SQL name, as the cache names tables.
+    fn table_name() -> &'static str;
+
+    /// Append the generation keys a change to this row (its old or its new
+    /// image) must bump.
+    fn row_keys(&self, out: &mut RowKeys<'_>);
+
+    /// The primary key's encoded value: how old and new images of one row
+    /// are matched.
+    fn identity(&self) -> Vec<u8>;
+
+    /// Declared composite keys, as column names.
+    fn composite_keys() -> &'static [&'static [&'static str]] {
+        &[]
+    }
+}
+
+/// The generation keys a write must bump, gathered from a model's rows.
+///
+/// Tables are named as the connection that writes resolves them (schema and
+/// search path): a table the resolver does not know widens the write to
+/// everything.
+pub struct RowKeys<'a> {
+    keys: Vec<Key>,
+    tables: &'a dyn Tables,
+}
+
+impl std::fmt::Debug for RowKeys<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RowKeys").field("keys", &self.keys).finish()
+    }
+}
+
+impl<'a> RowKeys<'a> {
+    pub(crate) fn new(tables: &'a dyn Tables) -> RowKeys<'a> {
+        RowKeys {
+            keys: Vec::new(),
+            tables,
+        }
+    }
+
+    /// Keys with every table named as written in the model (no schema
+    /// resolution): for inspecting what a model's rows invalidate. The
+    /// cache itself resolves names on the writing connection.
+    ///
+    /// ```
+    /// use cachebot::model::RowKeys;
+    /// let keys = RowKeys::as_written();
+    /// assert!(keys.keys().is_empty());
+    /// ```
+    pub fn as_written() -> RowKeys<'static> {
+        RowKeys::new(&AsWritten)
+    }
+
+    /// The keys gathered so far.
+    pub fn keys(&self) -> &[Key] {
+        &self.keys
+    }
+
+    pub(crate) fn into_keys(self) -> Vec<Key> {
+        self.keys
+    }
+
+    /// Push `key(t)` for each table `written` resolves to, or the global key.
+    fn per_table(&mut self, written: &str, key: impl Fn(&str) -> Key) {
+        match self.tables.qualified(written) {
+            Some(tables) => self.keys.extend(tables.iter().map(|t| key(t))),
+            None => self.keys.push(key::global_key()),
+        }
+    }
+}
+
+/// Every name stands for itself.
+struct AsWritten;
+
+impl Tables for AsWritten {
+    fn qualified(&self, written: &str) -> Option<Vec<String>> {
+        Some(vec![written.to_owned()])
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::__private::*;
+    use crate::key;
+    use crate::scope::Tables;
+
+    /// Resolves `things` into the schema `s`, and nothing else.
+    struct InS;
+    impl Tables for InS {
+        fn qualified(&self, written: &str) -> Option<Vec<String>> {
+            (written == "things").then(|| vec!["s.things".to_owned()])
+        }
+    }
+
+    diesel::table! {
+        things (id) {
+            id -> Int4,
+            label -> Nullable<Text>,
+            score -> Float8,
+        }
+    }
+
+    #[test]
+    fn coverage_is_decided_per_column_list_not_per_table() {
+        use diesel::Table;
+        let full = [
+            column_name(&things::id),
+            column_name(&things::label),
+            column_name(&things::score),
+        ];
+        let partial = [column_name(&things::id), column_name(&things::label)];
+        let table_key = key::table_key("s.things");
+        for order in [[&full[..], &partial[..]], [&partial[..], &full[..]]] {
+            for own in order {
+                let mut keys = RowKeys::new(&InS);
+                push_unless_covering(&mut keys, &things::table::all_columns(), own);
+                let out = keys.into_keys();
+                // A partial model cannot report the other columns' values: it
+                // must widen to the table; a full one must not.
+                assert_eq!(out.contains(&table_key), own.len() < 3, "{own:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn values_encode_like_binds() {
+        assert_eq!(
+            encode::<diesel::sql_types::Int4, i32>(&7),
+            Ok(Some(7i32.to_be_bytes().to_vec()))
+        );
+        assert_eq!(
+            encode::<diesel::sql_types::Nullable<diesel::sql_types::Text>, Option<String>>(&None),
+            Ok(None)
+        );
+        assert_eq!(
+            encode::<diesel::sql_types::Float8, f64>(&1.5),
+            Err(NotKeyable)
+        );
+    }
+
+    #[test]
+    fn keys_match_the_read_side() {
+        let mut out = RowKeys::new(&InS);
+        push_value::<_, diesel::sql_types::Int4, i32>(&mut out, &things::id, &7);
+        push_value::<_, diesel::sql_types::Nullable<diesel::sql_types::Text>, Option<String>>(
+            &mut out,
+            &things::label,
+            &None,
+        );
+        push_value::<_, diesel::sql_types::Float8, f64>(&mut out, &things::score, &1.5);
+        push_rows(&mut out, "elsewhere");
+        assert_eq!(
+            out.into_keys(),
+            vec![
+                key::value_key("s.things", "id", Some(&7i32.to_be_bytes())),
+                key::value_key("s.things", "label", None),
+                // A table the connection cannot resolve widens to everything.
+                key::global_key(),
+            ]
+        );
+        assert_eq!(table_name_of(&things::score), "things");
+    }
+}
