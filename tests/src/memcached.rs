@@ -254,6 +254,27 @@ impl MemcachedProcess {
         assert_eq!(reply, "OK\r\n", "flush_all on {}", self.addr());
     }
 
+    /// The remaining time to live, in seconds, that the server reports for `key` (the meta
+    /// protocol's `mg <key> t`): `Some(-1)` when the item never expires, `None` when it is
+    /// absent. Panics when the server does not answer, or answers anything else.
+    pub fn ttl(&self, key: &str) -> Option<i64> {
+        let command = format!("mg {key} t\r\n");
+        let reply = text_command(&self.addr(), &command, "\r\n", Duration::from_secs(2))
+            .unwrap_or_else(|e| panic!("mg {key} t on {} failed: {e}", self.addr()));
+        let line = reply.trim_end();
+        if line == "EN" {
+            return None;
+        }
+        let ttl = line
+            .strip_prefix("HD ")
+            .and_then(|flags| flags.split(' ').find_map(|flag| flag.strip_prefix('t')))
+            .and_then(|ttl| ttl.parse().ok());
+        match ttl {
+            Some(ttl) => Some(ttl),
+            None => panic!("mg {key} t on {}: unexpected answer {line:?}", self.addr()),
+        }
+    }
+
     /// The `stats` of the server (`curr_items`, `evictions`, `get_hits`, `limit_maxbytes`, ...).
     pub fn stats(&self) -> HashMap<String, String> {
         self.stats_group("stats")
@@ -456,6 +477,23 @@ mod tests {
         assert_eq!(get(&addr, "k").as_deref(), Some("v"));
         mc.flush_all();
         assert_eq!(get(&addr, "k"), None);
+    }
+
+    #[test]
+    fn ttl_of_items() {
+        let mc = MemcachedProcess::spawn();
+        let addr = mc.addr();
+        set(&addr, "forever", "v");
+        assert_eq!(mc.ttl("forever"), Some(-1));
+        let reply = text_command(
+            &addr,
+            "set soon 0 100 1\r\nv\r\n",
+            "\r\n",
+            Duration::from_secs(2),
+        );
+        assert_eq!(reply.unwrap(), "STORED\r\n");
+        assert!(matches!(mc.ttl("soon"), Some(99..=100)));
+        assert_eq!(mc.ttl("absent"), None);
     }
 
     #[test]

@@ -36,140 +36,204 @@ pub(super) enum Tok {
 
 /// Tokenize; each token with its starting byte offset.
 pub(super) fn lex(sql: &str) -> Vec<(Tok, usize)> {
-    let cs: Vec<(usize, char)> = sql.char_indices().collect();
-    let n = cs.len();
-    let at = |k: usize| cs.get(k).map(|&(_, c)| c);
-    let byte_at = |k: usize| cs.get(k).map_or(sql.len(), |&(b, _)| b);
-    let mut out = Vec::new();
-    let mut i = 0;
-    while i < n {
-        let (pos, c) = cs[i];
+    let mut lexer = Lexer {
+        sql,
+        cs: sql.char_indices().collect(),
+        i: 0,
+        out: Vec::new(),
+    };
+    while let Some(&(pos, c)) = lexer.cs.get(lexer.i) {
+        lexer.step(pos, c);
+    }
+    lexer.out
+}
+
+/// [`lex`]'s state: the characters (with their byte offsets), the index of the next one, and
+/// the tokens so far.
+struct Lexer<'s> {
+    sql: &'s str,
+    cs: Vec<(usize, char)>,
+    i: usize,
+    out: Vec<(Tok, usize)>,
+}
+
+impl Lexer<'_> {
+    /// The character at index `k`.
+    fn at(&self, k: usize) -> Option<char> {
+        self.cs.get(k).map(|&(_, c)| c)
+    }
+
+    /// The byte offset of the character at index `k` (the text's length past the end).
+    fn byte_at(&self, k: usize) -> usize {
+        self.cs.get(k).map_or(self.sql.len(), |&(b, _)| b)
+    }
+
+    /// Consume what starts at `self.i` (character `c` at byte `pos`): one token, a comment or
+    /// whitespace.
+    fn step(&mut self, pos: usize, c: char) {
+        let i = self.i;
         if c.is_whitespace() {
-            i += 1;
-        } else if c == '-' && at(i + 1) == Some('-') {
-            while i < n && cs[i].1 != '\n' {
-                i += 1;
+            self.i += 1;
+        } else if c == '-' && self.at(i + 1) == Some('-') {
+            while self.at(self.i).is_some_and(|d| d != '\n') {
+                self.i += 1;
             }
-        } else if c == '/' && at(i + 1) == Some('*') {
-            // Block comments nest in PostgreSQL.
-            let mut depth = 0usize;
-            while i < n {
-                if cs[i].1 == '/' && at(i + 1) == Some('*') {
-                    depth += 1;
-                    i += 2;
-                } else if cs[i].1 == '*' && at(i + 1) == Some('/') {
-                    depth -= 1;
-                    i += 2;
-                    if depth == 0 {
-                        break;
-                    }
-                } else {
-                    i += 1;
-                }
-            }
+        } else if c == '/' && self.at(i + 1) == Some('*') {
+            self.block_comment();
         } else if c == '\'' {
-            let (text, next) = quoted(&cs, i, '\'', false);
-            out.push((Tok::Str(text), pos));
-            i = next;
+            self.quoted_token(i, '\'', false, pos);
         } else if c == '"' {
-            let (text, next) = quoted(&cs, i, '"', false);
-            out.push((Tok::Quoted(text), pos));
-            i = next;
-        } else if c == '$' && at(i + 1).is_some_and(|d| d.is_ascii_digit()) {
-            i += 1;
-            while at(i).is_some_and(|d| d.is_ascii_digit()) {
-                i += 1;
+            self.quoted_token(i, '"', false, pos);
+        } else if c == '$' && self.at(i + 1).is_some_and(|d| d.is_ascii_digit()) {
+            self.i += 1;
+            while self.at(self.i).is_some_and(|d| d.is_ascii_digit()) {
+                self.i += 1;
             }
-            out.push((Tok::Param, pos));
+            self.out.push((Tok::Param, pos));
         } else if c == '$' {
-            // Dollar quoting: $$...$$ or $tag$...$tag$.
-            let mut j = i + 1;
-            while at(j).is_some_and(|d| d.is_alphanumeric() || d == '_') {
-                j += 1;
-            }
-            if at(j) == Some('$') {
-                let tag = &sql[pos..byte_at(j + 1)];
-                let body_start = byte_at(j + 1);
-                let (body, end) = match sql[body_start..].find(tag) {
-                    Some(k) => (&sql[body_start..body_start + k], body_start + k + tag.len()),
-                    None => (&sql[body_start..], sql.len()),
-                };
-                out.push((Tok::Str(body.to_string()), pos));
-                i = cs.partition_point(|&(b, _)| b < end);
-            } else {
-                out.push((Tok::Op("$".to_string()), pos));
-                i += 1;
-            }
-        } else if c.is_ascii_digit() || (c == '.' && at(i + 1).is_some_and(|d| d.is_ascii_digit()))
+            self.dollar(pos);
+        } else if c.is_ascii_digit()
+            || (c == '.' && self.at(i + 1).is_some_and(|d| d.is_ascii_digit()))
         {
-            i += 1;
-            while let Some(d) = at(i) {
-                let exponent_sign = (d == '+' || d == '-')
-                    && i > 0
-                    && matches!(cs[i - 1].1, 'e' | 'E')
-                    && at(i + 1).is_some_and(|x| x.is_ascii_digit());
-                if d.is_ascii_alphanumeric() || d == '_' || d == '.' || exponent_sign {
-                    i += 1;
-                } else {
-                    break;
-                }
-            }
-            out.push((Tok::Number, pos));
+            self.number(pos);
         } else if c.is_alphabetic() || c == '_' {
-            let start = i;
-            while at(i).is_some_and(|d| d.is_alphanumeric() || d == '_' || d == '$') {
-                i += 1;
-            }
-            let word: String = cs[start..i].iter().map(|&(_, ch)| ch).collect::<String>();
-            let lower = super::names::fold(&word, false);
-            // String prefixes: E'..' (backslash escapes), B'..', X'..', N'..', U&'..'.
-            if at(i) == Some('\'') && matches!(lower.as_str(), "e" | "b" | "x" | "n") {
-                let (text, next) = quoted(&cs, i, '\'', lower == "e");
-                out.push((Tok::Str(text), pos));
-                i = next;
-            } else if lower == "u" && at(i) == Some('&') && matches!(at(i + 1), Some('\'' | '"')) {
-                let q = at(i + 1).unwrap_or('\'');
-                let (text, next) = quoted(&cs, i + 1, q, false);
-                out.push((
-                    if q == '"' {
-                        Tok::Quoted(text)
-                    } else {
-                        Tok::Str(text)
-                    },
-                    pos,
-                ));
-                i = next;
-            } else {
-                out.push((Tok::Word(lower), pos));
-            }
+            self.word(pos);
         } else {
-            i += 1;
-            let tok = match c {
-                '(' => Tok::LParen,
-                ')' => Tok::RParen,
-                ',' => Tok::Comma,
-                '.' => Tok::Dot,
-                ';' => Tok::Semi,
-                c if is_op_char(c) => {
-                    let mut op = String::from(c);
-                    while let Some(d) = at(i) {
-                        let comment = (d == '-' && at(i + 1) == Some('-'))
-                            || (d == '/' && at(i + 1) == Some('*'));
-                        if !is_op_char(d) || comment {
-                            break;
-                        }
-                        op.push(d);
-                        i += 1;
-                    }
-                    Tok::Op(op)
-                }
-                // Brackets and anything unknown: not significant for any scan.
-                _ => continue,
-            };
-            out.push((tok, pos));
+            self.i += 1;
+            if let Some(tok) = self.punctuation(c) {
+                self.out.push((tok, pos));
+            }
         }
     }
-    out
+
+    /// A block comment starting at `self.i`; block comments nest in PostgreSQL.
+    fn block_comment(&mut self) {
+        let mut depth = 0usize;
+        while let Some(c) = self.at(self.i) {
+            let next = self.at(self.i + 1);
+            if c == '/' && next == Some('*') {
+                depth += 1;
+                self.i += 2;
+            } else if c == '*' && next == Some('/') {
+                depth -= 1;
+                self.i += 2;
+                if depth == 0 {
+                    break;
+                }
+            } else {
+                self.i += 1;
+            }
+        }
+    }
+
+    /// A quoted run whose opening quote is at index `start` (see [`quoted`]): a string literal,
+    /// or a quoted identifier when `quote` is `"`.
+    fn quoted_token(&mut self, start: usize, quote: char, backslash: bool, pos: usize) {
+        let (text, next) = quoted(&self.cs, start, quote, backslash);
+        let tok = if quote == '"' {
+            Tok::Quoted(text)
+        } else {
+            Tok::Str(text)
+        };
+        self.out.push((tok, pos));
+        self.i = next;
+    }
+
+    /// Dollar quoting: `$$...$$` or `$tag$...$tag$`; a lone `$` is an operator.
+    fn dollar(&mut self, pos: usize) {
+        let sql = self.sql;
+        let mut j = self.i + 1;
+        while self.at(j).is_some_and(|d| d.is_alphanumeric() || d == '_') {
+            j += 1;
+        }
+        if self.at(j) == Some('$') {
+            let tag = &sql[pos..self.byte_at(j + 1)];
+            let body_start = self.byte_at(j + 1);
+            let (body, end) = match sql[body_start..].find(tag) {
+                Some(k) => (&sql[body_start..body_start + k], body_start + k + tag.len()),
+                None => (&sql[body_start..], sql.len()),
+            };
+            self.out.push((Tok::Str(body.to_string()), pos));
+            self.i = self.cs.partition_point(|&(b, _)| b < end);
+        } else {
+            self.out.push((Tok::Op("$".to_string()), pos));
+            self.i += 1;
+        }
+    }
+
+    /// A numeric literal (digits, letters, `_`, `.`, and a sign after an exponent's `e`).
+    fn number(&mut self, pos: usize) {
+        self.i += 1;
+        while let Some(d) = self.at(self.i) {
+            let i = self.i;
+            let exponent_sign = (d == '+' || d == '-')
+                && i > 0
+                && matches!(self.at(i - 1), Some('e' | 'E'))
+                && self.at(i + 1).is_some_and(|x| x.is_ascii_digit());
+            if d.is_ascii_alphanumeric() || d == '_' || d == '.' || exponent_sign {
+                self.i += 1;
+            } else {
+                break;
+            }
+        }
+        self.out.push((Tok::Number, pos));
+    }
+
+    /// A bare word, or a prefixed string: `E'..'` (backslash escapes), `B'..'`, `X'..'`,
+    /// `N'..'`, `U&'..'` (and the identifier `U&".."`).
+    fn word(&mut self, pos: usize) {
+        let start = self.i;
+        while self
+            .at(self.i)
+            .is_some_and(|d| d.is_alphanumeric() || d == '_' || d == '$')
+        {
+            self.i += 1;
+        }
+        let i = self.i;
+        let word: String = self.cs[start..i]
+            .iter()
+            .map(|&(_, ch)| ch)
+            .collect::<String>();
+        let lower = super::names::fold(&word, false);
+        if self.at(i) == Some('\'') && matches!(lower.as_str(), "e" | "b" | "x" | "n") {
+            self.quoted_token(i, '\'', lower == "e", pos);
+        } else if lower == "u" && self.at(i) == Some('&') {
+            match self.at(i + 1) {
+                Some(q @ ('\'' | '"')) => self.quoted_token(i + 1, q, false, pos),
+                _ => self.out.push((Tok::Word(lower), pos)),
+            }
+        } else {
+            self.out.push((Tok::Word(lower), pos));
+        }
+    }
+
+    /// Punctuation or an operator starting with `c` (`self.i` is already past `c`); `None` for
+    /// brackets and anything unknown, which no scan needs.
+    fn punctuation(&mut self, c: char) -> Option<Tok> {
+        let tok = match c {
+            '(' => Tok::LParen,
+            ')' => Tok::RParen,
+            ',' => Tok::Comma,
+            '.' => Tok::Dot,
+            ';' => Tok::Semi,
+            c if is_op_char(c) => {
+                let mut op = String::from(c);
+                while let Some(d) = self.at(self.i) {
+                    let next = self.at(self.i + 1);
+                    let comment =
+                        (d == '-' && next == Some('-')) || (d == '/' && next == Some('*'));
+                    if !is_op_char(d) || comment {
+                        break;
+                    }
+                    op.push(d);
+                    self.i += 1;
+                }
+                Tok::Op(op)
+            }
+            _ => return None,
+        };
+        Some(tok)
+    }
 }
 
 fn is_op_char(c: char) -> bool {

@@ -9,10 +9,11 @@ use super::{MemcachedStore, Server, NAME};
 use crate::error::{StoreError, StoreErrorKind};
 use crate::store::Key;
 
-/// Test support (feature `__test-hooks`, internal): the crate's own tests and
-/// `cachebot-tests` plant bytes where the store would not, read what it
-/// wrote, and empty servers. Not part of the API: never enable `__test-hooks`
-/// in a production build.
+/// Test support (feature `__test-hooks`, internal): the integration tests
+/// (`cachebot-tests`: the store against private memcached processes in
+/// `tests/tests/memcached_store.rs`, hostile and faulty stores) plant bytes
+/// where the store would not, read what it wrote, and empty servers. Not part
+/// of the API: never enable `__test-hooks` in a production build.
 impl MemcachedStore {
     /// Empty every server (memcached's `flush_all`). Everything on the servers is dropped, not only this
     /// store's keys, so dependents miss afterwards.
