@@ -87,6 +87,7 @@ mod check;
 mod ctxt;
 mod expand;
 mod model;
+mod parse;
 #[cfg(test)]
 mod tests;
 

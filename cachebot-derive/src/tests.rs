@@ -18,7 +18,8 @@ mod parse {
     use syn::Path;
 
     use crate::attr::infer_table_name;
-    use crate::model::{parse, Model};
+    use crate::model::Model;
+    use crate::parse::parse;
 
     fn names(m: &Model) -> Vec<(String, Option<String>)> {
         m.fields
@@ -307,7 +308,7 @@ mod snapshots {
     use quote::quote;
 
     use crate::expand::expand;
-    use crate::model::parse;
+    use crate::parse::parse;
 
     /// The formatted expansion of `input`.
     fn expanded(input: TokenStream) -> String {
