@@ -177,7 +177,7 @@ impl Scope {
     }
 
     /// Unqualified name -> qualified names this scope resolves it to (for
-    /// the cache's registry of names, see `Core::remember`).
+    /// the cache's registry of names, see `Invalidator::adopt`).
     pub(crate) fn names(&self) -> impl Iterator<Item = (&str, &str)> {
         self.by_written
             .iter()
