@@ -375,6 +375,7 @@ impl<C: Codec + Send + Sync + 'static> Follower<C> {
                         changes: open.take().unwrap_or_default(),
                         commit_time,
                     };
+                    tracing::debug!(end_lsn = %end_lsn, changes = tx.changes.len(), "cachebot-follow: commit");
                     self.apply(&tx, stop, status).await?;
                     client.update_applied_lsn(end_lsn);
                     let lag = commit_time.and_then(|t| SystemTime::now().duration_since(t).ok());
