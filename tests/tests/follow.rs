@@ -36,6 +36,9 @@ diesel::table! {
     }
 }
 
+/// `(id, note)` of the items of one owner.
+type Rows = Vec<(i32, Option<String>)>;
+
 const SETUP: &str = "
 CREATE TABLE items (id int PRIMARY KEY, owner int NOT NULL, note text);
 CREATE TABLE audit (id serial PRIMARY KEY, item int NOT NULL, what text NOT NULL);
@@ -121,7 +124,7 @@ impl Fx {
             .wait_applied(&mut self.conn, || f.status().confirmed_lsn);
     }
 
-    fn owned_by(&mut self, owner: i32) -> (Vec<(i32, Option<String>)>, Vec<(i32, Option<String>)>) {
+    fn owned_by(&mut self, owner: i32) -> (Rows, Rows) {
         let q = || {
             items::table
                 .filter(items::owner.eq(owner))
