@@ -14,6 +14,10 @@
 #      by pattern over the workspace's sources; let-chains need edition 2024, which no crate uses.
 #   4. The README's "MSRV: Rust 1.xx" line says the same version.
 #
+# Per crate: the change-stream follower (cachebot-follow) has its own, higher rust-version
+# (pgwire-replication needs 1.88); its own dependencies are checked against that, the library
+# crates' graph stays at the workspace's MSRV (and free of tokio).
+#
 # Usage: scripts/check-msrv.sh [--no-clippy]
 set -euo pipefail
 
@@ -42,35 +46,56 @@ fail = []
 msrvs = {p["name"]: p.get("rust_version") for p in members}
 lib = next(p for p in members if p["name"] == "cachebot")
 msrv = lib["rust_version"]
+# Members allowed their own (higher) rust-version, checked against it.
+OWN_MSRV = {"cachebot-follow"}
 for name, v in sorted(msrvs.items()):
-    if v != msrv:
+    if name in OWN_MSRV:
+        if not v or ver(v) < ver(msrv):
+            fail.append(f"{name}: rust-version {v}, below cachebot's {msrv}")
+    elif v != msrv:
         fail.append(f"{name}: rust-version {v}, cachebot's is {msrv} (use rust-version.workspace)")
-print(f"[check-msrv] MSRV {msrv} (workspace rust-version)")
+print(f"[check-msrv] MSRV {msrv} (workspace rust-version)"
+      + "".join(f"; {n} {msrvs[n]}" for n in sorted(OWN_MSRV) if n in msrvs))
 
 # 1. The resolved graph. Library: cachebot and cachebot-derive through normal and build
 # dependencies; everything else in the lockfile separately.
 nodes = {n["id"]: n for n in m["resolve"]["nodes"]}
-lib_ids, todo = set(), [p["id"] for p in members if p["name"] in ("cachebot", "cachebot-derive")]
-while todo:
-    i = todo.pop()
-    if i in lib_ids:
-        continue
-    lib_ids.add(i)
-    for d in nodes[i]["deps"]:
-        if any(k["kind"] in (None, "build") for k in d["dep_kinds"]):
-            todo.append(d["pkg"])
+def closure(names):
+    ids, todo = set(), [p["id"] for p in members if p["name"] in names]
+    while todo:
+        i = todo.pop()
+        if i in ids:
+            continue
+        ids.add(i)
+        for d in nodes[i]["deps"]:
+            if any(k["kind"] in (None, "build") for k in d["dep_kinds"]):
+                todo.append(d["pkg"])
+    return ids
 
-def too_new(ids):
+lib_ids = closure(("cachebot", "cachebot-derive"))
+if any(pkgs[i]["name"] == "tokio" for i in lib_ids):
+    fail.append("the library crates depend on tokio")
+
+def too_new(ids, bound=msrv):
     return sorted(
         (pkgs[i]["name"], pkgs[i]["version"], pkgs[i]["rust_version"])
         for i in ids
         if pkgs[i]["source"] and pkgs[i].get("rust_version")
-        and ver(pkgs[i]["rust_version"]) > ver(msrv)
+        and ver(pkgs[i]["rust_version"]) > ver(bound)
     )
 
 ext = lambda ids: [i for i in ids if pkgs[i]["source"]]
 lib_bad = too_new(lib_ids)
-rest = set(pkgs) - lib_ids
+own_ids = {}
+for name in sorted(OWN_MSRV):
+    if name in msrvs:
+        ids = closure((name,)) - lib_ids
+        own_ids[name] = ids
+        print(f"[check-msrv] {name} graph: {len(ext(ids))} packages beyond the library's,"
+              f" checked against {msrvs[name]}")
+        for n, v, r in too_new(ids, msrvs[name]):
+            fail.append(f"{name} dependency {n} {v} needs Rust {r}")
+rest = set(pkgs) - lib_ids - set().union(*own_ids.values())
 rest_bad = too_new(rest)
 unknown = [pkgs[i]["name"] for i in ext(lib_ids) if not pkgs[i].get("rust_version")]
 print(f"[check-msrv] library graph: {len(ext(lib_ids))} packages, {len(lib_bad)} above {msrv}"
@@ -96,7 +121,8 @@ LANG = [
 ]
 files = subprocess.run(["git", "ls-files", "*.rs"], capture_output=True, text=True,
                        check=True).stdout.split()
-member_dirs = [p["manifest_path"].rsplit("/", 1)[0] for p in members]
+member_dirs = [p["manifest_path"].rsplit("/", 1)[0] for p in members
+               if p["name"] not in OWN_MSRV]
 root = m["workspace_root"]
 hits = 0
 for f in files:

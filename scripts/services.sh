@@ -10,6 +10,11 @@
 #   every server answers `version`; otherwise starts two private memcached processes on free
 #   loopback ports and exports MEMCACHED_SERVERS=127.0.0.1:P1,127.0.0.1:P2.
 # MEMCACHED_BIN is always exported (absolute path; some tests spawn their own memcached).
+# Logical replication (the change-stream follower's tests): exports LOGICAL_DATABASE_URL, a
+#   database on a server with wal_level=logical: $LOGICAL_DATABASE_URL when it answers and is
+#   logical, else DATABASE_URL when its server is logical (a cluster this script starts is),
+#   else a second private cluster (wal_level=logical, free port, stopped on exit). The
+#   server behind a given DATABASE_URL is never reconfigured.
 #
 # Missing PostgreSQL / memcached binaries are installed with apt-get (Debian), as root or
 # through sudo. As root, initdb/pg_ctl run as the `postgres` OS user and memcached with
@@ -85,6 +90,7 @@ workdir=""         # temp dir holding everything this run started
 pg_bin=""          # directory of the PostgreSQL server binaries
 pg_started=0       # 1 when this run started a cluster
 pg_data=""         # its data directory
+pg_extra_data=()   # data directories of further clusters this run started (logical)
 memcached_pids=()  # memcached processes this run started
 policy_rc_created=0
 
@@ -110,6 +116,11 @@ cleanup() {
       wait "$pid" 2>/dev/null
     done
   fi
+  local extra
+  for extra in "${pg_extra_data[@]}"; do
+    (cd "$workdir" && as_pg "$pg_bin/pg_ctl" -D "$extra" -m fast -w -t 20 stop >/dev/null 2>&1) ||
+      (cd "$workdir" && as_pg "$pg_bin/pg_ctl" -D "$extra" -m immediate -w -t 10 stop >/dev/null 2>&1)
+  done
   if ((pg_started)) && [[ -n "$pg_data" ]]; then
     (cd "$workdir" && as_pg "$pg_bin/pg_ctl" -D "$pg_data" -m fast -w -t 20 stop >/dev/null 2>&1) ||
       (cd "$workdir" && as_pg "$pg_bin/pg_ctl" -D "$pg_data" -m immediate -w -t 10 stop >/dev/null 2>&1)
@@ -156,10 +167,13 @@ reap_stale_runs() {
         fi
       done <"$dir/memcached.pids"
     fi
-    if [[ -f "$dir/pg_bin" && -f "$dir/pgdata/postmaster.pid" ]]; then
-      (cd "$dir" && as_pg "$(cat "$dir/pg_bin")/pg_ctl" -D "$dir/pgdata" -m immediate -w -t 10 stop \
-        >/dev/null 2>&1) || true
-    fi
+    local d
+    for d in pgdata pglogical; do
+      if [[ -f "$dir/pg_bin" && -f "$dir/$d/postmaster.pid" ]]; then
+        (cd "$dir" && as_pg "$(cat "$dir/pg_bin")/pg_ctl" -D "$dir/$d" -m immediate -w -t 10 stop \
+          >/dev/null 2>&1) || true
+      fi
+    done
     rm -rf "$dir" || true
   done
 }
@@ -268,7 +282,11 @@ database_url_answers() {
   PGCONNECT_TIMEOUT=3 timeout 5 psql "$url" -XAtq -c 'select 1' </dev/null >/dev/null 2>&1
 }
 
+# start_postgres [DIR_NAME [VARIABLE]]: a private cluster in $workdir/DIR_NAME (default pgdata),
+# its URL exported as VARIABLE (default DATABASE_URL). Always wal_level=logical (cheap; the
+# follower's tests need it).
 start_postgres() {
+  local dir_name="${1:-pgdata}" var="${2:-DATABASE_URL}"
   pg_bin="$(find_pg_bin)"
   if [[ -z "$pg_bin" ]]; then
     apt_install postgresql postgresql-client
@@ -280,8 +298,8 @@ start_postgres() {
   fi
   make_workdir
   echo "$pg_bin" >"$workdir/pg_bin"
-  pg_data="$workdir/pgdata"
-  local sock="$workdir/sock" pglog="$workdir/postgres.log"
+  local data="$workdir/$dir_name"
+  local sock="$workdir/sock-$dir_name" pglog="$workdir/postgres-$dir_name.log"
   mkdir -p "$sock"
   if ((is_root)); then
     chown postgres: "$sock"
@@ -290,11 +308,11 @@ start_postgres() {
   fi
   local started_at=$SECONDS
   if ((is_root)); then
-    install -d -o postgres -m 700 "$pg_data"
+    install -d -o postgres -m 700 "$data"
   else
-    install -d -m 700 "$pg_data"
+    install -d -m 700 "$data"
   fi
-  (cd "$workdir" && as_pg "$pg_bin/initdb" -D "$pg_data" -U postgres --auth=trust -E UTF8 \
+  (cd "$workdir" && as_pg "$pg_bin/initdb" -D "$data" -U postgres --auth=trust -E UTF8 \
     --locale=C --no-sync >"$workdir/initdb.log" 2>&1) || {
     cat "$workdir/initdb.log" >&2
     die "initdb failed"
@@ -303,19 +321,23 @@ start_postgres() {
   # pg_ctl hands these to a shell: keep them on one line, without spaces in values.
   local pg_opts="-c listen_addresses=127.0.0.1 -k $sock -c fsync=off -c synchronous_commit=off"
   pg_opts+=" -c full_page_writes=off -c max_connections=200 -c shared_buffers=64MB"
+  pg_opts+=" -c wal_level=logical -c max_replication_slots=32 -c max_wal_senders=32"
   local attempt port ok=0
   for attempt in 1 2 3 4 5; do
     port="$(free_port)"
-    if (cd "$workdir" && as_pg "$pg_bin/pg_ctl" -D "$pg_data" -l "$pglog" -w -t "$READY_TIMEOUT_SECS" \
+    if (cd "$workdir" && as_pg "$pg_bin/pg_ctl" -D "$data" -l "$pglog" -w -t "$READY_TIMEOUT_SECS" \
       -o "$pg_opts -p $port" \
       start >>"$workdir/pg_ctl.log" 2>&1); then
-      pg_started=1
       ok=1
-      break
     fi
-    # The postmaster may still be starting (timeout) rather than dead: stop it if so.
-    if [[ -f "$pg_data/postmaster.pid" ]]; then
-      pg_started=1
+    # Started, or still starting (timeout) rather than dead: stop it on exit either way.
+    if ((ok)) || [[ -f "$data/postmaster.pid" ]]; then
+      if [[ "$dir_name" == pgdata ]]; then
+        pg_started=1
+        pg_data="$data"
+      else
+        pg_extra_data+=("$data")
+      fi
       break
     fi
     if grep -qiE 'could not (bind|create listen socket)|address already in use' "$pglog"; then
@@ -342,8 +364,8 @@ start_postgres() {
   fi
   "$pg_bin/psql" -XAtq -h 127.0.0.1 -p "$port" -U postgres -d postgres \
     -c 'CREATE DATABASE cachebot_test' </dev/null >/dev/null
-  export DATABASE_URL="postgres://postgres@127.0.0.1:$port/cachebot_test"
-  log "postgres: started private PostgreSQL $("$pg_bin/postgres" --version | awk '{print $3}') on 127.0.0.1:$port ($((SECONDS - started_at))s): $DATABASE_URL"
+  export "$var=postgres://postgres@127.0.0.1:$port/cachebot_test"
+  log "postgres: started private PostgreSQL $("$pg_bin/postgres" --version | awk '{print $3}') on 127.0.0.1:$port ($((SECONDS - started_at))s): $var=${!var}"
 }
 
 setup_postgres() {
@@ -356,6 +378,24 @@ setup_postgres() {
     log "postgres: DATABASE_URL=$(redact "$DATABASE_URL") does not answer; starting a private cluster instead"
   fi
   start_postgres
+}
+
+# Is the server behind URL running with wal_level=logical?
+is_logical() {
+  [[ "$(PGCONNECT_TIMEOUT=3 timeout 5 "${pg_bin:+$pg_bin/}psql" "$1" -XAtq -c 'show wal_level' </dev/null 2>/dev/null)" == logical ]]
+}
+
+setup_logical_postgres() {
+  if [[ -n "${LOGICAL_DATABASE_URL:-}" ]] && is_logical "$LOGICAL_DATABASE_URL"; then
+    export LOGICAL_DATABASE_URL
+    log "postgres (logical): using LOGICAL_DATABASE_URL=$(redact "$LOGICAL_DATABASE_URL") (not started here)"
+  elif is_logical "$DATABASE_URL"; then
+    export LOGICAL_DATABASE_URL="$DATABASE_URL"
+    log "postgres (logical): DATABASE_URL's server has wal_level=logical; LOGICAL_DATABASE_URL=$(redact "$DATABASE_URL")"
+  else
+    log "postgres (logical): DATABASE_URL's server is not logical; starting a private logical cluster"
+    start_postgres pglogical LOGICAL_DATABASE_URL
+  fi
 }
 
 # ---------------------------------------------------------------------------------------------
@@ -452,6 +492,7 @@ setup_memcached() {
 # ---------------------------------------------------------------------------------------------
 reap_stale_runs
 setup_postgres
+setup_logical_postgres
 setup_memcached
 
 set +e

@@ -646,6 +646,39 @@ impl<C: Codec> Cache<C> {
         self.reader
             .get_many(&self.codec, conn, ids, find, load_missing, id_of)
     }
+
+    /// Apply one committed transaction from the database's change stream:
+    /// bump every generation its row changes affect (old and new images,
+    /// widened to the table where an image is missing or partial; see
+    /// [`changes`](crate::changes)) in ONE store call, then, if it carries a
+    /// commit time, record it as the change stream's heartbeat. What a
+    /// change-stream follower (`cachebot-follow`) calls per transaction;
+    /// only after it returns `Ok` may the follower confirm the transaction
+    /// to the database.
+    ///
+    /// Fails with [`Error::NoDatabase`] before the cache was bound to a
+    /// database (instrument a connection first), and with the store's error
+    /// when the store did not take the bumps or the heartbeat (the bumps are
+    /// then also kept for background delivery, as for any write).
+    ///
+    /// ```no_run
+    /// use cachebot::changes::{Change, Column, Image, TableName, Transaction, Value};
+    /// # fn run(conn: &mut diesel::PgConnection) -> Result<(), Box<dyn std::error::Error>> {
+    /// let cache = cachebot::Cache::in_process();
+    /// cache.instrument(conn)?;
+    /// let id = Column::new("id", Value::Bytes(7i32.to_be_bytes().to_vec())).with_type(23);
+    /// cache.invalidate_changes(&Transaction {
+    ///     changes: vec![Change::Insert {
+    ///         table: TableName::new("public", "photos"),
+    ///         new: Image::new(vec![id]),
+    ///     }],
+    ///     commit_time: Some(std::time::SystemTime::now()),
+    /// })?;
+    /// # Ok(()) }
+    /// ```
+    pub fn invalidate_changes(&self, tx: &crate::changes::Transaction) -> Result<(), Error> {
+        crate::invalidate::changes::apply(&self.reader, tx)
+    }
 }
 
 /// The (table, column) a single Diesel column renders to.

@@ -106,6 +106,13 @@ pub use cachebot_derive::CacheBot;
 pub use dsl::{CacheDsl, Cached, CachedFirst, CachedLoad, CachedRunQueryDsl};
 pub use error::{CodecError, ConfigError, Error, StoreError, StoreErrorKind, UsageError};
 pub use invalidate::instrument::CacheInstrumentation;
+/// Committed row changes from the database's change stream, for
+/// [`Cache::invalidate_changes`].
+pub mod changes {
+    pub use crate::invalidate::changes::{
+        Change, Column, Image, TableName, Transaction, Value, MAX_VALUE_KEYS_PER_TABLE,
+    };
+}
 #[cfg(feature = "r2d2")]
 pub use invalidate::instrument::PoolCustomizer;
 pub use key::Dependency;

@@ -23,6 +23,7 @@
 
 pub mod db;
 pub mod fixture;
+pub mod logical;
 pub mod memcached;
 pub mod models;
 pub mod proxy;
@@ -30,6 +31,7 @@ pub mod schema;
 
 pub use db::{database_url, TestDb, MIGRATIONS};
 pub use fixture::Fixture;
+pub use logical::{logical_database_url, LogicalDb};
 pub use memcached::{memcached_servers, MemcachedBuilder, MemcachedProcess};
 pub use proxy::Proxy;
 

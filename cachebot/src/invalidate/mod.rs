@@ -14,7 +14,9 @@
 //! depends on nothing of the read path.
 
 pub(crate) mod cascade;
+pub(crate) mod changes;
 pub(crate) mod deliver;
+pub(crate) mod heartbeat;
 pub(crate) mod instrument;
 pub(crate) mod tx;
 
