@@ -107,6 +107,7 @@ struct Settings {
     local_bytes: u64,
     secret: Option<Secret>,
     composites: crate::key::Composites,
+    staleness_bound: Option<Duration>,
 }
 
 /// The secret given to [`CacheBuilder::secret`]; its `Debug` shows only
@@ -132,6 +133,7 @@ impl Default for Settings {
             local_bytes: DEFAULT_LOCAL_BYTES,
             secret: None,
             composites: crate::key::Composites::default(),
+            staleness_bound: None,
         }
     }
 }
@@ -333,6 +335,31 @@ impl<C: Codec> CacheBuilder<C> {
         self
     }
 
+    /// Serve cached entries only while a change-stream follower
+    /// (`cachebot-follow`, see the README) has applied every transaction
+    /// committed more than `bound` ago: writes that bypass this process
+    /// (other services, psql, triggers) are then stale for at most `bound`,
+    /// even when the follower is down or lagging. While its heartbeat in
+    /// the store is older than `bound` (or missing), reads go to the
+    /// database, counted in [`Stats::behind_follower`]. Checking costs no
+    /// round trip while the heartbeat is recent. Default: no bound (writes
+    /// outside the crate are seen when the follower applies them, or at the
+    /// TTL without one).
+    ///
+    /// ```
+    /// use std::time::Duration;
+    ///
+    /// let cache = cachebot::Cache::builder()
+    ///     .staleness_bound(Duration::from_secs(2))
+    ///     .build()
+    ///     .unwrap();
+    /// # let _ = cache;
+    /// ```
+    pub fn staleness_bound(mut self, bound: Duration) -> Self {
+        self.settings.staleness_bound = Some(bound);
+        self
+    }
+
     /// Check the settings and build the cache.
     pub fn build(self) -> Result<Cache<C>, Error> {
         let s = &self.settings;
@@ -340,6 +367,12 @@ impl<C: Codec> CacheBuilder<C> {
             return Err(Error::from(ConfigError::new(
                 "ttl",
                 format!("must be between 1 s and 30 days, got {:?}", s.ttl),
+            )));
+        }
+        if s.staleness_bound.is_some_and(|b| b.is_zero()) {
+            return Err(Error::from(ConfigError::new(
+                "staleness_bound",
+                "must be more than zero (a follower's heartbeat is never that fresh)",
             )));
         }
         if let Some(t) = s.never_cache.iter().find(|t| t.is_empty()) {
@@ -402,6 +435,7 @@ impl<C: Codec> Cache<C> {
             local_bytes: s.local_bytes,
             secret: s.secret.map(|secret| secret.0),
             composites: s.composites,
+            staleness_bound: s.staleness_bound,
         };
         Cache {
             reader: Arc::new(Reader::new(invalidator, store, write_behind, settings)),

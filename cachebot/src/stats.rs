@@ -93,6 +93,10 @@ counters! {
     /// the background delivery, or carried along by a later bump), one per
     /// key.
     redelivered,
+    /// Reads that went to the database because the change-stream follower's
+    /// heartbeat was older than the cache's staleness bound (or missing).
+    /// Always 0 without [`CacheBuilder::staleness_bound`](crate::CacheBuilder::staleness_bound).
+    behind_follower,
     /// Background delivery attempts the store failed (each is retried with
     /// backoff).
     redelivery_errors,

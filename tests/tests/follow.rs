@@ -396,3 +396,91 @@ fn a_memcached_outage_delays_bumps_and_loses_none() {
         },
     );
 }
+
+#[test]
+fn readers_with_a_staleness_bound_bypass_while_the_follower_is_silent() {
+    let mut fx = Fx::new(memcached_servers());
+    let bound = Duration::from_millis(600);
+    let bounded = Cache::builder()
+        .store(store(&fx.servers, &fx.prefix))
+        .write_behind(false)
+        .staleness_bound(bound)
+        .build()
+        .expect("cache");
+    let mut conn = fx.db.conn();
+    bounded.instrument(&mut conn).expect("instrument");
+    let q = || {
+        items::table
+            .filter(items::owner.eq(7))
+            .select((items::id, items::note))
+            .order(items::id)
+    };
+    let read = |conn: &mut PgConnection| -> (Rows, Rows) {
+        let cached = q().cache(&bounded).load(conn).expect("cached read");
+        (cached, q().load(conn).expect("oracle"))
+    };
+    // The follower runs and its heartbeat is fresh: the second read is a hit.
+    fx.wait();
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let before = bounded.stats();
+        let _ = read(&mut conn);
+        let _ = read(&mut conn);
+        if (bounded.stats() - before).hits >= 1 {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "a fresh heartbeat never let a read hit: {:?}",
+            bounded.stats() - before
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // Stopped: nobody applies writes. A write outside the crate is not bumped, and once
+    // the heartbeat is older than the bound, reads go to the database and are fresh.
+    fx.stop();
+    let mut other = fx.db.conn();
+    diesel::sql_query("UPDATE items SET note = 'unseen by the cache' WHERE owner = 7")
+        .execute(&mut other)
+        .unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let before = bounded.stats();
+        let (cached, oracle) = read(&mut conn);
+        if (bounded.stats() - before).behind_follower == 1 {
+            assert_eq!(cached, oracle, "a bypassed read is the database's");
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the bound was never enforced"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // Every read now bypasses, and none is stale.
+    for _ in 0..3 {
+        let before = bounded.stats();
+        let (cached, oracle) = read(&mut conn);
+        assert_eq!(cached, oracle);
+        let d = bounded.stats() - before;
+        assert_eq!((d.behind_follower, d.hits), (1, 0), "{d:?}");
+    }
+    // Restarted: it applies the write and its heartbeat; reads are cached and fresh again.
+    fx.start();
+    fx.wait();
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let before = bounded.stats();
+        let (cached, oracle) = read(&mut conn);
+        assert_eq!(cached, oracle, "fresh after the restart");
+        let _ = read(&mut conn);
+        if (bounded.stats() - before).hits >= 1 {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "reads never hit again after the restart"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}

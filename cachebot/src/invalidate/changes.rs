@@ -27,7 +27,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::SystemTime;
 
-use crate::backend::CacheBackend;
+use crate::backend::BackendImpl;
 use crate::key::{self, Composites};
 use crate::scope;
 use crate::store::Key;

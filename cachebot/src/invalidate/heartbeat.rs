@@ -111,9 +111,6 @@ pub(crate) fn read(store: &dyn Store, database: u128) -> Result<Option<SystemTim
 /// than the truth: the check may say "stale" too early, never "fresh" too
 /// late. One per cache (it remembers one database's heartbeat).
 #[derive(Debug)]
-// The read path's use of it (`CacheBuilder::staleness_bound`) is wired by
-// the read side; until then only the tests call it.
-#[cfg_attr(not(test), allow(dead_code))]
 pub(crate) struct Heartbeat {
     bound: Duration,
     retry: Duration,
@@ -121,13 +118,11 @@ pub(crate) struct Heartbeat {
 }
 
 #[derive(Debug, Default)]
-#[cfg_attr(not(test), allow(dead_code))]
 struct Seen {
     newest: Option<SystemTime>,
     asked: Option<Instant>,
 }
 
-#[cfg_attr(not(test), allow(dead_code))]
 impl Heartbeat {
     /// A check for `bound`; it asks the store at most every `bound / 8`
     /// (between 10 ms and 1 s) while the heartbeat is too old.
@@ -137,11 +132,6 @@ impl Heartbeat {
             retry: (bound / 8).clamp(Duration::from_millis(10), Duration::from_secs(1)),
             seen: Mutex::new(Seen::default()),
         }
-    }
-
-    /// The bound this check enforces.
-    pub(crate) fn bound(&self) -> Duration {
-        self.bound
     }
 
     /// Whether the follower applied every transaction committed more than
@@ -213,7 +203,7 @@ mod tests {
         // Asked less than the retry interval ago: still stale.
         std::thread::sleep(hb.retry + Duration::from_millis(5));
         assert!(hb.within_bound(&store, 7));
-        assert_eq!(hb.bound(), Duration::from_millis(200));
+        assert_eq!(hb.bound, Duration::from_millis(200));
         // Old heartbeat: stale.
         let hb = Heartbeat::new(Duration::from_millis(200));
         record(&store, 9, SystemTime::now() - Duration::from_secs(1)).unwrap();

@@ -84,6 +84,10 @@ impl Reader {
             Counters::add(&c.bypasses, ids.len() as u64);
             return load_missing(conn, ids).map(|rows| in_order(ids, rows, id_of));
         };
+        if self.follower_behind() {
+            Counters::add(&c.behind_follower, ids.len() as u64);
+            return load_missing(conn, ids).map(|rows| in_order(ids, rows, id_of));
+        }
         if batch
             .plans
             .iter()

@@ -29,6 +29,7 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 use crate::codec::Codec;
+use crate::invalidate::heartbeat::Heartbeat;
 use crate::invalidate::Invalidator;
 use crate::stats::Counters;
 use crate::store::{Fetched, Generation, Key, Store};
@@ -65,6 +66,8 @@ pub(crate) struct Reader {
     pub(crate) composites: crate::key::Composites,
     /// How the tiers work together, decided once from the store.
     tiering: Tiering,
+    /// With a staleness bound: the change-stream follower's heartbeat.
+    heartbeat: Option<Heartbeat>,
 }
 
 /// How a cache's tiers work together. With a store in this process's
@@ -90,6 +93,7 @@ pub(crate) struct ReadSettings {
     pub(crate) local_bytes: u64,
     pub(crate) secret: Option<Vec<u8>>,
     pub(crate) composites: crate::key::Composites,
+    pub(crate) staleness_bound: Option<Duration>,
 }
 
 impl Reader {
@@ -111,6 +115,7 @@ impl Reader {
             plans: plans::Plans::new(plans::DEFAULT_BYTES),
             seal: s.secret.map(|secret| entry::Seal::new(&secret)),
             composites: s.composites,
+            heartbeat: s.staleness_bound.map(Heartbeat::new),
             tiering: if store.is_in_process() {
                 Tiering::InProcess
             } else {
@@ -122,6 +127,18 @@ impl Reader {
 
     pub(crate) fn counters(&self) -> &Counters {
         self.invalidator.counters()
+    }
+
+    /// With a staleness bound, whether the change-stream follower is
+    /// behind it (or silent): reads then go to the database.
+    pub(crate) fn follower_behind(&self) -> bool {
+        let Some(heartbeat) = &self.heartbeat else {
+            return false;
+        };
+        match self.invalidator.database() {
+            Some(db) => !heartbeat.within_bound(self.store.as_ref(), db),
+            None => true,
+        }
     }
 
     pub(crate) fn is_enabled(&self) -> bool {
@@ -167,6 +184,13 @@ impl Reader {
                 return load();
             }
         };
+        if inner.follower_behind() {
+            Counters::bump(&c.behind_follower);
+            tracing::debug!(
+                "the change-stream follower is behind the staleness bound; reading the database"
+            );
+            return load();
+        }
         if inner.invalidator.depends_on_undelivered(&gen_keys) {
             Counters::bump(&c.fallbacks);
             tracing::debug!("depends on an undelivered invalidation; reading the database");
