@@ -1,4 +1,4 @@
-//! `#[derive(CacheBot)]` for the [`cachebot`] crate: cached gets and
+//! `#[derive(CacheBot)]` for the [`cachebot`](https://docs.rs/cachebot) crate: cached gets and
 //! invalidating writes for a Diesel model.
 //!
 //! Use it through `cachebot` (`cachebot::CacheBot`); the generated code

@@ -65,11 +65,15 @@
 //!   `r2d2`) installs [`CacheInstrumentation`], which sees every write.
 //! - Models: `#[derive(CacheBot)]` implements [`CacheModel`]; [`write`](mod@write)
 //!   runs inserts, updates and deletes with exact invalidation.
+//! - The change stream: [`Cache::invalidate_changes`] applies a committed
+//!   transaction's row changes ([`changes`]), what the `cachebot-follow`
+//!   follower calls; [`CacheBuilder::staleness_bound`] bounds how stale
+//!   writes outside the crate can be.
 //! - Errors: one [`Error`] from building, instrumenting and invalidating
 //!   ([`ConfigError`], [`StoreError`], [`UsageError`] inside it).
 //! - Modules: [`store`] (where entries and generations live: in process,
-//!   memcached), [`codec`] (how results become bytes), [`backend`] (what
-//!   differs per database).
+//!   memcached), [`codec`] (how results become bytes); [`CacheBackend`] names
+//!   the databases a cache can read (PostgreSQL).
 //!
 //! Everything else is private; the derive's generated code calls
 //! `model::__private`, which is not a public API.
