@@ -2,6 +2,11 @@
 # Benchmark cachebot against the physical baselines of shared/perf-baseline.md.
 #
 # Usage: scripts/bench.sh
+#        scripts/bench.sh follow   the change-stream follower's figures (commit-to-bump lag at
+#                                  100 and 1,000 writes/s, CPU per 1,000 changes, precision cost
+#                                  of double bumps): cachebot-follow/examples/follow_bench.rs,
+#                                  ~30 s, under services.sh as it starts things (no pinning, no
+#                                  fsync restart); BENCH_QUICK=1 shortens it
 #   BENCH_QUICK=1   ~30 s smoke run (fewer samples, 100k-entry store instead of 1M)
 #   BENCH_CPU=N     the CPU everything is pinned to (default 0)
 #   BENCH_FSYNC=0   leave a private PostgreSQL as services.sh starts it (fsync=off,
@@ -29,6 +34,12 @@ have() { command -v "$1" >/dev/null 2>&1; }
 
 cpu="${BENCH_CPU:-0}"
 bin="$root/target/release/cachebot-bench"
+
+if [[ "${1:-}" == follow ]]; then
+  log "building the follower bench (release)"
+  cargo build --release -p cachebot-follow --example follow_bench >&2
+  exec bash "$root/scripts/services.sh" -- "$root/target/release/examples/follow_bench"
+fi
 
 # -------------------------------------------------------------------------------------------
 # Outer half: build, then re-run this script under services.sh.

@@ -335,6 +335,38 @@ impl<C: Codec> CacheBuilder<C> {
         self
     }
 
+    /// Register a composite key by names: what [`model`](Self::model)
+    /// registers for a model with `#[cachebot(key(..))]`, for code that has
+    /// no model type at hand (the `cachebot-follow` binary's `--composite`).
+    /// A cached query on `table` that pins every one of `columns` to a
+    /// single value then depends on that combination alone, and a cache
+    /// applying changes ([`Cache::invalidate_changes`]) bumps that
+    /// combination's key for every changed row. Readers and the follower
+    /// that keeps them fresh must register the same composites: a follower
+    /// without a reader's composite never bumps the key that reader's
+    /// queries depend on.
+    ///
+    /// `table` is the table as the reader's queries write it (Diesel's
+    /// `table!` name, `photos`; `schema.photos` for a table declared with a
+    /// schema). For applying changes either form is accepted: the stream's
+    /// table matches both its bare and its schema-qualified name. An empty
+    /// table name, an empty column list or an empty column name registers
+    /// nothing (such reads stay keyed as without it: correct, wider).
+    ///
+    /// ```
+    /// let cache = cachebot::Cache::builder()
+    ///     .composite_key("photos", &["user_id", "status"])
+    ///     .build()
+    ///     .unwrap();
+    /// # let _ = cache;
+    /// ```
+    pub fn composite_key(mut self, table: &str, columns: &[&str]) -> Self {
+        if !table.is_empty() && !columns.is_empty() && columns.iter().all(|c| !c.is_empty()) {
+            self.settings.composites.add(table, &[columns]);
+        }
+        self
+    }
+
     /// Serve cached entries only while a change-stream follower
     /// (`cachebot-follow`, see the README) has applied every transaction
     /// committed more than `bound` ago: writes that bypass this process
