@@ -107,6 +107,8 @@ struct Settings {
     local_bytes: u64,
     secret: Option<Secret>,
     composites: crate::key::Composites,
+    /// A `composite_key` call `build` refuses.
+    bad_composite: Option<String>,
     staleness_bound: Option<Duration>,
 }
 
@@ -133,6 +135,7 @@ impl Default for Settings {
             local_bytes: DEFAULT_LOCAL_BYTES,
             secret: None,
             composites: crate::key::Composites::default(),
+            bad_composite: None,
             staleness_bound: None,
         }
     }
@@ -350,8 +353,8 @@ impl<C: Codec> CacheBuilder<C> {
     /// `table!` name, `photos`; `schema.photos` for a table declared with a
     /// schema). For applying changes either form is accepted: the stream's
     /// table matches both its bare and its schema-qualified name. An empty
-    /// table name, an empty column list or an empty column name registers
-    /// nothing (such reads stay keyed as without it: correct, wider).
+    /// table name, an empty column list or an empty column name is refused
+    /// by [`build`](Self::build).
     ///
     /// ```
     /// let cache = cachebot::Cache::builder()
@@ -359,10 +362,13 @@ impl<C: Codec> CacheBuilder<C> {
     ///     .build()
     ///     .unwrap();
     /// # let _ = cache;
+    /// assert!(cachebot::Cache::builder().composite_key("photos", &[]).build().is_err());
     /// ```
     pub fn composite_key(mut self, table: &str, columns: &[&str]) -> Self {
         if !table.is_empty() && !columns.is_empty() && columns.iter().all(|c| !c.is_empty()) {
             self.settings.composites.add(table, &[columns]);
+        } else {
+            self.settings.bad_composite = Some(format!("{table:?}: {columns:?}"));
         }
         self
     }
@@ -399,6 +405,14 @@ impl<C: Codec> CacheBuilder<C> {
             return Err(Error::from(ConfigError::new(
                 "ttl",
                 format!("must be between 1 s and 30 days, got {:?}", s.ttl),
+            )));
+        }
+        if let Some(bad) = &s.bad_composite {
+            return Err(Error::from(ConfigError::new(
+                "composite_key",
+                format!(
+                    "needs a table name and at least one column, none of them empty; got {bad}"
+                ),
             )));
         }
         if s.staleness_bound.is_some_and(|b| b.is_zero()) {
