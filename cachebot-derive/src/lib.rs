@@ -75,10 +75,9 @@
 //!   otherwise. `get_by` takes it, so the key's columns and its values'
 //!   types are checked at compile time.
 //!
-//! Earlier versions generated inherent methods instead,
-//! including one `get_by_<a>_and_<b>(cache, conn, a, b)` per declared key;
-//! that is now `get_by(cache, conn, (table::a, table::b), (a, b))` (with the
-//! columns, not the fields, when a field is renamed by `column_name`).
+//! A declared key is read with `get_by(cache, conn, (table::a, table::b),
+//! (a, b))`: the key's columns (not the fields, when a field is renamed by
+//! `column_name`), then their values.
 #![forbid(unsafe_code)]
 #![warn(missing_docs, unreachable_pub)]
 

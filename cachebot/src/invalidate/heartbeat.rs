@@ -32,7 +32,8 @@
 //! Anything else (missing, short, another magic or version) reads as "no
 //! heartbeat": the reader bypasses the cache. The bytes are untrusted like
 //! every store byte; a forged heartbeat can only make readers trust the
-//! cache, which they did before staleness bounds existed.
+//! cache as a reader without a staleness bound does (generations still
+//! decide every hit).
 
 use std::sync::Mutex;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};

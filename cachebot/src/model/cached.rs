@@ -147,9 +147,8 @@ pub trait CachedModel: CacheModel + Clone + Serialize + DeserializeOwned + Send 
     /// with these values (before or after) invalidate it; without, on one
     /// of its columns (correct, but wider).
     ///
-    /// This replaces the derive's former `get_by_<a>_and_<b>(cache, conn,
-    /// a, b)` methods: `Photo::get_by(cache, conn, (photos::user_id,
-    /// photos::status), (7, 2))`.
+    /// For `#[cachebot(key(user_id, status))]`:
+    /// `Photo::get_by(&cache, conn, (photos::user_id, photos::status), (7, 2))`.
     fn get_by<K, C: Codec>(
         cache: &Cache<C>,
         conn: &mut PgConnection,
