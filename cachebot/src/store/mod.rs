@@ -161,6 +161,35 @@ pub trait Store: Send + Sync + 'static {
     }
 }
 
+/// A future of a store operation (feature `async`).
+#[cfg(feature = "async")]
+pub(crate) type StoreFuture<'a, T> =
+    std::pin::Pin<Box<dyn std::future::Future<Output = Result<T, StoreError>> + Send + 'a>>;
+
+/// A store that does its I/O without blocking the async runtime (feature
+/// `async`): the same four operations as [`Store`], as futures. Crate-private:
+/// the crate's own remote stores provide one (memcached over tokio sockets);
+/// an in-process store needs none (its calls never wait).
+///
+/// Cancellation: a future dropped at any await point leaves no connection
+/// out of step (a socket with a request or answer in flight is closed, not
+/// pooled) and no half-written value that could be read.
+#[cfg(feature = "async")]
+pub(crate) trait AsyncStore: Send + Sync + 'static {
+    /// See [`Store::fetch_many`].
+    fn fetch_many<'a>(&'a self, entries: &'a [Key], generations: &'a [Key])
+        -> StoreFuture<'a, FetchedMany>;
+
+    /// See [`Store::ensure_generations`].
+    fn ensure_generations<'a>(&'a self, keys: &'a [Key]) -> StoreFuture<'a, Vec<Generation>>;
+
+    /// See [`Store::put_entry`].
+    fn put_entry<'a>(&'a self, key: Key, value: &'a [u8], ttl: Duration) -> StoreFuture<'a, ()>;
+
+    /// See [`Store::bump`].
+    fn bump<'a>(&'a self, keys: &'a [Key]) -> StoreFuture<'a, ()>;
+}
+
 /// A fresh random generation: uniformly random and never 0.
 pub(crate) fn fresh_generation() -> Generation {
     fastrand::u64(1..)
