@@ -74,9 +74,10 @@ impl<C: Codec> std::fmt::Debug for Cache<C> {
 impl Cache<Bincode> {
     /// A cache on the in-process store with default settings.
     pub fn in_process() -> Cache {
+        let store: Arc<dyn Store> = Arc::new(InProcessStore::new());
         Cache::assemble(
-            Arc::new(InProcessStore::new()),
-            Arc::default(),
+            store.clone(),
+            Invalidator::new(store, Arc::default()),
             None,
             Bincode,
             Settings::default(),
@@ -89,6 +90,8 @@ impl Cache<Bincode> {
     pub fn builder() -> CacheBuilder<Bincode> {
         CacheBuilder {
             store: None,
+            #[cfg(feature = "async")]
+            remote: None,
             codec: Bincode,
             settings: Settings::default(),
         }
@@ -155,6 +158,9 @@ impl Default for Settings {
 /// ```
 pub struct CacheBuilder<C: Codec> {
     store: Option<Box<dyn Store>>,
+    /// The store's non-blocking side, if it has one (feature `async`).
+    #[cfg(feature = "async")]
+    remote: Option<Arc<dyn crate::store::AsyncStore>>,
     codec: C,
     settings: Settings,
 }
@@ -173,6 +179,10 @@ impl<C: Codec> CacheBuilder<C> {
     /// The store entries and generations live in (default: a fresh
     /// [`InProcessStore`]).
     pub fn store(mut self, store: impl Store) -> Self {
+        #[cfg(feature = "async")]
+        {
+            self.remote = crate::store::async_side(&store);
+        }
         self.store = Some(Box::new(store));
         self
     }
@@ -181,6 +191,8 @@ impl<C: Codec> CacheBuilder<C> {
     pub fn codec<C2: Codec>(self, codec: C2) -> CacheBuilder<C2> {
         CacheBuilder {
             store: self.store,
+            #[cfg(feature = "async")]
+            remote: self.remote,
             codec,
             settings: self.settings,
         }
@@ -453,9 +465,12 @@ impl<C: Codec> CacheBuilder<C> {
         } else {
             None
         };
+        let invalidator = Invalidator::new(store.clone(), counters);
+        #[cfg(feature = "async")]
+        let invalidator = invalidator.with_remote(self.remote);
         Ok(Cache::assemble(
             store,
-            counters,
+            invalidator,
             write_behind,
             self.codec,
             self.settings,
@@ -466,12 +481,12 @@ impl<C: Codec> CacheBuilder<C> {
 impl<C: Codec> Cache<C> {
     fn assemble(
         store: Arc<dyn Store>,
-        counters: Arc<Counters>,
+        invalidator: Invalidator,
         write_behind: Option<WriteBehind>,
         codec: C,
         s: Settings,
     ) -> Cache<C> {
-        let invalidator = Arc::new(Invalidator::new(store.clone(), counters));
+        let invalidator = Arc::new(invalidator);
         let settings = ReadSettings {
             ttl: s.ttl,
             fingerprint: s.fingerprint,
@@ -660,7 +675,7 @@ impl<C: Codec> Cache<C> {
         Conn: LoadConnection + 'static,
         Conn::Backend: CacheBackend,
     {
-        instrument::install(&self.reader.invalidator, conn)
+        crate::util::ready::run_ready(instrument::install(&self.reader.invalidator, conn))
     }
 
     /// An r2d2 connection customizer that instruments every pooled
@@ -723,8 +738,82 @@ impl<C: Codec> Cache<C> {
         L: FnOnce(&mut Conn, &[Id]) -> QueryResult<Vec<M>>,
         I: Fn(&M) -> Id,
     {
-        self.reader
-            .get_many(&self.codec, conn, ids, find, load_missing, id_of)
+        use crate::read::batch::Lookup;
+        use crate::util::ready::run_ready;
+        let reader = &self.reader;
+        let io = crate::read::io::Blocking(reader.store.as_ref());
+        let batch = run_ready(reader.many_plan::<C, Conn, M, Id, Q, F>(conn, ids, &find))?;
+        match run_ready(reader.many_lookup::<C, M, Id, _>(&io, &self.codec, batch, ids)) {
+            Lookup::Found(rows) => Ok(rows),
+            Lookup::Load { missing, pending } => {
+                let loaded = load_missing(conn, &missing)?;
+                Ok(run_ready(reader.many_fill(
+                    &io,
+                    &self.codec,
+                    ids,
+                    pending,
+                    loaded,
+                    id_of,
+                )))
+            }
+        }
+    }
+
+    /// [`instrument`](Self::instrument) for a diesel-async connection
+    /// (feature `async`): learn what its names mean and install the crate's
+    /// instrumentation, chained with Diesel's default instrumentation.
+    ///
+    /// ```no_run
+    /// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+    /// use diesel_async::{AsyncConnection, AsyncPgConnection};
+    /// let cache = cachebot::Cache::in_process();
+    /// let mut conn = AsyncPgConnection::establish("postgres://localhost/app").await?;
+    /// cache.instrument_async(&mut conn).await?;
+    /// # Ok(()) }
+    /// ```
+    #[cfg(feature = "async")]
+    pub async fn instrument_async<Conn>(&self, conn: &mut Conn) -> Result<(), Error>
+    where
+        Conn: diesel_async::AsyncConnection + 'static,
+        Conn::Backend: CacheBackend,
+    {
+        let mut db = crate::conn::Async(conn);
+        instrument::install(&self.reader.invalidator, &mut db).await
+    }
+
+    /// A deadpool `post_create` hook that instruments every connection a
+    /// diesel-async deadpool pool creates (feature `deadpool`).
+    ///
+    /// ```no_run
+    /// # fn run() -> Result<(), Box<dyn std::error::Error>> {
+    /// use diesel_async::pooled_connection::{deadpool::Pool, AsyncDieselConnectionManager};
+    /// use diesel_async::AsyncPgConnection;
+    ///
+    /// let cache = cachebot::Cache::in_process();
+    /// let manager = AsyncDieselConnectionManager::<AsyncPgConnection>::new("postgres://localhost/app");
+    /// let pool = Pool::builder(manager)
+    ///     .post_create(cache.deadpool_hook())
+    ///     .build()?;
+    /// # let _ = pool; Ok(()) }
+    /// ```
+    #[cfg(feature = "deadpool")]
+    pub fn deadpool_hook<Conn>(&self) -> diesel_async::pooled_connection::deadpool::Hook<Conn>
+    where
+        Conn: diesel_async::pooled_connection::PoolableConnection + 'static,
+        Conn::Backend: CacheBackend,
+        for<'a> diesel::dsl::select<diesel::dsl::AsExprOf<i32, diesel::sql_types::Integer>>:
+            diesel_async::methods::LoadQuery<'a, Conn, i32>,
+        diesel::query_builder::SqlQuery: QueryFragment<Conn::Backend>,
+    {
+        crate::aio::deadpool_hook(self.reader.invalidator.clone())
+    }
+
+    /// A bb8 connection customizer that instruments every connection a
+    /// diesel-async bb8 pool creates (feature `bb8`); see
+    /// [`Bb8Customizer`](crate::aio::Bb8Customizer).
+    #[cfg(feature = "bb8")]
+    pub fn bb8_customizer(&self) -> crate::aio::Bb8Customizer {
+        crate::aio::Bb8Customizer::new(self.reader.invalidator.clone())
     }
 
     /// Apply one committed transaction from the database's change stream:

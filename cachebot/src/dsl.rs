@@ -18,9 +18,12 @@ use serde::Serialize;
 use crate::backend::CacheBackend;
 use crate::cache::Cache;
 use crate::codec::Codec;
+use crate::conn::DbConn;
 use crate::invalidate::instrument::in_transaction;
+use crate::read::io::Blocking;
 use crate::read::plan::{bad_narrowing, narrowing_of, Query};
 use crate::read::{Explain, Plan};
+use crate::util::ready::run_ready;
 
 /// Adds [`cache`](CacheDsl::cache) to every Diesel query.
 ///
@@ -170,7 +173,50 @@ impl<'c, Q, C: Codec> Cached<'c, Q, C> {
         Q: QueryFragment<Conn::Backend> + QueryId,
         U: 'static,
     {
-        self.query()?.explain_on::<Conn::Backend, Conn, U>(conn)
+        run_ready(self.explain_on_db::<Conn, U>(conn))
+    }
+
+    /// [`explain_on`](Self::explain_on) on any connection the cache reads.
+    pub(crate) async fn explain_on_db<Conn, U>(&self, conn: &mut Conn) -> QueryResult<Explain>
+    where
+        Conn: DbConn,
+        Q: QueryFragment<Conn::Backend> + QueryId,
+        U: 'static,
+    {
+        self.query()?.explain_on::<Conn, U>(conn).await
+    }
+
+    /// What a read of this query on `conn` does: bypass inside a
+    /// transaction, otherwise the plan (see `read::plan`).
+    pub(crate) async fn plan_on<Conn, U>(&self, conn: &mut Conn) -> QueryResult<Plan>
+    where
+        Conn: DbConn,
+        Q: QueryFragment<Conn::Backend> + QueryId,
+        U: 'static,
+    {
+        if in_transaction(conn) {
+            return Ok(Plan::Bypass("inside a transaction"));
+        }
+        self.query()?.plan::<Conn, U>(conn).await
+    }
+
+    /// The cache this query reads through.
+    pub(crate) fn cache(&self) -> &'c Cache<C> {
+        self.cache
+    }
+
+    /// The query, for the database read.
+    pub(crate) fn into_query(self) -> Q {
+        self.query
+    }
+
+    /// The same read of another query (`first`'s `LIMIT 1`).
+    pub(crate) fn map_query<Q2>(self, f: impl FnOnce(Q) -> Q2) -> Cached<'c, Q2, C> {
+        Cached {
+            query: f(self.query),
+            cache: self.cache,
+            narrowing: self.narrowing,
+        }
     }
 }
 
@@ -232,14 +278,14 @@ where
     U: Serialize + DeserializeOwned + Clone + Send + Sync + 'static,
 {
     fn cached_load(self, conn: &mut Conn) -> QueryResult<Vec<U>> {
-        let plan = if in_transaction(conn) {
-            Plan::Bypass("inside a transaction")
-        } else {
-            self.query()?.plan::<Conn::Backend, Conn, U>(conn)?
-        };
-        let reader = &self.cache.reader;
+        let plan = run_ready(self.plan_on::<Conn, U>(conn))?;
+        let cache = self.cache;
+        let reader = &cache.reader;
         let query = self.query;
-        reader.read_through(&self.cache.codec, plan, || query.load(conn))
+        let io = Blocking(reader.store.as_ref());
+        run_ready(reader.read_through(&io, &cache.codec, plan, || {
+            std::future::ready(query.load(conn))
+        }))
     }
 }
 

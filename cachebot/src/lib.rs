@@ -81,9 +81,12 @@
 #![deny(unsafe_code)] // one audited exception: read::behind::lower_priority
 #![warn(missing_docs, unreachable_pub, missing_debug_implementations)]
 
+#[cfg(feature = "async")]
+pub mod aio;
 mod backend;
 mod cache;
 pub mod codec;
+mod conn;
 mod dsl;
 mod error;
 mod extract;

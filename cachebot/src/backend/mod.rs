@@ -106,5 +106,22 @@ mod sealed {
         fn cascades<Conn>(conn: &mut Conn) -> QueryResult<CascadeFacts>
         where
             Conn: diesel::connection::LoadConnection<Backend = Self>;
+
+        /// [`catalog`](Self::catalog) on an async connection.
+        #[cfg(feature = "async")]
+        fn catalog_async<'c, Conn>(
+            conn: &'c mut Conn,
+            qualified: &'c [String],
+        ) -> impl std::future::Future<Output = QueryResult<Catalog>> + Send + 'c
+        where
+            Conn: diesel_async::AsyncConnection<Backend = Self>;
+
+        /// [`cascades`](Self::cascades) on an async connection.
+        #[cfg(feature = "async")]
+        fn cascades_async<Conn>(
+            conn: &mut Conn,
+        ) -> impl std::future::Future<Output = QueryResult<CascadeFacts>> + Send + '_
+        where
+            Conn: diesel_async::AsyncConnection<Backend = Self>;
     }
 }

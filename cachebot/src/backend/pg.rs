@@ -125,6 +125,49 @@ impl BackendImpl for Pg {
     {
         cascades(conn)
     }
+
+    #[cfg(feature = "async")]
+    async fn catalog_async<'c, Conn>(
+        conn: &'c mut Conn,
+        qualified: &'c [String],
+    ) -> QueryResult<Catalog>
+    where
+        Conn: diesel_async::AsyncConnection<Backend = Pg>,
+    {
+        {
+            use diesel_async::RunQueryDsl;
+            let identity = match diesel::sql_query(IDENTITY)
+                .get_result::<Identity>(conn)
+                .await
+            {
+                Ok(i) => i,
+                Err(_) => {
+                    diesel::sql_query(IDENTITY_FALLBACK)
+                        .get_result::<Identity>(conn)
+                        .await?
+                }
+            };
+            let rows: Vec<ColumnRow> = diesel::sql_query(COLUMNS)
+                .bind::<diesel::sql_types::Array<diesel::sql_types::Text>, _>(qualified.to_vec())
+                .load(conn)
+                .await?;
+            Ok(assemble_catalog(identity, rows))
+        }
+    }
+
+    #[cfg(feature = "async")]
+    async fn cascades_async<Conn>(conn: &mut Conn) -> QueryResult<CascadeFacts>
+    where
+        Conn: diesel_async::AsyncConnection<Backend = Pg>,
+    {
+        {
+            use diesel_async::RunQueryDsl;
+            let fks: Vec<ForeignKey> = diesel::sql_query(FOREIGN_KEYS).load(conn).await?;
+            let ruled: Vec<Ruled> = diesel::sql_query(RULED).load(conn).await?;
+            let inherits: Vec<Inherits> = diesel::sql_query(INHERITS).load(conn).await?;
+            Ok(assemble_cascades(fks, ruled, inherits))
+        }
+    }
 }
 
 #[derive(diesel::QueryableByName)]
@@ -207,6 +250,12 @@ where
     let rows: Vec<ColumnRow> = diesel::sql_query(COLUMNS)
         .bind::<diesel::sql_types::Array<diesel::sql_types::Text>, _>(qualified)
         .load(conn)?;
+    Ok(assemble_catalog(identity, rows))
+}
+
+/// The catalog from the identity row and the column rows (in `COLUMNS`'s
+/// order).
+fn assemble_catalog(identity: Identity, rows: Vec<ColumnRow>) -> Catalog {
     let mut tables: Vec<TableFacts> = Vec::new();
     for row in rows {
         let same = tables
@@ -238,11 +287,11 @@ where
         database.update(&(part.len() as u64).to_le_bytes());
         database.update(part.as_bytes());
     }
-    Ok(Catalog {
+    Catalog {
         database: database.digest128(),
         search_path: identity.search_path,
         tables,
-    })
+    }
 }
 
 /// Foreign keys, rules (and views), inheritance and partitions, with
@@ -252,39 +301,44 @@ where
     Conn: diesel::connection::LoadConnection<Backend = Pg>,
 {
     use diesel::RunQueryDsl;
-    let fks: Vec<ForeignKey> = diesel::sql_query(
-        "SELECT cn.nspname::text AS child_schema, c.relname::text AS child, \
-         pn.nspname::text AS parent_schema, p.relname::text AS parent, \
-         confdeltype IN ('c', 'n', 'd') AS on_delete, \
-         confupdtype IN ('c', 'n', 'd') AS on_update \
-         FROM pg_catalog.pg_constraint k \
-         JOIN pg_catalog.pg_class c ON c.oid = k.conrelid \
-         JOIN pg_catalog.pg_namespace cn ON cn.oid = c.relnamespace \
-         JOIN pg_catalog.pg_class p ON p.oid = k.confrelid \
-         JOIN pg_catalog.pg_namespace pn ON pn.oid = p.relnamespace \
-         WHERE contype = 'f'",
-    )
-    .load(conn)?;
-    // Rules other than a view's `_RETURN`, and views themselves.
-    let ruled: Vec<Ruled> = diesel::sql_query(
-        "SELECT DISTINCT n.nspname::text AS schema, c.relname::text AS name \
-         FROM pg_catalog.pg_class c \
-         JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace \
-         LEFT JOIN pg_catalog.pg_rewrite r ON r.ev_class = c.oid AND r.ev_type <> '1' \
-         WHERE c.relkind = 'v' OR r.oid IS NOT NULL",
-    )
-    .load(conn)?;
-    let inherits: Vec<Inherits> = diesel::sql_query(
-        "SELECT cn.nspname::text AS child_schema, c.relname::text AS child, \
-         pn.nspname::text AS parent_schema, p.relname::text AS parent \
-         FROM pg_catalog.pg_inherits i \
-         JOIN pg_catalog.pg_class c ON c.oid = i.inhrelid \
-         JOIN pg_catalog.pg_namespace cn ON cn.oid = c.relnamespace \
-         JOIN pg_catalog.pg_class p ON p.oid = i.inhparent \
-         JOIN pg_catalog.pg_namespace pn ON pn.oid = p.relnamespace",
-    )
-    .load(conn)?;
-    Ok(CascadeFacts {
+    let fks: Vec<ForeignKey> = diesel::sql_query(FOREIGN_KEYS).load(conn)?;
+    let ruled: Vec<Ruled> = diesel::sql_query(RULED).load(conn)?;
+    let inherits: Vec<Inherits> = diesel::sql_query(INHERITS).load(conn)?;
+    Ok(assemble_cascades(fks, ruled, inherits))
+}
+
+const FOREIGN_KEYS: &str = "SELECT cn.nspname::text AS child_schema, c.relname::text AS child, \
+     pn.nspname::text AS parent_schema, p.relname::text AS parent, \
+     confdeltype IN ('c', 'n', 'd') AS on_delete, \
+     confupdtype IN ('c', 'n', 'd') AS on_update \
+     FROM pg_catalog.pg_constraint k \
+     JOIN pg_catalog.pg_class c ON c.oid = k.conrelid \
+     JOIN pg_catalog.pg_namespace cn ON cn.oid = c.relnamespace \
+     JOIN pg_catalog.pg_class p ON p.oid = k.confrelid \
+     JOIN pg_catalog.pg_namespace pn ON pn.oid = p.relnamespace \
+     WHERE contype = 'f'";
+
+/// Rules other than a view's `_RETURN`, and views themselves.
+const RULED: &str = "SELECT DISTINCT n.nspname::text AS schema, c.relname::text AS name \
+     FROM pg_catalog.pg_class c \
+     JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace \
+     LEFT JOIN pg_catalog.pg_rewrite r ON r.ev_class = c.oid AND r.ev_type <> '1' \
+     WHERE c.relkind = 'v' OR r.oid IS NOT NULL";
+
+const INHERITS: &str = "SELECT cn.nspname::text AS child_schema, c.relname::text AS child, \
+     pn.nspname::text AS parent_schema, p.relname::text AS parent \
+     FROM pg_catalog.pg_inherits i \
+     JOIN pg_catalog.pg_class c ON c.oid = i.inhrelid \
+     JOIN pg_catalog.pg_namespace cn ON cn.oid = c.relnamespace \
+     JOIN pg_catalog.pg_class p ON p.oid = i.inhparent \
+     JOIN pg_catalog.pg_namespace pn ON pn.oid = p.relnamespace";
+
+fn assemble_cascades(
+    fks: Vec<ForeignKey>,
+    ruled: Vec<Ruled>,
+    inherits: Vec<Inherits>,
+) -> CascadeFacts {
+    CascadeFacts {
         foreign_keys: fks
             .into_iter()
             .map(|fk| ForeignKeyFact {
@@ -304,7 +358,7 @@ where
                 )
             })
             .collect(),
-    })
+    }
 }
 
 #[derive(diesel::QueryableByName)]

@@ -11,9 +11,8 @@ use std::collections::{HashMap, HashSet};
 use std::sync::{Mutex, RwLock};
 use std::time::Instant;
 
-use diesel::connection::LoadConnection;
-
-use crate::backend::{BackendImpl, CacheBackend, CascadeFacts};
+use crate::backend::CascadeFacts;
+use crate::conn::DbConn;
 use crate::key;
 use crate::scope::MAX_AGE;
 use crate::store::Key;
@@ -65,11 +64,7 @@ impl Learned {
 
     /// Read the foreign keys, rules, views and partitions, when not learned
     /// within the last [`MAX_AGE`] or when a connection ran DDL since.
-    pub(crate) fn learn<Conn>(&self, conn: &mut Conn) -> diesel::QueryResult<()>
-    where
-        Conn: LoadConnection,
-        Conn::Backend: CacheBackend,
-    {
+    pub(crate) async fn learn<Conn: DbConn>(&self, conn: &mut Conn) -> diesel::QueryResult<()> {
         let fresh = self
             .at
             .lock()
@@ -79,7 +74,7 @@ impl Learned {
         if fresh {
             return Ok(());
         }
-        let cascades = Cascades::from_facts(<Conn::Backend as BackendImpl>::cascades(conn)?);
+        let cascades = Cascades::from_facts(conn.cascades().await?);
         if let Ok(mut m) = self.graph.write() {
             *m = cascades;
         }

@@ -12,11 +12,12 @@
 
 use std::sync::Arc;
 
-use diesel::connection::{Connection, Instrumentation, InstrumentationEvent, LoadConnection};
+use diesel::connection::{Instrumentation, InstrumentationEvent};
 
 use super::tx::{self, Control, Tracker};
 use super::{Cascade, Invalidator};
-use crate::backend::{BackendImpl, CacheBackend, SqlDialect};
+use crate::backend::{BackendImpl, SqlDialect};
+use crate::conn::DbConn;
 use crate::error::Error;
 use crate::extract::{batch_writes, WriteTargets};
 use crate::key;
@@ -282,14 +283,13 @@ impl NoScope {
 /// (names as the SQL analysis writes them). A connection that carries no
 /// instrumentation at all gets the crate's (so that its writes invalidate
 /// too); one that carries another's cannot be used: counted and traced once.
-pub(crate) fn scope_of<Conn, T>(
+pub(crate) async fn scope_of<Conn, T>(
     core: &Arc<Invalidator>,
     conn: &mut Conn,
     tables: &[T],
 ) -> Result<Arc<Scope>, NoScope>
 where
-    Conn: LoadConnection + 'static,
-    Conn::Backend: CacheBackend,
+    Conn: DbConn,
     T: AsRef<str>,
 {
     if installed(conn).is_none() {
@@ -305,7 +305,7 @@ where
         if in_transaction(conn) {
             return Err(NoScope::BareInTransaction);
         }
-        if core.learn_cascades(conn).is_err() {
+        if core.learn_cascades(conn).await.is_err() {
             return Err(NoScope::Catalog);
         }
         conn.set_instrumentation(CacheInstrumentation::new(
@@ -330,10 +330,10 @@ where
                     qualified.push(t.to_owned());
                 }
             }
-            if core.learn_cascades(conn).is_err() {
+            if core.learn_cascades(conn).await.is_err() {
                 return Err(NoScope::Catalog);
             }
-            let catalog = match <Conn::Backend as BackendImpl>::catalog(conn, &qualified) {
+            let catalog = match conn.catalog(&qualified).await {
                 Ok(c) => c,
                 Err(e) => {
                     tracing::warn!(error = %e, "could not read the catalog; reading the database");
@@ -360,10 +360,10 @@ where
 /// The connection's scope if it is learned, trusted and of this cache's
 /// database: what a read whose plan is remembered needs (its tables were
 /// resolved in this very scope when the plan was made).
-pub(crate) fn trusted_scope<Conn>(core: &Invalidator, conn: &mut Conn) -> Option<Arc<Scope>>
-where
-    Conn: Connection,
-{
+pub(crate) fn trusted_scope<Conn: DbConn>(
+    core: &Invalidator,
+    conn: &mut Conn,
+) -> Option<Arc<Scope>> {
     installed(conn)
         .and_then(|i| i.current_scope().cloned())
         .filter(|s| core.is_ours(s))
@@ -371,12 +371,12 @@ where
 
 /// Whether the connection carries no instrumentation at all (Diesel's
 /// no-op).
-fn is_bare<Conn: Connection>(conn: &mut Conn) -> bool {
+fn is_bare<Conn: DbConn>(conn: &mut Conn) -> bool {
     use diesel::connection::DynInstrumentation;
     let none = DynInstrumentation::none();
     let noop: &dyn Instrumentation = &*none;
     let noop = noop.as_any().type_id();
-    let current: &dyn Instrumentation = &*conn.instrumentation();
+    let current: &dyn Instrumentation = conn.instrumentation();
     current.as_any().type_id() == noop
 }
 
@@ -563,7 +563,7 @@ impl Instrumentation for CacheInstrumentation {
 }
 
 /// The crate's instrumentation on `conn`, if installed.
-pub(crate) fn installed<Conn: Connection>(conn: &mut Conn) -> Option<&mut CacheInstrumentation> {
+pub(crate) fn installed<Conn: DbConn>(conn: &mut Conn) -> Option<&mut CacheInstrumentation> {
     conn.instrumentation()
         .downcast_mut::<CacheInstrumentation>()
 }
@@ -573,22 +573,18 @@ pub(crate) fn installed<Conn: Connection>(conn: &mut Conn) -> Option<&mut CacheI
 /// stored. A connection whose transaction state is broken bypasses too, and
 /// so does one whose instrumentation saw a transaction open that Diesel's
 /// transaction manager did not (a raw `BEGIN` through `batch_execute`).
-pub(crate) fn in_transaction<Conn: Connection>(conn: &mut Conn) -> bool {
-    use diesel::connection::TransactionManager;
-    let status = Conn::TransactionManager::transaction_manager_status_mut(conn);
-    !matches!(status.transaction_depth(), Ok(None))
-        || installed(conn).is_some_and(|i| i.in_transaction())
+pub(crate) fn in_transaction<Conn: DbConn>(conn: &mut Conn) -> bool {
+    conn.diesel_in_transaction() || installed(conn).is_some_and(|i| i.in_transaction())
 }
 
 /// Learn the cascades and the connection's scope, and install the crate's
 /// instrumentation, chained with Diesel's default instrumentation (the one
 /// `diesel::connection::set_default_instrumentation` sets, if any).
-pub(crate) fn install<Conn>(core: &Arc<Invalidator>, conn: &mut Conn) -> Result<(), Error>
-where
-    Conn: LoadConnection + 'static,
-    Conn::Backend: CacheBackend,
-{
-    core.learn_cascades(conn)?;
+pub(crate) async fn install<Conn: DbConn>(
+    core: &Arc<Invalidator>,
+    conn: &mut Conn,
+) -> Result<(), Error> {
+    core.learn_cascades(conn).await?;
     let dialect = <Conn::Backend as BackendImpl>::dialect();
     let mut instrumentation = CacheInstrumentation::new(core.clone(), dialect);
     if let Some(default) = diesel::connection::get_default_instrumentation() {
@@ -596,7 +592,7 @@ where
     }
     conn.set_instrumentation(instrumentation);
     // The database and the names, now: writes may come before any read.
-    match scope_of::<_, &str>(core, conn, &[]) {
+    match scope_of::<_, &str>(core, conn, &[]).await {
         Ok(_) => Ok(()),
         Err(why) => Err(why.into_error()),
     }
@@ -690,11 +686,12 @@ impl std::fmt::Debug for PoolCustomizer {
 #[cfg(feature = "r2d2")]
 impl<Conn> diesel::r2d2::CustomizeConnection<Conn, diesel::r2d2::Error> for PoolCustomizer
 where
-    Conn: LoadConnection + 'static,
-    Conn::Backend: CacheBackend,
+    Conn: diesel::connection::LoadConnection + 'static,
+    Conn::Backend: crate::CacheBackend,
 {
     fn on_acquire(&self, conn: &mut Conn) -> Result<(), diesel::r2d2::Error> {
-        install(&self.core, conn).map_err(|e| diesel::r2d2::Error::QueryError(e.into_diesel()))
+        crate::util::ready::run_ready(install(&self.core, conn))
+            .map_err(|e| diesel::r2d2::Error::QueryError(e.into_diesel()))
     }
 }
 

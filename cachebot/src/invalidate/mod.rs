@@ -24,9 +24,7 @@ use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock, RwLock};
 
-use diesel::connection::LoadConnection;
-
-use crate::backend::CacheBackend;
+use crate::conn::DbConn;
 use crate::error::Error;
 use crate::key;
 use crate::scope::{self, Scope, Tables};
@@ -56,11 +54,17 @@ pub(crate) struct Invalidator {
     /// A read on a connection without the crate's instrumentation was
     /// traced (once per cache).
     warned_uninstrumented: AtomicBool,
+    /// The store's non-blocking side, for async reads and writes (feature
+    /// `async`; remote stores only).
+    #[cfg(feature = "async")]
+    remote: Option<Arc<dyn crate::store::AsyncStore>>,
 }
 
 impl Invalidator {
     pub(crate) fn new(store: Arc<dyn Store>, counters: Arc<Counters>) -> Invalidator {
         Invalidator {
+            #[cfg(feature = "async")]
+            remote: None,
             undelivered: deliver::Undelivered::new(store.clone(), counters.clone()),
             store,
             counters,
@@ -73,6 +77,19 @@ impl Invalidator {
 
     pub(crate) fn counters(&self) -> &Counters {
         &self.counters
+    }
+
+    /// Give the invalidator the store's non-blocking side (feature `async`).
+    #[cfg(feature = "async")]
+    pub(crate) fn with_remote(mut self, remote: Option<Arc<dyn crate::store::AsyncStore>>) -> Self {
+        self.remote = remote;
+        self
+    }
+
+    /// The store's non-blocking side, if it has one (feature `async`).
+    #[cfg(feature = "async")]
+    pub(crate) fn remote(&self) -> Option<&dyn crate::store::AsyncStore> {
+        self.remote.as_deref()
     }
 
     /// The database this cache is bound to, once a connection was seen.
@@ -121,12 +138,11 @@ impl Invalidator {
     }
 
     /// Learn the cascades, unless learned recently.
-    pub(crate) fn learn_cascades<Conn>(&self, conn: &mut Conn) -> diesel::QueryResult<()>
-    where
-        Conn: LoadConnection,
-        Conn::Backend: CacheBackend,
-    {
-        self.cascades.learn(conn)
+    pub(crate) async fn learn_cascades<Conn: DbConn>(
+        &self,
+        conn: &mut Conn,
+    ) -> diesel::QueryResult<()> {
+        self.cascades.learn(conn).await
     }
 
     /// The "all" keys of `tables` and of every table cascades of `kinds`
@@ -153,7 +169,27 @@ impl Invalidator {
     /// not take are kept and delivered later (see `deliver`); keys kept from
     /// earlier failures ride along.
     pub(crate) fn bump(&self, keys: &[Key]) -> Result<(), Error> {
-        let c = &self.counters;
+        let job = self.bump_job(keys)?;
+        let result = blocking_on_runtime(self.store.is_in_process(), || self.store.bump(&job.all));
+        self.bumped(job, result)
+    }
+
+    /// [`bump`](Self::bump) through the store's non-blocking side, when it
+    /// has one (feature `async`).
+    #[cfg(feature = "async")]
+    #[allow(dead_code)] // used by the async write API (next commit)
+    pub(crate) async fn bump_async(&self, keys: &[Key]) -> Result<(), Error> {
+        let Some(remote) = self.remote() else {
+            return self.bump(keys);
+        };
+        let job = self.bump_job(keys)?;
+        let result = remote.bump(&job.all).await;
+        self.bumped(job, result)
+    }
+
+    /// The keys of a bump, scoped to the database, with the undelivered
+    /// ones riding along.
+    fn bump_job(&self, keys: &[Key]) -> Result<BumpJob, Error> {
         let Some(database) = self.database() else {
             return Err(Error::NoDatabase);
         };
@@ -162,29 +198,47 @@ impl Invalidator {
             .map(|k| scope::in_database(database, *k))
             .collect();
         let carried = self.undelivered.batch();
-        let result = match &carried {
-            None => self.store.bump(&keys),
+        let all = match &carried {
+            None => keys.clone(),
             Some(batch) => {
                 let mut all: Vec<Key> = keys.clone();
                 all.extend_from_slice(batch.keys());
                 all.sort();
                 all.dedup();
-                self.store.bump(&all)
+                all
             }
         };
+        Ok(BumpJob {
+            database,
+            keys,
+            carried,
+            all,
+        })
+    }
+
+    /// Count, trace and (on failure) keep for delivery what the store said
+    /// to a bump.
+    fn bumped(
+        &self,
+        job: BumpJob,
+        result: Result<(), crate::error::StoreError>,
+    ) -> Result<(), Error> {
+        let c = &self.counters;
         match result {
             Ok(()) => {
-                Counters::add(&c.invalidations, keys.len() as u64);
-                if let Some(batch) = &carried {
+                Counters::add(&c.invalidations, job.keys.len() as u64);
+                if let Some(batch) = &job.carried {
                     self.undelivered.delivered(batch);
                 }
                 Ok(())
             }
             Err(e) => {
-                Counters::add(&c.invalidation_errors, keys.len() as u64);
+                Counters::add(&c.invalidation_errors, job.keys.len() as u64);
                 tracing::warn!(store = self.store.name(), error = %crate::error::Chain(&e), "invalidation failed; kept for delivery");
-                self.undelivered
-                    .add(&keys, scope::in_database(database, key::global_key()));
+                self.undelivered.add(
+                    &job.keys,
+                    scope::in_database(job.database, key::global_key()),
+                );
                 Err(e.into())
             }
         }
@@ -251,4 +305,31 @@ impl Tables for Known<'_> {
             }
         }
     }
+}
+
+/// One bump: its keys (scoped), the undelivered batch riding along, and
+/// everything sent.
+struct BumpJob {
+    database: u128,
+    keys: Vec<Key>,
+    carried: Option<deliver::Batch>,
+    all: Vec<Key>,
+}
+
+/// Run a blocking store call. On a worker of tokio's multi-threaded
+/// runtime (feature `async`: an instrumented async connection's writes
+/// bump from inside the runtime, where nothing may await), the worker's
+/// other tasks move to other threads first (`block_in_place`); an
+/// in-process store never waits, and elsewhere the call just runs.
+fn blocking_on_runtime<T>(in_process: bool, call: impl FnOnce() -> T) -> T {
+    #[cfg(feature = "async")]
+    if !in_process {
+        if let Ok(handle) = tokio::runtime::Handle::try_current() {
+            if handle.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread {
+                return tokio::task::block_in_place(call);
+            }
+        }
+    }
+    let _ = in_process;
+    call()
 }

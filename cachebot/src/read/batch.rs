@@ -7,22 +7,22 @@
 
 use std::sync::Arc;
 
-use diesel::connection::LoadConnection;
 use diesel::query_builder::{QueryFragment, QueryId};
 use diesel::QueryResult;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
+use super::io::StoreIo;
 use super::plan::Query;
-use super::{Plan, Reader};
-use crate::backend::CacheBackend;
+use super::{behind, Plan, Reader};
 use crate::codec::Codec;
+use crate::conn::DbConn;
 use crate::invalidate::instrument::in_transaction;
 use crate::stats::Counters;
 use crate::store::{Generation, Key};
 
 /// The planned entries of a batch and the union of their generations.
-struct Batch {
+pub(crate) struct Batch {
     plans: Vec<(Key, Vec<Key>)>,
     /// Sorted, deduplicated.
     union: Vec<Key>,
@@ -52,59 +52,114 @@ fn in_order<M, Id: PartialEq>(ids: &[Id], rows: Vec<M>, id_of: impl Fn(&M) -> Id
         .collect()
 }
 
+/// What the store said of a batch: every row found, or the ids to load
+/// from the database (and, unless the batch bypasses the cache, what
+/// [`Reader::many_fill`] needs to store them).
+pub(crate) enum Lookup<M, Id> {
+    Found(Vec<M>),
+    Load {
+        missing: Vec<Id>,
+        pending: Option<Pending<M>>,
+    },
+}
+
+/// The hits of a batch and the generation snapshot its misses are stored
+/// under.
+pub(crate) struct Pending<M> {
+    batch: Batch,
+    found: Vec<Option<Vec<M>>>,
+    values: Vec<Option<Generation>>,
+}
+
 impl Reader {
-    /// Load one small query per id with one store round trip for all of
-    /// them and one database query for the ids the cache does not hold;
-    /// the rows of the ids found, in the order of `ids`.
-    pub(crate) fn get_many<C, Conn, M, Id, Q, F, L, I>(
+    /// Plan one small query per id; `None` if any cannot be cached (the
+    /// batch then goes to the database). The first step of `get_many`:
+    /// plan, [`many_lookup`](Self::many_lookup), load what is missing,
+    /// [`many_fill`](Self::many_fill).
+    pub(crate) async fn many_plan<C, Conn, M, Id, Q, F>(
         &self,
-        codec: &Arc<C>,
         conn: &mut Conn,
         ids: &[Id],
-        find: F,
-        load_missing: L,
-        id_of: I,
-    ) -> QueryResult<Vec<M>>
+        find: &F,
+    ) -> QueryResult<Option<Batch>>
     where
         C: Codec,
-        Conn: LoadConnection + 'static,
-        Conn::Backend: CacheBackend,
-        M: Serialize + DeserializeOwned + Clone + Send + Sync + 'static,
-        Id: PartialEq + Clone,
+        Conn: DbConn,
+        M: 'static,
         F: Fn(&Id) -> Q,
         Q: QueryFragment<Conn::Backend> + QueryId,
-        L: FnOnce(&mut Conn, &[Id]) -> QueryResult<Vec<M>>,
-        I: Fn(&M) -> Id,
+    {
+        if ids.is_empty() || in_transaction(conn) {
+            return Ok(None);
+        }
+        let mut plans = Vec::with_capacity(ids.len());
+        for id in ids {
+            let query = find(id);
+            let q = Query {
+                reader: self,
+                codec: C::NAME,
+                query: &query,
+                narrowing: None,
+            };
+            match q.plan::<Conn, M>(conn).await? {
+                Plan::Cache { entry, generations } => plans.push((entry, generations)),
+                Plan::Bypass(_) => return Ok(None),
+            }
+        }
+        let mut union: Vec<Key> = plans.iter().flat_map(|(_, g)| g.iter().copied()).collect();
+        union.sort();
+        union.dedup();
+        Ok(Some(Batch { plans, union }))
+    }
+
+    /// Every entry of a planned batch and the union of their generations
+    /// in one round trip: the hits, and the ids to load (with the
+    /// generations of the misses snapshotted before the database read).
+    pub(crate) async fn many_lookup<C, M, Id, Io>(
+        &self,
+        io: &Io,
+        codec: &Arc<C>,
+        batch: Option<Batch>,
+        ids: &[Id],
+    ) -> Lookup<M, Id>
+    where
+        C: Codec,
+        M: DeserializeOwned + Clone + Send + Sync + 'static,
+        Id: Clone,
+        Io: StoreIo,
     {
         let c = self.counters();
-        if ids.is_empty() {
-            return Ok(Vec::new());
-        }
-        let Some(batch) = self.plan_all::<C, Conn, M, Id, Q, F>(conn, ids, &find)? else {
-            Counters::add(&c.bypasses, ids.len() as u64);
-            return load_missing(conn, ids).map(|rows| in_order(ids, rows, id_of));
+        let everything = |counter: &std::sync::atomic::AtomicU64| {
+            Counters::add(counter, ids.len() as u64);
+            Lookup::Load {
+                missing: ids.to_vec(),
+                pending: None,
+            }
+        };
+        let Some(batch) = batch else {
+            return if ids.is_empty() {
+                Lookup::Found(Vec::new())
+            } else {
+                everything(&c.bypasses)
+            };
         };
         if self.follower_behind() {
-            Counters::add(&c.behind_follower, ids.len() as u64);
-            return load_missing(conn, ids).map(|rows| in_order(ids, rows, id_of));
+            return everything(&c.behind_follower);
         }
         if batch
             .plans
             .iter()
             .any(|(_, gens)| self.invalidator.depends_on_undelivered(gens))
         {
-            Counters::add(&c.fallbacks, ids.len() as u64);
-            return load_missing(conn, ids).map(|rows| in_order(ids, rows, id_of));
+            return everything(&c.fallbacks);
         }
         // One round trip: every entry and the union of their generations.
         let entries: Vec<Key> = batch.plans.iter().map(|(e, _)| *e).collect();
-        let store = self.store.as_ref();
-        let fetched = match store.fetch_many(&entries, &batch.union) {
+        let fetched = match io.fetch_many(&entries, &batch.union).await {
             Ok(f) => f,
             Err(e) => {
-                Counters::add(&c.fallbacks, ids.len() as u64);
-                tracing::warn!(store = store.name(), error = %crate::error::Chain(&e), "cache read failed; reading the database");
-                return load_missing(conn, ids).map(|rows| in_order(ids, rows, id_of));
+                tracing::warn!(store = self.store.name(), error = %crate::error::Chain(&e), "cache read failed; reading the database");
+                return everything(&c.fallbacks);
             }
         };
         let mut found: Vec<Option<Vec<M>>> = Vec::with_capacity(ids.len());
@@ -122,57 +177,27 @@ impl Reader {
             .map(|(id, _)| id.clone())
             .collect();
         if missing.is_empty() {
-            return Ok(found.into_iter().flatten().flatten().collect());
+            return Lookup::Found(found.into_iter().flatten().flatten().collect());
         }
         // Snapshot the generations of the misses before the database read.
-        let values = self.snapshot(&batch, fetched.generations, missing.len());
-        let loaded = load_missing(conn, &missing)?;
-        Ok(self.fill(codec, ids, &batch, found, loaded, &values, id_of))
-    }
-
-    /// Plan every id; `None` if any cannot be cached (the batch then goes
-    /// to the database).
-    fn plan_all<C, Conn, M, Id, Q, F>(
-        &self,
-        conn: &mut Conn,
-        ids: &[Id],
-        find: &F,
-    ) -> QueryResult<Option<Batch>>
-    where
-        C: Codec,
-        Conn: LoadConnection + 'static,
-        Conn::Backend: CacheBackend,
-        M: 'static,
-        F: Fn(&Id) -> Q,
-        Q: QueryFragment<Conn::Backend> + QueryId,
-    {
-        if in_transaction(conn) {
-            return Ok(None);
+        let values = self
+            .snapshot(io, &batch, fetched.generations, missing.len())
+            .await;
+        Lookup::Load {
+            missing,
+            pending: Some(Pending {
+                batch,
+                found,
+                values,
+            }),
         }
-        let mut plans = Vec::with_capacity(ids.len());
-        for id in ids {
-            let query = find(id);
-            let q = Query {
-                reader: self,
-                codec: C::NAME,
-                query: &query,
-                narrowing: None,
-            };
-            match q.plan::<Conn::Backend, Conn, M>(conn)? {
-                Plan::Cache { entry, generations } => plans.push((entry, generations)),
-                Plan::Bypass(_) => return Ok(None),
-            }
-        }
-        let mut union: Vec<Key> = plans.iter().flat_map(|(_, g)| g.iter().copied()).collect();
-        union.sort();
-        union.dedup();
-        Ok(Some(Batch { plans, union }))
     }
 
     /// The generations of the batch with the absent ones created; empty
     /// (nothing will be stored) when the store fails.
-    fn snapshot(
+    async fn snapshot<Io: StoreIo>(
         &self,
+        io: &Io,
         batch: &Batch,
         mut values: Vec<Option<Generation>>,
         misses: usize,
@@ -184,8 +209,7 @@ impl Reader {
             .filter(|(_, g)| g.is_none())
             .map(|(k, _)| *k)
             .collect();
-        let store = self.store.as_ref();
-        match store.ensure_generations(&absent) {
+        match io.ensure_generations(&absent).await {
             Ok(created) if created.len() == absent.len() => {
                 for (k, g) in absent.iter().zip(created) {
                     if let Ok(i) = batch.union.binary_search(k) {
@@ -197,7 +221,7 @@ impl Reader {
             Ok(_) | Err(_) => {
                 Counters::add(&self.counters().fallbacks, misses as u64);
                 tracing::warn!(
-                    store = store.name(),
+                    store = self.store.name(),
                     "could not read generations; not caching"
                 );
                 Vec::new()
@@ -206,16 +230,15 @@ impl Reader {
     }
 
     /// The rows in the order of `ids`: hits as found, misses from `loaded`
-    /// (and stored under the snapshot `values`).
-    #[allow(clippy::too_many_arguments)]
-    fn fill<C, M, Id, I>(
+    /// (and stored under the snapshot). Without `pending` (the batch
+    /// bypassed the cache), `loaded` in the order of `ids`.
+    pub(crate) async fn many_fill<C, M, Id, I, Io>(
         &self,
+        io: &Io,
         codec: &Arc<C>,
         ids: &[Id],
-        batch: &Batch,
-        found: Vec<Option<Vec<M>>>,
+        pending: Option<Pending<M>>,
         loaded: Vec<M>,
-        values: &[Option<Generation>],
         id_of: I,
     ) -> Vec<M>
     where
@@ -223,7 +246,16 @@ impl Reader {
         M: Serialize + Clone + Send + Sync + 'static,
         Id: PartialEq,
         I: Fn(&M) -> Id,
+        Io: StoreIo,
     {
+        let Some(Pending {
+            batch,
+            found,
+            values,
+        }) = pending
+        else {
+            return in_order(ids, loaded, id_of);
+        };
         let mut loaded: Vec<Option<M>> = loaded.into_iter().map(Some).collect();
         let mut out = Vec::with_capacity(ids.len());
         for ((id, (entry_key, gens)), hit) in ids.iter().zip(&batch.plans).zip(found) {
@@ -235,8 +267,11 @@ impl Reader {
                         .filter(|r| r.as_ref().is_some_and(|r| id_of(r) == *id))
                         .filter_map(Option::take)
                         .collect();
-                    if let Some(snapshot) = batch.current(gens, values) {
-                        self.put(codec, *entry_key, snapshot, &rows);
+                    if let Some(snapshot) = batch.current(gens, &values) {
+                        if let Some(bytes) = self.put(codec, *entry_key, snapshot, &rows) {
+                            let stored = io.put_entry(*entry_key, &bytes, self.ttl).await;
+                            behind::stored(self.store.name(), self.counters(), stored);
+                        }
                     }
                     rows
                 }

@@ -14,7 +14,7 @@ use std::sync::mpsc::{sync_channel, Receiver, SyncSender, TryRecvError, TrySendE
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::error::CodecError;
+use crate::error::{CodecError, StoreError};
 use crate::stats::Counters;
 use crate::store::{Key, Store};
 
@@ -74,31 +74,44 @@ pub(crate) fn store_entry(
     ttl: Duration,
     encoded: Encoded,
 ) {
+    if let Some(bytes) = storable(store.max_value_size(), c, encoded) {
+        stored(store.name(), c, store.put_entry(key, &bytes, ttl));
+    }
+}
+
+/// The bytes of an encoded entry if they can be stored; counted otherwise
+/// (too large, or not encodable).
+pub(crate) fn storable(max_value_size: usize, c: &Counters, encoded: Encoded) -> Option<Vec<u8>> {
     let bytes = match encoded {
         Ok(Some(bytes)) => bytes,
         Ok(None) => {
             Counters::bump(&c.oversized);
-            return;
+            return None;
         }
         Err(e) => {
             Counters::bump(&c.encode_errors);
             tracing::warn!(error = %crate::error::Chain(&e), "result does not encode; not caching");
-            return;
+            return None;
         }
     };
-    if bytes.len() > store.max_value_size() {
+    if bytes.len() > max_value_size {
         Counters::bump(&c.oversized);
         tracing::debug!(
             size = bytes.len(),
             "result larger than the store's item limit; not caching"
         );
-        return;
+        return None;
     }
-    match store.put_entry(key, &bytes, ttl) {
+    Some(bytes)
+}
+
+/// Count what the store said to an entry.
+pub(crate) fn stored(store: &str, c: &Counters, result: Result<(), StoreError>) {
+    match result {
         Ok(()) => Counters::bump(&c.stores),
         Err(e) => {
             Counters::bump(&c.fallbacks);
-            tracing::warn!(store = store.name(), error = %crate::error::Chain(&e), "could not store entry");
+            tracing::warn!(store, error = %crate::error::Chain(&e), "could not store entry");
         }
     }
 }

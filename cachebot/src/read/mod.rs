@@ -15,11 +15,13 @@
 pub(crate) mod batch;
 pub(crate) mod behind;
 pub(crate) mod entry;
+pub(crate) mod io;
 pub(crate) mod local;
 pub(crate) mod plan;
 pub(crate) mod plans;
 
 use std::collections::HashSet;
+use std::future::Future;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -34,6 +36,7 @@ use crate::invalidate::Invalidator;
 use crate::stats::Counters;
 use crate::store::{Fetched, Generation, Key, Store};
 use entry::Reject;
+use io::StoreIo;
 use local::Local;
 
 pub use plan::Explain;
@@ -141,6 +144,17 @@ impl Reader {
         }
     }
 
+    /// The store's non-blocking side for async reads (feature `async`):
+    /// `None` in process, where calls never wait (and for a remote store
+    /// without one, whose calls then block the task).
+    #[cfg(feature = "async")]
+    pub(crate) fn async_store(&self) -> Option<&dyn crate::store::AsyncStore> {
+        match self.tiering {
+            Tiering::InProcess => None,
+            Tiering::Remote => self.invalidator.remote(),
+        }
+    }
+
     pub(crate) fn is_enabled(&self) -> bool {
         self.enabled.load(Ordering::SeqCst)
     }
@@ -162,9 +176,12 @@ impl Reader {
     }
 
     /// Serve `plan` from the store, or `load` from the database and store
-    /// the rows (with the generations read before the load).
-    pub(crate) fn read_through<C, U, F>(
+    /// the rows (with the generations read before the load). The store is
+    /// reached through `io` (see `io`): the blocking API runs this with
+    /// ready futures, the async one awaits the network.
+    pub(crate) async fn read_through<C, U, Io, F, L>(
         &self,
+        io: &Io,
         codec: &Arc<C>,
         plan: Plan,
         load: F,
@@ -172,7 +189,9 @@ impl Reader {
     where
         C: Codec,
         U: Serialize + DeserializeOwned + Clone + Send + Sync + 'static,
-        F: FnOnce() -> QueryResult<Vec<U>>,
+        Io: StoreIo,
+        F: FnOnce() -> L,
+        L: Future<Output = QueryResult<Vec<U>>>,
     {
         let inner = self;
         let c = inner.counters();
@@ -181,7 +200,7 @@ impl Reader {
             Plan::Bypass(why) => {
                 Counters::bump(&c.bypasses);
                 tracing::trace!(reason = why, "cache bypass");
-                return load();
+                return load().await;
             }
         };
         if inner.follower_behind() {
@@ -189,12 +208,12 @@ impl Reader {
             tracing::debug!(
                 "the change-stream follower is behind the staleness bound; reading the database"
             );
-            return load();
+            return load().await;
         }
         if inner.invalidator.depends_on_undelivered(&gen_keys) {
             Counters::bump(&c.fallbacks);
             tracing::debug!("depends on an undelivered invalidation; reading the database");
-            return load();
+            return load().await;
         }
         let store = inner.store.as_ref();
         // In process, a lookup costs no round trip: read the generations
@@ -203,6 +222,7 @@ impl Reader {
             .local
             .as_ref()
             .filter(|_| inner.tiering == Tiering::InProcess);
+        let entry_alone = std::slice::from_ref(&entry_key);
         let fetched = if let Some(local) = local_first {
             match self.serve_local::<U>(local, entry_key, &gen_keys) {
                 Ok(rows) => {
@@ -210,23 +230,25 @@ impl Reader {
                     return Ok(rows);
                 }
                 // The generations just read, and the entry alone.
-                Err(Some(generations)) => store
-                    .fetch_many(std::slice::from_ref(&entry_key), &[])
-                    .map(|mut many| Fetched {
-                        entry: many.entries.pop().flatten(),
-                        generations,
-                    }),
-                Err(None) => store.fetch(entry_key, &gen_keys),
+                Err(Some(generations)) => {
+                    io.fetch_many(entry_alone, &[])
+                        .await
+                        .map(|mut many| Fetched {
+                            entry: many.entries.pop().flatten(),
+                            generations,
+                        })
+                }
+                Err(None) => io.fetch(entry_key, &gen_keys).await,
             }
         } else {
-            store.fetch(entry_key, &gen_keys)
+            io.fetch(entry_key, &gen_keys).await
         };
         let fetched = match fetched {
             Ok(f) => f,
             Err(e) => {
                 Counters::bump(&c.fallbacks);
                 tracing::warn!(store = store.name(), error = %crate::error::Chain(&e), "cache read failed; reading the database");
-                return load();
+                return load().await;
             }
         };
         let current: Option<Vec<Generation>> = fetched.generations.iter().copied().collect();
@@ -242,19 +264,25 @@ impl Reader {
         // The snapshot must be taken before the database is read.
         let snapshot = match current {
             Some(gens) => gens,
-            None => match self.complete_generations(&gen_keys, &fetched.generations) {
+            None => match self
+                .complete_generations(io, &gen_keys, &fetched.generations)
+                .await
+            {
                 Ok(gens) => gens,
                 Err(e) => {
                     Counters::bump(&c.fallbacks);
                     tracing::warn!(store = store.name(), error = %crate::error::Chain(&e), "could not read generations; not caching");
-                    return load();
+                    return load().await;
                 }
             },
         };
         crate::hook!(ReadSnapshotTaken);
-        let rows = load()?;
+        let rows = load().await?;
         crate::hook!(ReadBeforeStore);
-        self.put(codec, entry_key, snapshot, &rows);
+        if let Some(bytes) = self.put(codec, entry_key, snapshot, &rows) {
+            let stored = io.put_entry(entry_key, &bytes, self.ttl).await;
+            behind::stored(store.name(), c, stored);
+        }
         Ok(rows)
     }
 
@@ -331,8 +359,9 @@ impl Reader {
     }
 
     /// Fill the generations `fetch` did not find, creating the missing ones.
-    fn complete_generations(
+    async fn complete_generations<Io: StoreIo>(
         &self,
+        io: &Io,
         keys: &[Key],
         found: &[Option<Generation>],
     ) -> Result<Vec<Generation>, crate::error::StoreError> {
@@ -342,7 +371,7 @@ impl Reader {
             .filter(|(_, g)| g.is_none())
             .map(|(k, _)| *k)
             .collect();
-        let mut created = self.store.ensure_generations(&missing)?.into_iter();
+        let mut created = io.ensure_generations(&missing).await?.into_iter();
         found
             .iter()
             .map(|g| match g {
@@ -358,13 +387,17 @@ impl Reader {
             .collect()
     }
 
+    /// Keep a miss's rows: in the local tier (in process), on the
+    /// write-behind queue, or encoded; the bytes returned are for the caller
+    /// to store (through its store I/O).
     pub(crate) fn put<C: Codec, U>(
         &self,
         codec: &Arc<C>,
         key: Key,
         snapshot: Vec<Generation>,
         rows: &[U],
-    ) where
+    ) -> Option<Vec<u8>>
+    where
         U: Serialize + Clone + Send + Sync + 'static,
     {
         let inner = self;
@@ -380,7 +413,7 @@ impl Reader {
                     && local.insert(key, &snapshot, rows.to_vec(), weight)
                 {
                     Counters::bump(&inner.counters().stores);
-                    return;
+                    return None;
                 }
             }
         }
@@ -399,16 +432,10 @@ impl Reader {
             if !behind.put(key, inner.ttl, encode) {
                 tracing::debug!("write-behind queue full; entry not stored");
             }
-            return;
+            return None;
         }
         let protect = entry::Protect::new(inner.seal, key, inner.ttl);
         let encoded = entry::encode_with(&snapshot, protect, |out| codec.encode_into(rows, out));
-        behind::store_entry(
-            inner.store.as_ref(),
-            inner.counters(),
-            key,
-            inner.ttl,
-            encoded,
-        );
+        behind::storable(inner.store.max_value_size(), inner.counters(), encoded)
     }
 }

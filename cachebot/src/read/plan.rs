@@ -7,13 +7,13 @@
 
 use std::any::{type_name, TypeId};
 
-use diesel::connection::LoadConnection;
 use diesel::pg::Pg;
 use diesel::query_builder::{QueryFragment, QueryId};
 use diesel::QueryResult;
 
 use super::{Plan, Reader};
 use crate::backend::{BackendImpl, CacheBackend};
+use crate::conn::DbConn;
 use crate::error::{Error, UsageError};
 use crate::extract::{Analysis, Extracted, Uncacheable};
 use crate::invalidate::instrument::{count_no_scope, scope_of, trusted_scope};
@@ -72,11 +72,10 @@ impl<Q> Query<'_, Q> {
 
     /// The keys of a read on `conn`: its tables resolved as the connection
     /// resolves them, every key scoped to the connection's database.
-    pub(crate) fn plan<DB, Conn, U>(&self, conn: &mut Conn) -> QueryResult<Plan>
+    pub(crate) async fn plan<Conn, U>(&self, conn: &mut Conn) -> QueryResult<Plan>
     where
-        DB: CacheBackend,
-        Conn: LoadConnection<Backend = DB> + 'static,
-        Q: QueryFragment<DB> + QueryId,
+        Conn: DbConn,
+        Q: QueryFragment<Conn::Backend> + QueryId,
         U: 'static,
     {
         let reader = self.reader;
@@ -85,7 +84,7 @@ impl<Q> Query<'_, Q> {
         }
         // A query Diesel cannot render fails the same way when it runs: let
         // the database path report it.
-        let Ok(rendered) = render::<DB, Q>(self.query) else {
+        let Ok(rendered) = render::<Conn::Backend, Q>(self.query) else {
             return Ok(Plan::Bypass("the query could not be rendered"));
         };
         let analysis = match &rendered.template.extracted {
@@ -95,7 +94,7 @@ impl<Q> Query<'_, Q> {
         let remembered = |scope: &Scope| {
             key::plan_key(
                 TypeId::of::<U>(),
-                TypeId::of::<DB>(),
+                TypeId::of::<Conn::Backend>(),
                 rendered.template.sql_hash,
                 &rendered.binds,
                 self.narrowing,
@@ -108,7 +107,7 @@ impl<Q> Query<'_, Q> {
                 return Ok(Plan::Cache { entry, generations });
             }
         }
-        let scope = match scope_of(&reader.invalidator, conn, &analysis.tables) {
+        let scope = match scope_of(&reader.invalidator, conn, &analysis.tables).await {
             Ok(scope) => scope,
             Err(why) => {
                 count_no_scope(&reader.invalidator, &why);
@@ -122,7 +121,7 @@ impl<Q> Query<'_, Q> {
         if let Some((entry, generations)) = reader.plans.get(&remembered) {
             return Ok(Plan::Cache { entry, generations });
         }
-        let (entry, generations) = self.keys::<DB, U>(analysis, &rendered, &scope);
+        let (entry, generations) = self.keys::<Conn::Backend, U>(analysis, &rendered, &scope);
         reader.plans.insert(&remembered, entry, &generations);
         Ok(Plan::Cache { entry, generations })
     }
@@ -212,19 +211,19 @@ impl<Q> Query<'_, Q> {
     }
 
     /// [`explain`](Self::explain) with the tables resolved on `conn`.
-    pub(crate) fn explain_on<DB, Conn, U>(&self, conn: &mut Conn) -> QueryResult<Explain>
+    pub(crate) async fn explain_on<Conn, U>(&self, conn: &mut Conn) -> QueryResult<Explain>
     where
-        DB: CacheBackend,
-        Conn: LoadConnection<Backend = DB> + 'static,
-        Q: QueryFragment<DB> + QueryId,
+        Conn: DbConn,
+        Q: QueryFragment<Conn::Backend> + QueryId,
         U: 'static,
     {
-        let mut explain = self.explain::<DB, U>()?;
-        let rendered = render::<DB, Q>(self.query)?;
+        type DB<C> = <C as DbConn>::Backend;
+        let mut explain = self.explain::<DB<Conn>, U>()?;
+        let rendered = render::<DB<Conn>, Q>(self.query)?;
         let Extracted::Cacheable(analysis) = &rendered.template.extracted else {
             return Ok(explain);
         };
-        let scope = match scope_of(&self.reader.invalidator, conn, &analysis.tables) {
+        let scope = match scope_of(&self.reader.invalidator, conn, &analysis.tables).await {
             Ok(scope) => scope,
             Err(why) => {
                 explain.uncacheable = Some(why.reason().into());
@@ -233,8 +232,8 @@ impl<Q> Query<'_, Q> {
             }
         };
         explain.dependencies =
-            key::dependencies::<DB>(analysis, &rendered.binds, self.keying(Some(&scope)));
-        let (entry, generations) = self.keys::<DB, U>(analysis, &rendered, &scope);
+            key::dependencies::<DB<Conn>>(analysis, &rendered.binds, self.keying(Some(&scope)));
+        let (entry, generations) = self.keys::<DB<Conn>, U>(analysis, &rendered, &scope);
         explain.generations = generations;
         explain.entry = explain.entry.map(|_| entry);
         if let Some(why) = self.refused(analysis, &scope) {

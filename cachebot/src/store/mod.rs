@@ -102,6 +102,17 @@ pub struct Fetched {
     pub generations: Vec<Option<Generation>>,
 }
 
+impl From<FetchedMany> for Fetched {
+    /// The first entry of a one-entry fetch, and the generations.
+    fn from(mut many: FetchedMany) -> Fetched {
+        many.entries.truncate(1);
+        Fetched {
+            entry: many.entries.pop().flatten(),
+            generations: many.generations,
+        }
+    }
+}
+
 /// The answer to [`Store::fetch_many`].
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct FetchedMany {
@@ -177,8 +188,11 @@ pub(crate) type StoreFuture<'a, T> =
 #[cfg(feature = "async")]
 pub(crate) trait AsyncStore: Send + Sync + 'static {
     /// See [`Store::fetch_many`].
-    fn fetch_many<'a>(&'a self, entries: &'a [Key], generations: &'a [Key])
-        -> StoreFuture<'a, FetchedMany>;
+    fn fetch_many<'a>(
+        &'a self,
+        entries: &'a [Key],
+        generations: &'a [Key],
+    ) -> StoreFuture<'a, FetchedMany>;
 
     /// See [`Store::ensure_generations`].
     fn ensure_generations<'a>(&'a self, keys: &'a [Key]) -> StoreFuture<'a, Vec<Generation>>;
@@ -188,6 +202,14 @@ pub(crate) trait AsyncStore: Send + Sync + 'static {
 
     /// See [`Store::bump`].
     fn bump<'a>(&'a self, keys: &'a [Key]) -> StoreFuture<'a, ()>;
+}
+
+/// The non-blocking side of `store`, if it has one: the crate's memcached
+/// store does (feature `async`).
+#[cfg(feature = "async")]
+pub(crate) fn async_side<S: Store>(store: &S) -> Option<std::sync::Arc<dyn AsyncStore>> {
+    let _any: &dyn std::any::Any = store;
+    None
 }
 
 /// A fresh random generation: uniformly random and never 0.

@@ -4,3 +4,4 @@
 pub(crate) mod clock_map;
 pub(crate) mod key_hash;
 pub(crate) mod memo;
+pub(crate) mod ready;

@@ -38,6 +38,7 @@ use diesel::{QueryResult, RunQueryDsl, Selectable, SelectableHelper, Table};
 use crate::backend::BackendImpl;
 use crate::cache::Cache;
 use crate::codec::Codec;
+use crate::conn::DbConn;
 use crate::invalidate::instrument::{in_transaction, installed, scope_of, NoScope};
 use crate::invalidate::Cascade;
 use crate::key;
@@ -426,7 +427,7 @@ where
     Ok(new)
 }
 
-fn mark_own_write(conn: &mut PgConnection) {
+pub(crate) fn mark_own_write<Conn: DbConn>(conn: &mut Conn) {
     if let Some(i) = installed(conn) {
         i.expect_own_write();
     }
@@ -434,7 +435,7 @@ fn mark_own_write(conn: &mut PgConnection) {
 
 /// Checked before a write: where its invalidation will go, and what the
 /// connection's table names mean.
-struct Guard {
+pub(crate) struct Guard {
     /// `None` when the catalog could not be read: every key widens to
     /// everything.
     scope: Option<Arc<Scope>>,
@@ -454,8 +455,16 @@ impl Guard {
         cache: &Cache<C>,
         conn: &mut PgConnection,
     ) -> QueryResult<Guard> {
+        crate::util::ready::run_ready(Guard::check_on::<M, C, _>(cache, conn))
+    }
+
+    /// Check `conn` before a write of `M`'s table.
+    pub(crate) async fn check_on<M: CacheModel, C: Codec, Conn: DbConn>(
+        cache: &Cache<C>,
+        conn: &mut Conn,
+    ) -> QueryResult<Guard> {
         let inv = &cache.reader.invalidator;
-        let scope = match scope_of(inv, conn, &[M::table_name()]) {
+        let scope = match scope_of(inv, conn, &[M::table_name()]).await {
             Ok(scope) => Some(scope),
             Err(NoScope::Catalog) => None,
             Err(why) => return Err(why.into_error().into_diesel()),
@@ -477,7 +486,7 @@ impl Guard {
     }
 
     /// The keys the old and new images of the rows bump.
-    fn keys_of<M: CacheModel>(&self, old: &[M], new: &[M]) -> Vec<Key> {
+    pub(crate) fn keys_of<M: CacheModel>(&self, old: &[M], new: &[M]) -> Vec<Key> {
         let mut keys = RowKeys::new(self.tables());
         for row in old.iter().chain(new) {
             row.row_keys(&mut keys);
@@ -489,7 +498,7 @@ impl Guard {
     }
 
     /// `key` of the model's table (everything when it does not resolve).
-    fn table_keys<M: CacheModel>(&self, key: impl Fn(&str) -> Key) -> Vec<Key> {
+    pub(crate) fn table_keys<M: CacheModel>(&self, key: impl Fn(&str) -> Key) -> Vec<Key> {
         match self.tables().qualified(M::table_name()) {
             Some(tables) => tables.iter().map(|t| key(t)).collect(),
             None => vec![key::global_key()],
@@ -497,7 +506,7 @@ impl Guard {
     }
 
     /// The tables a cascade of `kind` reaches from the model's table.
-    fn cascade_children<M: CacheModel, C: Codec>(
+    pub(crate) fn cascade_children<M: CacheModel, C: Codec>(
         &self,
         cache: &Cache<C>,
         kind: Cascade,
@@ -512,17 +521,33 @@ impl Guard {
     }
 
     fn invalidate<C: Codec>(self, cache: &Cache<C>, conn: &mut PgConnection, keys: Vec<Key>) {
+        if let Some(keys) = self.defer(cache, conn, keys) {
+            // Errors are counted and traced by `bump`; the write itself succeeded.
+            let _ = cache.reader.invalidator.bump(&keys);
+        }
+    }
+
+    /// Hand `keys` to the connection's instrumentation, which bumps them
+    /// now or at the outermost COMMIT; the keys back when the caller must
+    /// bump them itself (the connection carries no instrumentation of this
+    /// cache), `None` when there is nothing left to do.
+    pub(crate) fn defer<C: Codec, Conn: DbConn>(
+        self,
+        cache: &Cache<C>,
+        conn: &mut Conn,
+        keys: Vec<Key>,
+    ) -> Option<Vec<Key>> {
         crate::hook!(WriteBeforeInvalidate);
         if keys.is_empty() {
-            return;
+            return None;
         }
         let inv = &cache.reader.invalidator;
         match installed(conn).filter(|i| i.serves(inv)) {
-            Some(i) => i.invalidate(keys),
-            // Errors are counted and traced by `bump`; the write itself succeeded.
-            None => {
-                let _ = inv.bump(&keys);
+            Some(i) => {
+                i.invalidate(keys);
+                None
             }
+            None => Some(keys),
         }
     }
 }
