@@ -232,6 +232,12 @@ impl BenchDb {
         db
     }
 
+    /// The URL of the private schema (`search_path` set).
+    #[allow(dead_code)] // used by the async bench only
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
     /// A connection whose `search_path` is the private schema.
     pub fn conn(&self) -> PgConnection {
         PgConnection::establish(&self.url).unwrap_or_else(|e| panic!("cannot connect: {e}"))

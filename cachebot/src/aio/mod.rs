@@ -45,6 +45,7 @@
 //! ```
 
 mod dsl;
+#[cfg(any(feature = "deadpool", feature = "bb8"))]
 mod pool;
 
 pub use dsl::{CacheDsl, CachedAsync};

@@ -48,8 +48,18 @@ pub struct CacheInstrumentation {
     dialect: SqlDialect,
     tracker: Tracker,
     /// Set by the crate's own write API just before it runs a write whose
-    /// exact invalidation it computes itself.
+    /// exact invalidation it computes itself; taken by the next statement
+    /// that starts.
     own_write: bool,
+    /// The statement started and not yet finished, unless a plain read:
+    /// its text, and whether it is the crate's own write.
+    in_flight: Option<(String, bool)>,
+    /// Statements that started and never finished: their future was
+    /// dropped (an async query cancelled) after they may have been sent.
+    /// The server runs a connection's statements in order, so they are
+    /// over once a later statement finishes; then they count as having
+    /// succeeded (see `finish_orphans`).
+    orphans: Vec<String>,
     next: Option<Box<dyn Instrumentation>>,
     /// What this connection's table names mean (see `scope`), once learned.
     scope: Option<Arc<Scope>>,
@@ -77,6 +87,8 @@ impl CacheInstrumentation {
             core,
             tracker: Tracker::default(),
             own_write: false,
+            in_flight: None,
+            orphans: Vec::new(),
             next: None,
             scope: None,
             scope_stale: false,
@@ -136,8 +148,31 @@ impl CacheInstrumentation {
         }
     }
 
-    fn finished(&mut self, sql: &str, ok: bool) {
+    /// A statement starts: the one before it, if it never finished, was
+    /// orphaned.
+    fn started(&mut self, sql: &str) {
+        if let Some((orphan, _)) = self.in_flight.take() {
+            self.orphans.push(orphan);
+        }
         let own = std::mem::take(&mut self.own_write);
+        if own || !is_plain_read(sql) {
+            self.in_flight = Some((sql.to_owned(), own));
+        }
+    }
+
+    /// Orphaned statements are over (a later one finished, or the
+    /// connection is closing): whatever they may have written is
+    /// invalidated as if they had succeeded, widened to their tables (an
+    /// orphaned write of the crate's own API never got to compute its
+    /// exact keys).
+    fn finish_orphans(&mut self) {
+        for orphan in std::mem::take(&mut self.orphans) {
+            tracing::debug!(sql = %orphan, "a statement's future was dropped before it finished; invalidating what it may have written");
+            self.finished(&orphan, true, false);
+        }
+    }
+
+    fn finished(&mut self, sql: &str, ok: bool, own: bool) {
         // Whatever else it is, a statement that may change what names mean
         // makes the scope untrusted until learned again (a failed one too:
         // part of a batch may have run).
@@ -550,11 +585,31 @@ fn ends_in_code(sql: &str) -> bool {
     true
 }
 
+impl Drop for CacheInstrumentation {
+    /// The connection is closing (or its instrumentation replaced): a
+    /// statement still in flight, or orphaned, may have committed.
+    fn drop(&mut self) {
+        if let Some((sql, _)) = self.in_flight.take() {
+            self.orphans.push(sql);
+        }
+        self.finish_orphans();
+    }
+}
+
 impl Instrumentation for CacheInstrumentation {
     fn on_connection_event(&mut self, event: InstrumentationEvent<'_>) {
-        if let InstrumentationEvent::FinishQuery { query, error, .. } = &event {
-            let shown = query.to_string();
-            self.finished(statement_text(&shown), error.is_none());
+        match &event {
+            InstrumentationEvent::StartQuery { query, .. } => {
+                let shown = query.to_string();
+                self.started(statement_text(&shown));
+            }
+            InstrumentationEvent::FinishQuery { query, error, .. } => {
+                self.finish_orphans();
+                let own = self.in_flight.take().is_some_and(|(_, own)| own);
+                let shown = query.to_string();
+                self.finished(statement_text(&shown), error.is_none(), own);
+            }
+            _ => {}
         }
         if let Some(next) = self.next.as_mut() {
             next.on_connection_event(event);
