@@ -177,8 +177,11 @@ pub(crate) type StoreFuture<'a, T> =
 #[cfg(feature = "async")]
 pub(crate) trait AsyncStore: Send + Sync + 'static {
     /// See [`Store::fetch_many`].
-    fn fetch_many<'a>(&'a self, entries: &'a [Key], generations: &'a [Key])
-        -> StoreFuture<'a, FetchedMany>;
+    fn fetch_many<'a>(
+        &'a self,
+        entries: &'a [Key],
+        generations: &'a [Key],
+    ) -> StoreFuture<'a, FetchedMany>;
 
     /// See [`Store::ensure_generations`].
     fn ensure_generations<'a>(&'a self, keys: &'a [Key]) -> StoreFuture<'a, Vec<Generation>>;
