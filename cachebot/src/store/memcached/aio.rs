@@ -983,3 +983,209 @@ fn io_failure(name: &str, op: &str, error: io::Error, pooled: bool) -> Failure {
         retry: pooled && closed,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::memcached::vivify_op;
+    use memcache::exp::{Operation, Set, Ttl};
+    use std::future::Future;
+    use std::io::{BufRead, BufReader, Write};
+    use std::net::TcpListener;
+    use std::thread;
+
+    /// A one-connection fake server: for each `(lines, answer)`, reads
+    /// `lines` request lines, then writes `answer` byte by byte (the parser
+    /// must cope with any split). Returns the lines read, once the client
+    /// closed the socket.
+    fn fake(script: Vec<(usize, &'static [u8])>) -> (String, thread::JoinHandle<Vec<String>>) {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap().to_string();
+        let handle = thread::spawn(move || {
+            let (stream, _) = listener.accept().unwrap();
+            let mut reader = BufReader::new(stream.try_clone().unwrap());
+            let mut writer = stream;
+            let mut lines = Vec::new();
+            for (count, answer) in script {
+                for _ in 0..count {
+                    let mut line = String::new();
+                    if reader.read_line(&mut line).unwrap_or(0) == 0 {
+                        return lines;
+                    }
+                    lines.push(line.trim_end().to_owned());
+                }
+                for b in answer {
+                    if writer.write_all(&[*b]).is_err() {
+                        return lines;
+                    }
+                }
+            }
+            // Until the client closes the socket.
+            let _ = reader.read_line(&mut String::new());
+            lines
+        });
+        (addr, handle)
+    }
+
+    fn store(addr: &str, timeout: Duration) -> AsyncMemcached {
+        AsyncMemcached::new(
+            [(addr.to_owned(), vec![addr.parse().unwrap()])],
+            "cb:".into(),
+            timeout,
+            timeout,
+            4,
+            None,
+            1000,
+        )
+    }
+
+    fn runtime() -> tokio::runtime::Runtime {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap()
+    }
+
+    fn idle(store: &AsyncMemcached) -> usize {
+        lock(&store.pools[0].idle).len()
+    }
+
+    #[test]
+    fn commands_are_the_exp_clients() {
+        let mut out = Vec::new();
+        push_vivify(b"cb:gk", 42, &mut out);
+        let exp = Operation::prepare(&vivify_op("cb:gk", 42)).unwrap();
+        assert_eq!(out, exp.encode().unwrap());
+        out.clear();
+        push_set_ttl(b"cb:ek", b"rows", 60, &mut out);
+        let exp = Operation::prepare(&Set::new("cb:ek", b"rows").ttl(Ttl::secs(60))).unwrap();
+        assert_eq!(out, exp.encode().unwrap());
+    }
+
+    #[test]
+    fn a_batch_is_one_write_and_its_socket_is_pooled() {
+        let (addr, server) = fake(vec![(2, b"VA 1\r\nx\r\nEN\r\n")]);
+        let store = store(&addr, Duration::from_secs(5));
+        let keys = [Key::entry(1), Key::generation(2)];
+        let fetched = runtime()
+            .block_on(store.fetch_many(&keys[..1], &keys[1..]))
+            .unwrap();
+        assert_eq!(fetched.entries, vec![Some(b"x".to_vec())]);
+        assert_eq!(fetched.generations, vec![None]);
+        assert_eq!(idle(&store), 1);
+        drop(store);
+        assert_eq!(
+            server.join().unwrap(),
+            [
+                "mg cb:e00000000000000000000000000000001 v",
+                "mg cb:g00000000000000000000000000000002 v"
+            ]
+        );
+    }
+
+    #[test]
+    fn hostile_answers_are_errors_and_their_sockets_closed() {
+        let endless: &'static [u8] = Box::leak(vec![b'9'; 4096].into_boxed_slice());
+        for (answer, kind) in [
+            (
+                &b"SERVER_ERROR out of memory\r\n"[..],
+                StoreErrorKind::Protocol,
+            ),
+            (b"VA x\r\n", StoreErrorKind::Protocol),
+            // Larger than the store ever writes: not read into memory.
+            (b"VA 1001\r\n", StoreErrorKind::Protocol),
+            (b"VA 4000000000\r\n", StoreErrorKind::Protocol),
+            (b"VA 2\r\nabcd\r\n", StoreErrorKind::Protocol),
+            (endless, StoreErrorKind::Protocol),
+            (
+                b"CLIENT_ERROR bad command line format\r\n",
+                StoreErrorKind::Rejected,
+            ),
+        ] {
+            let (addr, _server) = fake(vec![(1, answer)]);
+            let store = store(&addr, Duration::from_secs(5));
+            let error = runtime()
+                .block_on(store.fetch_many(&[Key::entry(1)], &[]))
+                .unwrap_err();
+            assert_eq!(error.kind(), kind, "{error}");
+            assert_eq!(error.store(), "memcached");
+            if kind == StoreErrorKind::Protocol {
+                assert_eq!(idle(&store), 0, "{error}");
+            }
+        }
+    }
+
+    #[test]
+    fn a_refused_vivify_is_repaired_and_the_rest_of_the_batch_kept() {
+        let (addr, server) = fake(vec![
+            (
+                3,
+                b"VA 2\r\n17\r\nCLIENT_ERROR cannot increment or decrement non-numeric value\r\nVA 2\r\n18\r\n",
+            ),
+            // The read-back: garbage.
+            (1, b"VA 3\r\nabc\r\n"),
+            // The overwrite: a set, command line and value.
+            (2, b"HD\r\n"),
+        ]);
+        let store = store(&addr, Duration::from_secs(5));
+        let keys = [Key::generation(1), Key::generation(2), Key::generation(3)];
+        let values = runtime().block_on(store.ensure_generations(&keys)).unwrap();
+        assert_eq!(values[0], 17);
+        assert_eq!(values[2], 18);
+        assert_ne!(values[1], 0);
+        drop(store);
+        let lines = server.join().unwrap();
+        assert_eq!(lines.len(), 6, "{lines:?}");
+        assert!(lines[1].starts_with("ma cb:g00000000000000000000000000000002 v D0 N1 J"));
+        assert_eq!(lines[3], "mg cb:g00000000000000000000000000000002 v");
+        let fresh = values[1].to_string();
+        assert_eq!(
+            lines[4],
+            format!("ms cb:g00000000000000000000000000000002 {}", fresh.len())
+        );
+        assert_eq!(lines[5], fresh);
+    }
+
+    #[test]
+    fn a_silent_server_times_out_and_a_dropped_exchange_closes_its_socket() {
+        let (addr, server) = fake(vec![(1, b"")]);
+        let store = store(&addr, Duration::from_millis(100));
+        let rt = runtime();
+        let started = Instant::now();
+        let error = rt
+            .block_on(store.fetch_many(&[Key::entry(1)], &[]))
+            .unwrap_err();
+        assert_eq!(error.kind(), StoreErrorKind::Timeout, "{error}");
+        assert!(started.elapsed() < Duration::from_secs(2));
+        assert_eq!(idle(&store), 0);
+        // The fake saw its socket closed.
+        assert_eq!(server.join().unwrap().len(), 1);
+
+        let (addr, server) = fake(vec![(1, b"")]);
+        let store = self::store(&addr, Duration::from_secs(5));
+        let cut = rt.block_on(async {
+            timeout(
+                Duration::from_millis(50),
+                store.fetch_many(&[Key::entry(1)], &[]),
+            )
+            .await
+        });
+        assert!(cut.is_err());
+        assert_eq!(idle(&store), 0);
+        assert_eq!(server.join().unwrap().len(), 1);
+    }
+
+    #[test]
+    fn outside_a_runtime_is_an_error_not_a_panic() {
+        let store = store("127.0.0.1:9", Duration::from_millis(100));
+        let keys = [Key::generation(1)];
+        let mut future = store.bump(&keys);
+        let mut context = std::task::Context::from_waker(std::task::Waker::noop());
+        match future.as_mut().poll(&mut context) {
+            std::task::Poll::Ready(Err(error)) => {
+                assert_eq!(error.kind(), StoreErrorKind::Unavailable)
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+}
