@@ -989,7 +989,6 @@ mod tests {
     use super::*;
     use crate::store::memcached::vivify_op;
     use memcache::exp::{Operation, Set, Ttl};
-    use std::future::Future;
     use std::io::{BufRead, BufReader, Write};
     use std::net::TcpListener;
     use std::thread;
