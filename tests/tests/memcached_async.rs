@@ -466,8 +466,20 @@ fn a_killed_server_fails_fast_and_the_store_recovers_after_a_restart() {
     rt.block_on(ops.ensure_generations(&keys)).unwrap();
     rt.block_on(ops.put_entry(entry, b"rows", MINUTE)).unwrap();
 
-    // A restart the store did not see: the pooled sockets are dead, and each batch is sent
-    // again on a fresh one.
+    // A restart the store did not see: the pooled sockets are dead (several of them, from
+    // concurrent batches), and each batch is sent again on a fresh one.
+    let entries = [entry];
+    rt.block_on(async {
+        let (a, b, c, d) = tokio::join!(
+            ops.fetch_many(&entries, &keys),
+            ops.fetch_many(&entries, &keys),
+            ops.fetch_many(&entries, &keys),
+            ops.fetch_many(&entries, &keys),
+        );
+        for fetched in [a, b, c, d] {
+            assert_eq!(fetched.unwrap().entries, vec![Some(b"rows".to_vec())]);
+        }
+    });
     server.restart();
     let fetched = rt.block_on(ops.fetch_many(&[entry], &keys)).unwrap();
     assert_eq!(fetched.entries, vec![None]);

@@ -548,10 +548,14 @@ impl AsyncMemcached {
                 format!("{op}: the async memcached store runs only within a tokio runtime"),
             ));
         }
-        let result = match self.try_run(count, &key, &mut command, &mut found).await {
+        let result = match self
+            .try_run(count, &key, &mut command, &mut found, false)
+            .await
+        {
             Err(failure) if failure.retry => {
                 tracing::debug!(store = NAME, op, message = %failure.message, "pooled memcached socket was closed; sending the batch again");
-                self.try_run(count, &key, &mut command, &mut found).await
+                self.try_run(count, &key, &mut command, &mut found, true)
+                    .await
             }
             other => other,
         };
@@ -569,15 +573,18 @@ impl AsyncMemcached {
         })
     }
 
-    /// One attempt at a batch: route, take one socket per server involved,
-    /// write every server's commands, then read every answer, and only
-    /// then put the sockets back.
+    /// One attempt at a batch: route, take one socket per server involved
+    /// (`fresh`: newly dialed ones, for the retry: the other idle sockets
+    /// of a server that restarted are dead too), write every server's
+    /// commands, then read every answer, and only then put the sockets
+    /// back.
     async fn try_run(
         &self,
         count: usize,
         key: &impl Fn(usize, &mut Vec<u8>),
         command: &mut impl FnMut(usize, &[u8], &mut Vec<u8>),
         found: &mut impl FnMut(usize, Reply<'_>),
+        fresh: bool,
     ) -> Result<(), Failure> {
         let deadline = Deadline::now() + self.io_timeout;
         let mut rendered = Vec::with_capacity(128);
@@ -602,7 +609,7 @@ impl AsyncMemcached {
         for (s, pool) in self.pools.iter().enumerate() {
             let involved = route.is_empty() || route.contains(&s);
             checkouts.push(if involved {
-                Some(self.checkout(pool, &self.names[s]).await?)
+                Some(self.checkout(pool, &self.names[s], fresh).await?)
             } else {
                 None
             });
@@ -636,10 +643,15 @@ impl AsyncMemcached {
         Ok(())
     }
 
-    /// A socket to `pool`'s server: an idle one young enough, else a new
-    /// one, waiting up to the connect timeout for a slot while
-    /// `max_connections` are in use.
-    async fn checkout<'a>(&self, pool: &'a Pool, name: &str) -> Result<Checkout<'a>, Failure> {
+    /// A socket to `pool`'s server: an idle one young enough (unless
+    /// `fresh`), else a new one, waiting up to the connect timeout for a
+    /// slot while `max_connections` are in use.
+    async fn checkout<'a>(
+        &self,
+        pool: &'a Pool,
+        name: &str,
+        fresh: bool,
+    ) -> Result<Checkout<'a>, Failure> {
         let permit = match &pool.permits {
             None => None,
             Some(permits) => match timeout(self.connect_timeout, permits.acquire()).await {
@@ -659,29 +671,14 @@ impl AsyncMemcached {
                 }
             },
         };
-        loop {
-            let Some((stream, buffers, since)) = lock(&pool.idle).pop() else {
-                break;
-            };
-            if since.elapsed() > MAX_IDLE_AGE {
-                continue;
-            }
-            // Registered with this operation's runtime; a socket that
-            // cannot be is closed.
-            if let Ok(stream) = TcpStream::from_std(stream) {
-                return Ok(Checkout {
-                    pool,
-                    conn: Some(Conn {
-                        stream,
-                        request: buffers.request,
-                        answer: buffers.answer,
-                        end: 0,
-                        at: 0,
-                    }),
-                    _permit: permit,
-                    pooled: true,
-                });
-            }
+        let idle = if fresh { None } else { pool.take_idle() };
+        if let Some(conn) = idle {
+            return Ok(Checkout {
+                pool,
+                conn: Some(conn),
+                _permit: permit,
+                pooled: true,
+            });
         }
         let conn = self.dial(pool, name).await?;
         Ok(Checkout {
@@ -719,6 +716,28 @@ impl AsyncMemcached {
             }
         }
         Err(io_failure(name, "connect", last, false))
+    }
+}
+
+impl Pool {
+    /// The most recently used idle socket young enough, registered with
+    /// this operation's runtime (a socket that cannot be is closed).
+    fn take_idle(&self) -> Option<Conn> {
+        loop {
+            let (stream, buffers, since) = lock(&self.idle).pop()?;
+            if since.elapsed() > MAX_IDLE_AGE {
+                continue;
+            }
+            if let Ok(stream) = TcpStream::from_std(stream) {
+                return Some(Conn {
+                    stream,
+                    request: buffers.request,
+                    answer: buffers.answer,
+                    end: 0,
+                    at: 0,
+                });
+            }
+        }
     }
 }
 
@@ -1172,6 +1191,37 @@ mod tests {
         assert!(cut.is_err());
         assert_eq!(idle(&store), 0);
         assert_eq!(server.join().unwrap().len(), 1);
+    }
+
+    #[test]
+    fn max_connections_bounds_the_sockets_in_use() {
+        let (addr, _server) = fake(vec![(1, b"EN\r\n")]);
+        let timeout = Duration::from_millis(100);
+        let store = AsyncMemcached::new(
+            [(addr.clone(), vec![addr.parse().unwrap()])],
+            "cb:".into(),
+            timeout,
+            timeout,
+            4,
+            Some(1),
+            1000,
+        );
+        runtime().block_on(async {
+            let held = store
+                .checkout(&store.pools[0], &addr, false)
+                .await
+                .ok()
+                .unwrap();
+            let started = Instant::now();
+            let error = store.fetch_many(&[Key::entry(1)], &[]).await.unwrap_err();
+            assert_eq!(error.kind(), StoreErrorKind::Timeout, "{error}");
+            assert!(error.message().contains("busy"), "{error}");
+            assert!(started.elapsed() < Duration::from_secs(2));
+            // Released, the slot serves the next read (on the same socket).
+            held.put_back(4);
+            let fetched = store.fetch_many(&[Key::entry(1)], &[]).await.unwrap();
+            assert_eq!(fetched.entries, vec![None]);
+        });
     }
 
     #[test]
