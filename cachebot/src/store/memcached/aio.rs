@@ -30,6 +30,10 @@
 //! runtime that stopped, or that nobody drives any more (another test's
 //! `block_on`), would fail or hang the next operation, run elsewhere.
 //!
+//! The futures must run within a tokio runtime with I/O and time enabled
+//! (the ones diesel-async needs): outside any runtime an operation fails
+//! with [`StoreErrorKind::Unavailable`] rather than dialing.
+//!
 //! # Cancellation
 //!
 //! A future may be dropped at any await point (a `select!`, a timeout, a

@@ -753,8 +753,9 @@ impl MemcachedStoreBuilder {
     }
 
     /// How many idle connections to keep per server (default 8), in each
-    /// of the store's two pools (reads and bumps; everything else). More
-    /// concurrent operations dial extra connections, closed after use.
+    /// of the store's pools (reads and bumps; everything else; with the
+    /// `async` feature, the async operations'). More concurrent operations
+    /// dial extra connections, closed after use.
     ///
     /// ```
     /// use cachebot::store::MemcachedStoreBuilder;
@@ -768,9 +769,11 @@ impl MemcachedStoreBuilder {
     }
 
     /// Cap the connections in use per server (default: no cap), in each of
-    /// the store's two pools (reads and bumps; everything else): up to
-    /// twice this many per server in all. At the cap, an operation waits up
-    /// to the connect timeout for a free connection, then fails with
+    /// the store's pools (reads and bumps; everything else; with the
+    /// `async` feature, the async operations'): up to twice this many per
+    /// server in all, three times with `async`. At the cap, an operation
+    /// waits up to the connect timeout for a free connection (an async one
+    /// without blocking its thread), then fails with
     /// [`StoreErrorKind::Timeout`].
     ///
     /// ```
