@@ -435,16 +435,20 @@ fn a_paused_server_times_out_without_blocking_the_runtime() {
             elapsed < timeout + Duration::from_millis(300),
             "{name}: {elapsed:?}"
         );
-        // 200 ms of 5 ms ticks: about 40 while the operation waited, on the same thread.
+        // 200 ms of 5 ms ticks: about 40 while the operation waited, on the same thread (fewer
+        // on a loaded machine). The count is read as soon as the operation returns, before the
+        // ticker runs again: had the operation blocked the thread, it would be 0.
         assert!(
-            ticked >= 15,
+            ticked >= 5,
             "{name}: the runtime was blocked ({ticked} ticks)"
         );
     }
 
     server.resume();
-    // The timed-out sockets were closed; fresh ones are in step. The bump sent while paused
-    // may or may not have landed, the put too.
+    // The timed-out sockets were closed; fresh ones are in step. The requests sent while paused
+    // may or may not land, and later than the next ones, on other connections: let the server
+    // catch up before comparing two reads.
+    std::thread::sleep(Duration::from_millis(300));
     let fetched = rt.block_on(ops.fetch_many(&[entry], &keys)).unwrap();
     assert!(fetched.generations.iter().all(Option::is_some));
     assert!(matches!(
