@@ -175,6 +175,7 @@ enum Repair {
     Overwrite(Generation),
 }
 
+/// Lock a pool's idle stack, poisoned or not.
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     // A stack of idle sockets stays valid whatever a panicking holder did.
     mutex.lock().unwrap_or_else(PoisonError::into_inner)
@@ -218,6 +219,7 @@ impl AsyncMemcached {
         }
     }
 
+    /// [`AsyncStore::fetch_many`]: one batch of `mg <key> v`.
     async fn fetch_many_now(
         &self,
         entries: &[Key],
@@ -261,6 +263,8 @@ impl AsyncMemcached {
         })
     }
 
+    /// [`AsyncStore::ensure_generations`]: one batch of read-or-create
+    /// `ma`, then the repair of whatever it could not read.
     async fn ensure_generations_now(&self, keys: &[Key]) -> Result<Vec<Generation>, StoreError> {
         const OP: &str = "ensure_generations";
         if keys.is_empty() {
@@ -436,6 +440,7 @@ impl AsyncMemcached {
         Ok(())
     }
 
+    /// [`AsyncStore::put_entry`]: one `ms` with the entry's TTL.
     async fn put_entry_now(&self, key: Key, value: &[u8], ttl: Duration) -> Result<(), StoreError> {
         const OP: &str = "put_entry";
         if value.len() > self.max_value {
@@ -477,6 +482,7 @@ impl AsyncMemcached {
         }
     }
 
+    /// [`AsyncStore::bump`]: one batch of `ms` with fresh values.
     async fn bump_now(&self, keys: &[Key]) -> Result<(), StoreError> {
         const OP: &str = "bump";
         if keys.is_empty() {
@@ -961,6 +967,8 @@ fn unexpected(op: &'static str, message: String) -> StoreError {
     )
 }
 
+/// A failure for an answer refused by the parser (the socket is then
+/// out of step and closed).
 fn protocol(name: &str, kind: StoreErrorKind, message: String) -> Failure {
     Failure {
         kind,
@@ -970,6 +978,8 @@ fn protocol(name: &str, kind: StoreErrorKind, message: String) -> Failure {
     }
 }
 
+/// A failure for a checkout used after it was put back (cannot happen:
+/// `put_back` consumes it).
 fn gone(name: &str) -> Failure {
     protocol(
         name,
@@ -978,6 +988,7 @@ fn gone(name: &str) -> Failure {
     )
 }
 
+/// A failure for an exchange past the I/O timeout.
 fn timed_out(name: &str) -> Failure {
     Failure {
         kind: StoreErrorKind::Timeout,
