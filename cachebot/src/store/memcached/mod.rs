@@ -65,6 +65,11 @@ use std::net::{SocketAddr, ToSocketAddrs};
 use std::sync::Arc;
 use std::time::Duration;
 
+// Its caller, the async cache, reaches it through `async_store`; until
+// that is wired, only the test hooks do.
+#[cfg(feature = "async")]
+#[cfg_attr(not(feature = "__test-hooks"), allow(dead_code))]
+mod aio;
 mod pipeline;
 mod protocol;
 #[cfg(any(test, feature = "__test-hooks"))]
@@ -77,6 +82,8 @@ use memcache::exp::{
     Arithmetic, Error as ClientError, Get, MetaClient, Op, OpResult, Set, Ttl, MAX_KEY_LENGTH,
 };
 
+#[cfg(feature = "async")]
+use super::AsyncStore;
 use super::{fresh_generation, FetchedMany, Generation, Key, KeyKind, Store};
 use crate::error::{ConfigError, StoreError, StoreErrorKind};
 use pipeline::Pipeline;
@@ -116,6 +123,9 @@ pub struct MemcachedStore {
     client: MetaClient,
     /// Reads and bumps, the hot paths (see `pipeline`).
     pipeline: Arc<Pipeline>,
+    /// The same operations without blocking (feature `async`, see `aio`).
+    #[cfg(feature = "async")]
+    aio: Arc<aio::AsyncMemcached>,
     servers: Arc<[Server]>,
     prefix: Arc<str>,
     io_timeout: Duration,
@@ -210,17 +220,16 @@ impl MemcachedStore {
     /// Append the key's rendering to `out`. By hand rather than with
     /// `format!`'s padded hex: it runs for every key of every read.
     fn write_key(&self, key: Key, out: &mut Vec<u8>) {
-        const HEX: &[u8; 16] = b"0123456789abcdef";
-        out.extend_from_slice(self.prefix.as_bytes());
-        out.push(match key.kind {
-            KeyKind::Entry => b'e',
-            KeyKind::Generation => b'g',
-        });
-        let mut digits = [0u8; 32];
-        for (i, digit) in digits.iter_mut().enumerate() {
-            *digit = HEX[(key.hash >> (124 - 4 * i)) as usize & 0xf];
-        }
-        out.extend_from_slice(&digits);
+        write_key(&self.prefix, key, out);
+    }
+
+    /// The store's non-blocking half (feature `async`): the same servers,
+    /// prefix, timeouts and limits over tokio sockets, built with the
+    /// store (never dialing) and shared by its clones.
+    #[cfg(feature = "async")]
+    #[cfg_attr(not(feature = "__test-hooks"), allow(dead_code))]
+    pub(crate) fn async_store(&self) -> Arc<dyn AsyncStore> {
+        self.aio.clone()
     }
 
     /// Round-trip a no-op to every server: checks that they are all
@@ -514,6 +523,23 @@ impl Store for MemcachedStore {
     }
 }
 
+/// Append `{prefix}{e|g}{32 lowercase hex digits}` to `out` (see
+/// [`MemcachedStore::render_key`]): the one rendering both halves of the
+/// store use, blocking and async.
+fn write_key(prefix: &str, key: Key, out: &mut Vec<u8>) {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    out.extend_from_slice(prefix.as_bytes());
+    out.push(match key.kind {
+        KeyKind::Entry => b'e',
+        KeyKind::Generation => b'g',
+    });
+    let mut digits = [0u8; 32];
+    for (i, digit) in digits.iter_mut().enumerate() {
+        *digit = HEX[(key.hash >> (124 - 4 * i)) as usize & 0xf];
+    }
+    out.extend_from_slice(&digits);
+}
+
 /// `ma <key> v D0 N1 J<initial> T0`: read the counter, or create it with
 /// `initial`. `N` requires a TTL of at least one second in the crate; the
 /// `T0` that follows it on the wire makes the item never expire, created
@@ -727,8 +753,9 @@ impl MemcachedStoreBuilder {
     }
 
     /// How many idle connections to keep per server (default 8), in each
-    /// of the store's two pools (reads and bumps; everything else). More
-    /// concurrent operations dial extra connections, closed after use.
+    /// of the store's pools (reads and bumps; everything else; with the
+    /// `async` feature, the async operations'). More concurrent operations
+    /// dial extra connections, closed after use.
     ///
     /// ```
     /// use cachebot::store::MemcachedStoreBuilder;
@@ -742,9 +769,11 @@ impl MemcachedStoreBuilder {
     }
 
     /// Cap the connections in use per server (default: no cap), in each of
-    /// the store's two pools (reads and bumps; everything else): up to
-    /// twice this many per server in all. At the cap, an operation waits up
-    /// to the connect timeout for a free connection, then fails with
+    /// the store's pools (reads and bumps; everything else; with the
+    /// `async` feature, the async operations'): up to twice this many per
+    /// server in all, three times with `async`. At the cap, an operation
+    /// waits up to the connect timeout for a free connection (an async one
+    /// without blocking its thread), then fails with
     /// [`StoreErrorKind::Timeout`].
     ///
     /// ```
@@ -870,11 +899,26 @@ impl MemcachedStoreBuilder {
             self.max_connections,
             self.max_value_size,
         );
+        let prefix: Arc<str> = self.prefix.into();
+        #[cfg(feature = "async")]
+        let aio = aio::AsyncMemcached::new(
+            servers
+                .iter()
+                .map(|server| (server.name.clone(), server.addrs.clone())),
+            prefix.clone(),
+            self.io_timeout,
+            self.connect_timeout,
+            self.max_idle,
+            self.max_connections,
+            self.max_value_size,
+        );
         Ok(MemcachedStore {
             client,
             pipeline: Arc::new(pipeline),
+            #[cfg(feature = "async")]
+            aio: Arc::new(aio),
             servers: servers.into(),
-            prefix: self.prefix.into(),
+            prefix,
             io_timeout: self.io_timeout,
             connect_timeout: self.connect_timeout,
             max_value_size: self.max_value_size,

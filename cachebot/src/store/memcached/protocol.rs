@@ -60,6 +60,33 @@ pub(super) fn push_set(key: &[u8], value: &[u8], out: &mut Vec<u8>) {
     out.extend_from_slice(b"\r\n");
 }
 
+/// `ms <key> <len> T<ttl>\r\n<value>\r\n`: an entry, expiring after `ttl`
+/// seconds (0: never), as the `exp` client writes it: `HD`.
+#[cfg(any(test, feature = "async"))]
+pub(super) fn push_set_ttl(key: &[u8], value: &[u8], ttl: u32, out: &mut Vec<u8>) {
+    out.extend_from_slice(b"ms ");
+    out.extend_from_slice(key);
+    out.push(b' ');
+    push_decimal(value.len() as u64, out);
+    out.extend_from_slice(b" T");
+    push_decimal(u64::from(ttl), out);
+    out.extend_from_slice(b"\r\n");
+    out.extend_from_slice(value);
+    out.extend_from_slice(b"\r\n");
+}
+
+/// `ma <key> v D0 N1 J<initial> T0\r\n`: read a counter, or create it with
+/// `initial` (see the store's docs for why `N1` then `T0`), flags in the
+/// order the `exp` client writes them: the value, `VA <len>\r\n<decimal>`.
+#[cfg(any(test, feature = "async"))]
+pub(super) fn push_vivify(key: &[u8], initial: u64, out: &mut Vec<u8>) {
+    out.extend_from_slice(b"ma ");
+    out.extend_from_slice(key);
+    out.extend_from_slice(b" v D0 N1 J");
+    push_decimal(initial, out);
+    out.extend_from_slice(b" T0\r\n");
+}
+
 /// Append `n` in decimal.
 pub(super) fn push_decimal(mut n: u64, out: &mut Vec<u8>) {
     let mut digits = [0u8; 20];
@@ -194,6 +221,14 @@ pub(crate) fn parse_stream(stream: &[u8], max_value: usize) -> usize {
     }
 }
 
+/// The bytes a refused command's answer (`CLIENT_ERROR ...\r\n`) takes,
+/// so that the answers after it can be read: a refusal is one line, and
+/// [`parse_answer`] returned [`Bad::Rejected`] only having found its end.
+#[cfg(any(test, feature = "async"))]
+pub(super) fn line_len(buf: &[u8]) -> Option<usize> {
+    find_crlf(&buf[..buf.len().min(MAX_LINE + 2)]).map(|end| end + 2)
+}
+
 fn find_crlf(bytes: &[u8]) -> Option<usize> {
     bytes.windows(2).position(|pair| pair == b"\r\n")
 }
@@ -222,6 +257,28 @@ mod tests {
             push_decimal(n, &mut out);
             assert_eq!(out, n.to_string().into_bytes());
         }
+    }
+
+    #[test]
+    fn commands() {
+        let mut out = Vec::new();
+        push_set_ttl(b"cb:e01", b"a\r\nb", 60, &mut out);
+        assert_eq!(out, b"ms cb:e01 4 T60\r\na\r\nb\r\n");
+        out.clear();
+        push_vivify(b"cb:g01", 12345, &mut out);
+        assert_eq!(out, b"ma cb:g01 v D0 N1 J12345 T0\r\n");
+        out.clear();
+        push_set(b"cb:g01", b"7", &mut out);
+        assert_eq!(out, b"ms cb:g01 1\r\n7\r\n");
+    }
+
+    #[test]
+    fn a_refusal_is_one_line() {
+        let buf = b"CLIENT_ERROR cannot increment or decrement non-numeric value\r\nVA 1\r\n5\r\n";
+        assert!(matches!(parse_answer(buf, 1000), Err(Bad::Rejected(_))));
+        let used = line_len(buf).unwrap();
+        assert_eq!(parse_answer(&buf[used..], 1000), Ok(Parsed::Value(6, 7)));
+        assert_eq!(line_len(b"CLIENT_ERROR"), None);
     }
 
     #[test]

@@ -101,6 +101,29 @@ impl MemcachedStore {
         })
     }
 
+    /// The store's non-blocking half, for the integration tests
+    /// (`tests/tests/memcached_async.rs`): the crate-private async
+    /// operations, as public methods. Shares the store's servers and the
+    /// async half's sockets with every clone.
+    ///
+    /// ```no_run
+    /// # async fn demo() {
+    /// use cachebot::store::{Key, MemcachedStore};
+    ///
+    /// let store = MemcachedStore::connect(["127.0.0.1:11211"]).unwrap();
+    /// let ops = store.async_ops_for_tests();
+    /// let generations = ops.ensure_generations(&[Key::generation(1)]).await.unwrap();
+    /// # let _ = generations;
+    /// # }
+    /// ```
+    #[cfg(feature = "async")]
+    #[doc(hidden)]
+    pub fn async_ops_for_tests(&self) -> async_ops::AsyncOps {
+        async_ops::AsyncOps {
+            store: self.async_store(),
+        }
+    }
+
     /// `flush_all` on one server over the text protocol.
     fn flush_server(&self, server: &Server) -> Result<(), StoreError> {
         let io_error = |error: io::Error| {
@@ -145,6 +168,69 @@ impl MemcachedStore {
                     line.trim_end()
                 ),
             ))
+        }
+    }
+}
+
+#[cfg(feature = "async")]
+mod async_ops {
+    use std::future::Future;
+    use std::pin::Pin;
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    use crate::error::StoreError;
+    use crate::store::{AsyncStore, FetchedMany, Generation, Key};
+
+    /// A boxed operation of [`AsyncOps`]: the store's own future, so that
+    /// tests can poll it step by step and drop it anywhere.
+    type OpFuture<'a, T> = Pin<Box<dyn Future<Output = Result<T, StoreError>> + Send + 'a>>;
+
+    /// The memcached store's async operations (feature `__test-hooks`,
+    /// internal; from [`MemcachedStore::async_ops_for_tests`]). Each
+    /// method returns the store's future itself, unchanged.
+    ///
+    /// [`MemcachedStore::async_ops_for_tests`]: crate::store::MemcachedStore::async_ops_for_tests
+    #[doc(hidden)]
+    #[derive(Clone)]
+    pub struct AsyncOps {
+        pub(super) store: Arc<dyn AsyncStore>,
+    }
+
+    impl AsyncOps {
+        /// See [`Store::fetch_many`](crate::store::Store::fetch_many).
+        pub fn fetch_many<'a>(
+            &'a self,
+            entries: &'a [Key],
+            generations: &'a [Key],
+        ) -> OpFuture<'a, FetchedMany> {
+            self.store.fetch_many(entries, generations)
+        }
+
+        /// See [`Store::ensure_generations`](crate::store::Store::ensure_generations).
+        pub fn ensure_generations<'a>(&'a self, keys: &'a [Key]) -> OpFuture<'a, Vec<Generation>> {
+            self.store.ensure_generations(keys)
+        }
+
+        /// See [`Store::put_entry`](crate::store::Store::put_entry).
+        pub fn put_entry<'a>(
+            &'a self,
+            key: Key,
+            value: &'a [u8],
+            ttl: Duration,
+        ) -> OpFuture<'a, ()> {
+            self.store.put_entry(key, value, ttl)
+        }
+
+        /// See [`Store::bump`](crate::store::Store::bump).
+        pub fn bump<'a>(&'a self, keys: &'a [Key]) -> OpFuture<'a, ()> {
+            self.store.bump(keys)
+        }
+    }
+
+    impl std::fmt::Debug for AsyncOps {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.debug_struct("AsyncOps").finish_non_exhaustive()
         }
     }
 }
