@@ -112,12 +112,16 @@ impl Setup<'_> {
             let user = hot_user(round * inner + i);
             match op {
                 Op::SyncHit => drop(black_box(filter_cached(self.cache, self.sync, user))),
-                Op::AsyncHit => drop(black_box(filter_async_cached(self.cache, self.conn, user).await)),
+                Op::AsyncHit => drop(black_box(
+                    filter_async_cached(self.cache, self.conn, user).await,
+                )),
                 Op::AsyncQuery => drop(black_box(filter_async_db(self.conn, user).await)),
                 Op::SyncQuery => drop(black_box(filter_db(self.sync, user))),
                 Op::AsyncMiss => {
                     // A user whose entry was invalidated just before (untimed below).
-                    drop(black_box(filter_async_cached(self.cache, self.conn, user).await))
+                    drop(black_box(
+                        filter_async_cached(self.cache, self.conn, user).await,
+                    ))
                 }
             }
         }
@@ -272,8 +276,18 @@ fn main() {
         };
         let m = interleave(&mut s, warmup, local, &[Op::SyncHit, Op::AsyncHit]).await;
         let d = mem.stats() - before;
-        assert_eq!(d.misses, 0, "in-process hit figures must be all hits: {d:?}");
-        report.timed("A1", "async in-process hit (10 rows)", m[1], "blocking in-process hit", m[0], Target::None);
+        assert_eq!(
+            d.misses, 0,
+            "in-process hit figures must be all hits: {d:?}"
+        );
+        report.timed(
+            "A1",
+            "async in-process hit (10 rows)",
+            m[1],
+            "blocking in-process hit",
+            m[0],
+            Target::None,
+        );
         report.note(format!(
             "A1: async in-process hit overhead = {:.0} ns per read (target <= 300 ns)",
             m[1] - m[0]
@@ -295,11 +309,39 @@ fn main() {
         .await;
         let d = mc.stats() - before;
         assert_eq!(d.misses, 0, "memcached hit figures must be all hits: {d:?}");
-        report.timed("A2", "async memcached hit (10 rows)", m[1], "blocking memcached hit", m[0], Target::AtMost(1.10));
-        report.timed("A3", "async memcached hit (10 rows)", m[1], "async query (diesel-async, uncached)", m[2], Target::None);
-        report.timed("A3b", "async query (diesel-async, uncached)", m[2], "blocking query (diesel)", m[3], Target::None);
+        report.timed(
+            "A2",
+            "async memcached hit (10 rows)",
+            m[1],
+            "blocking memcached hit",
+            m[0],
+            Target::AtMost(1.10),
+        );
+        report.timed(
+            "A3",
+            "async memcached hit (10 rows)",
+            m[1],
+            "async query (diesel-async, uncached)",
+            m[2],
+            Target::None,
+        );
+        report.timed(
+            "A3b",
+            "async query (diesel-async, uncached)",
+            m[2],
+            "blocking query (diesel)",
+            m[3],
+            Target::None,
+        );
         let (miss, query) = misses(&mc, &mut conn, miss_samples).await;
-        report.timed("A4", "async memcached miss (10 rows)", miss, "async query (diesel-async, uncached)", query, Target::None);
+        report.timed(
+            "A4",
+            "async memcached miss (10 rows)",
+            miss,
+            "async query (diesel-async, uncached)",
+            query,
+            Target::None,
+        );
         let _ = Op::AsyncMiss;
     });
     // Throughput: 64 tasks, every CPU.

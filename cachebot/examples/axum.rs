@@ -139,6 +139,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     assert!(after.contains("meadow"), "the rename is visible at once");
     let stats = cache.stats();
     println!("{stats:?}");
-    assert_eq!((stats.hits, stats.misses), (1, 2), "miss, hit, then a miss after the write");
+    assert_eq!(
+        (stats.hits, stats.misses),
+        (1, 2),
+        "miss, hit, then a miss after the write"
+    );
     Ok(())
 }

@@ -63,7 +63,10 @@ async fn a_cancelled_write_is_invalidated_when_the_connection_runs_its_next_stat
         .await;
         assert!(cancelled.is_err(), "{store}: the write was cancelled");
         // The writer's next statement finishes after the cancelled one (same connection).
-        diesel::sql_query("SELECT 1").execute(&mut writer).await.unwrap();
+        diesel::sql_query("SELECT 1")
+            .execute(&mut writer)
+            .await
+            .unwrap();
         let truth = oracle(&mut reader, fx.s.id).await;
         assert!(
             truth.iter().any(|t| t.text == "renamed"),
@@ -71,7 +74,10 @@ async fn a_cancelled_write_is_invalidated_when_the_connection_runs_its_next_stat
         );
         let b = cache.stats();
         let after = read(&cache, &mut reader, fx.s.id).await;
-        assert_eq!(after, truth, "{store}: stale after a cancelled write committed");
+        assert_eq!(
+            after, truth,
+            "{store}: stale after a cancelled write committed"
+        );
         assert_eq!(since(&cache, b).misses, 1, "{store}");
     }
 }
@@ -97,6 +103,10 @@ async fn a_cancelled_write_is_invalidated_when_its_connection_is_dropped() {
         drop(writer);
         let truth = oracle(&mut reader, fx.s.id).await;
         assert!(truth.iter().any(|t| t.text == "renamed"), "{store}");
-        assert_eq!(read(&cache, &mut reader, fx.s.id).await, truth, "{store}: stale");
+        assert_eq!(
+            read(&cache, &mut reader, fx.s.id).await,
+            truth,
+            "{store}: stale"
+        );
     }
 }

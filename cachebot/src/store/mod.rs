@@ -208,7 +208,12 @@ pub(crate) trait AsyncStore: Send + Sync + 'static {
 /// store does (feature `async`).
 #[cfg(feature = "async")]
 pub(crate) fn async_side<S: Store>(store: &S) -> Option<std::sync::Arc<dyn AsyncStore>> {
-    let _any: &dyn std::any::Any = store;
+    let any: &dyn std::any::Any = store;
+    #[cfg(feature = "memcached")]
+    if let Some(memcached) = any.downcast_ref::<MemcachedStore>() {
+        return Some(memcached.async_store());
+    }
+    let _ = any;
     None
 }
 

@@ -65,10 +65,7 @@ use std::net::{SocketAddr, ToSocketAddrs};
 use std::sync::Arc;
 use std::time::Duration;
 
-// Its caller, the async cache, reaches it through `async_store`; until
-// that is wired, only the test hooks do.
 #[cfg(feature = "async")]
-#[cfg_attr(not(feature = "__test-hooks"), allow(dead_code))]
 mod aio;
 mod pipeline;
 mod protocol;
@@ -227,7 +224,6 @@ impl MemcachedStore {
     /// prefix, timeouts and limits over tokio sockets, built with the
     /// store (never dialing) and shared by its clones.
     #[cfg(feature = "async")]
-    #[cfg_attr(not(feature = "__test-hooks"), allow(dead_code))]
     pub(crate) fn async_store(&self) -> Arc<dyn AsyncStore> {
         self.aio.clone()
     }
