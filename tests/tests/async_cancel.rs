@@ -25,9 +25,6 @@ use common::{caches, seed, since, Seed};
 use diesel::{ExpressionMethods, IntoSql, QueryDsl};
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl as _, SimpleAsyncConnection};
 
-/// Hooks are per process: the tests that install one run one at a time.
-static HOOKED: Mutex<()> = Mutex::new(());
-
 /// Poll `fut` until it completes or has returned `Pending` `budget` times;
 /// then drop it (with a budget of 0, unpolled). `None` when dropped.
 async fn poll_at_most<F: Future>(fut: F, budget: usize) -> Option<F::Output> {
@@ -264,9 +261,11 @@ struct Pid {
 /// lock (so it is in flight when the task dies); and just before it stores
 /// its rows. The connection it used (shared, behind a mutex) stays usable,
 /// the read counted once, and a write made right after the abort is seen.
+///
+/// Hooks are per process: this is the one test of this binary that
+/// installs one (it stops only its own task, by task id).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_task_aborted_mid_read_leaves_nothing_stale() {
-    let _serial = HOOKED.lock().unwrap_or_else(|e| e.into_inner());
     let db = TestDb::new();
     let seed = seed(&mut db.conn());
     let mut plain = connect(&db).await;
