@@ -21,6 +21,7 @@
 //! assert_eq!(fx.t.second_model_id, fx.s.id);
 //! ```
 
+pub mod checker;
 pub mod db;
 pub mod fixture;
 pub mod logical;
