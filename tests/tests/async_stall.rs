@@ -149,13 +149,11 @@ async fn a_paused_memcached_does_not_stall_a_multi_thread_runtime() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "needs the async memcached store"]
 async fn a_paused_memcached_does_not_stall_a_multi_thread_runtime_with_every_worker_reading() {
     paused_memcached_never_stalls_the_runtime(2).await;
 }
 
 #[tokio::test(flavor = "current_thread")]
-#[ignore = "needs the async memcached store"]
 async fn a_paused_memcached_does_not_stall_a_current_thread_runtime() {
     paused_memcached_never_stalls_the_runtime(1).await;
 }
