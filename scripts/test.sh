@@ -27,6 +27,9 @@ if [[ "${CACHEBOT_SKIP_LINT:-0}" != 1 ]]; then
   cargo fmt --all -- "${fmt_args[@]}"
   step "cargo clippy --workspace --all-targets -- -D warnings"
   cargo clippy --workspace --all-targets -- -D warnings
+  step "cargo clippy -p cachebot: default features, and async without the pool features"
+  cargo clippy -p cachebot --lib -- -D warnings
+  cargo clippy -p cachebot --lib --features async -- -D warnings
 
   step "scripts/check-msrv.sh (lockfile, APIs and language features within rust-version)"
   bash "$root/scripts/check-msrv.sh"
@@ -47,5 +50,7 @@ cargo test -p cachebot --features postcard --lib -- codec fuzzing
 step "scripts/fuzz.sh (each fuzz target for \${CACHEBOT_FUZZ_SECONDS:-30}s; skipped if cargo-fuzz can't run)"
 bash "$root/scripts/fuzz.sh"
 
-step "cargo test --workspace $*"
-exec bash "$root/scripts/services.sh" -- cargo test --workspace "$@"
+step "cargo test --workspace $*, then the axum example (cachebot/examples/axum.rs checks itself)"
+exec bash "$root/scripts/services.sh" -- bash -c \
+  'cargo test --workspace "$@" && cargo run -q -p cachebot --features deadpool --example axum' \
+  _ "$@"

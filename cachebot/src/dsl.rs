@@ -201,16 +201,19 @@ impl<'c, Q, C: Codec> Cached<'c, Q, C> {
     }
 
     /// The cache this query reads through.
+    #[cfg(feature = "async")]
     pub(crate) fn cache(&self) -> &'c Cache<C> {
         self.cache
     }
 
     /// The query, for the database read.
+    #[cfg(feature = "async")]
     pub(crate) fn into_query(self) -> Q {
         self.query
     }
 
     /// The same read of another query (`first`'s `LIMIT 1`).
+    #[cfg(feature = "async")]
     pub(crate) fn map_query<Q2>(self, f: impl FnOnce(Q) -> Q2) -> Cached<'c, Q2, C> {
         Cached {
             query: f(self.query),
