@@ -46,6 +46,7 @@
 
 mod dsl;
 mod pool;
+pub mod write;
 
 pub use dsl::{CacheDsl, CachedAsync};
 #[cfg(feature = "deadpool")]

@@ -177,7 +177,6 @@ impl Invalidator {
     /// [`bump`](Self::bump) through the store's non-blocking side, when it
     /// has one (feature `async`).
     #[cfg(feature = "async")]
-    #[allow(dead_code)] // used by the async write API (next commit)
     pub(crate) async fn bump_async(&self, keys: &[Key]) -> Result<(), Error> {
         let Some(remote) = self.remote() else {
             return self.bump(keys);
@@ -247,14 +246,18 @@ impl Invalidator {
     /// Invalidate every cached query that reads `table` (bare: in every
     /// schema connections resolved it to; unknown: everything).
     pub(crate) fn invalidate_table(&self, table: &str) -> Result<(), Error> {
+        self.bump(&self.table_keys(table)?)
+    }
+
+    /// The keys [`invalidate_table`](Self::invalidate_table) bumps.
+    pub(crate) fn table_keys(&self, table: &str) -> Result<Vec<Key>, Error> {
         if table.is_empty() {
             return Err(Error::NoTable(String::new()));
         }
-        let keys = match self.known().qualified(table) {
+        Ok(match self.known().qualified(table) {
             Some(names) => names.iter().map(|t| key::table_key(t)).collect(),
             None => vec![key::global_key()],
-        };
-        self.bump(&keys)
+        })
     }
 
     /// Invalidate what a row whose `column` of `table` holds `value` (bind
@@ -265,14 +268,27 @@ impl Invalidator {
         column: &str,
         value: Option<&[u8]>,
     ) -> Result<(), Error> {
-        let keys = match self.known().qualified(table) {
+        self.bump(&self.value_keys(table, column, value))
+    }
+
+    /// The keys [`invalidate_value`](Self::invalidate_value) bumps.
+    pub(crate) fn value_keys(&self, table: &str, column: &str, value: Option<&[u8]>) -> Vec<Key> {
+        match self.known().qualified(table) {
             Some(names) => names
                 .iter()
                 .flat_map(|t| [key::value_key(t, column, value), key::rows_key(t)])
                 .collect(),
             None => vec![key::global_key()],
-        };
-        self.bump(&keys)
+        }
+    }
+
+    /// The keys a change to `row` bumps, its tables named as this cache's
+    /// connections resolved them (what `Cache::invalidate_object` bumps).
+    pub(crate) fn object_keys<M: crate::CacheModel>(&self, row: &M) -> Vec<Key> {
+        let known = self.known();
+        let mut keys = crate::model::RowKeys::new(&known);
+        row.row_keys(&mut keys);
+        keys.into_keys()
     }
 
     /// Whether any of `keys` waits for an undelivered bump of this process.
