@@ -8,7 +8,7 @@ use diesel::QueryResult;
 use diesel_async::methods::LoadQuery;
 use diesel_async::AsyncPgConnection;
 
-use super::write::{CanDelete, InsertValues, UpdateChanges};
+use super::write::{CanDelete, CanUpdate, InsertValues};
 use crate::cache::Cache;
 use crate::codec::Codec;
 use crate::conn::Async;
@@ -124,30 +124,32 @@ pub trait CachedModelAsync: CachedModel {
     /// [`CachedModel::insert`], awaited: insert `values` into the model's
     /// table and return the inserted rows, invalidating what their values
     /// can change.
-    fn insert<'q, V, C: Codec>(
+    fn insert<V, C: Codec>(
         cache: &Cache<C>,
         conn: &mut AsyncPgConnection,
         values: V,
     ) -> impl Future<Output = QueryResult<Vec<Self>>> + Send
     where
-        V: InsertValues<'q, Self>,
+        V: InsertValues<Self>,
     {
         values.insert(cache, conn)
     }
 
     /// [`CachedModel::save`], awaited: write this row's fields to its row
     /// (by primary key) and return the row as stored; `Err(NotFound)` if
-    /// the row is gone.
-    fn save<'a, C: Codec>(
-        &'a self,
+    /// the row is gone. The changeset is a clone of the row (an owned
+    /// statement, as diesel-async's transactions need).
+    fn save<C: Codec>(
+        &self,
         cache: &Cache<C>,
         conn: &mut AsyncPgConnection,
     ) -> impl Future<Output = QueryResult<Self>> + Send
     where
-        &'a Self: UpdateChanges<'a, Self, Self::Target>,
+        Self: CanUpdate<Self::Target, Self>,
     {
         let target = Self::target(self.primary_key());
-        let update = UpdateChanges::update(self, cache, conn, target);
+        let update =
+            <Self as CanUpdate<Self::Target, Self>>::update_rows(cache, conn, target, self.clone());
         async move {
             let rows = update.await?;
             rows.into_iter().next().ok_or(DieselError::NotFound)
@@ -156,16 +158,16 @@ pub trait CachedModelAsync: CachedModel {
 
     /// [`CachedModel::delete`], awaited: delete this row (by primary key)
     /// and return how many rows were deleted (0 or 1).
-    fn delete<'q, C: Codec>(
+    fn delete<C: Codec>(
         &self,
         cache: &Cache<C>,
         conn: &mut AsyncPgConnection,
     ) -> impl Future<Output = QueryResult<usize>> + Send
     where
-        Self: CanDelete<'q, Self::Target>,
+        Self: CanDelete<Self::Target>,
     {
         let target = Self::target(self.primary_key());
-        let delete = <Self as CanDelete<'q, Self::Target>>::delete_rows(cache, conn, target);
+        let delete = <Self as CanDelete<Self::Target>>::delete_rows(cache, conn, target);
         async move { Ok(delete.await?.len()) }
     }
 }

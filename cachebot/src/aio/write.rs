@@ -78,13 +78,13 @@ type Returning<M> = ReturningClause<diesel::dsl::AsSelect<M, Pg>>;
 /// let rows: Vec<Tag> = cachebot::aio::write::insert(cache, c, statement).await?;
 /// # Ok(()) }
 /// ```
-pub async fn insert<'q, M, T, U, Op, C>(
+pub async fn insert<M, T, U, Op, C>(
     cache: &Cache<C>,
     conn: &mut AsyncPgConnection,
     statement: InsertStatement<T, U, Op>,
 ) -> QueryResult<Vec<M>>
 where
-    M: CanInsert<'q, InsertStatement<T, U, Op>>,
+    M: CanInsert<InsertStatement<T, U, Op>>,
     C: Codec,
     T: Table + QuerySource,
 {
@@ -98,7 +98,7 @@ where
     message = "`{Self}` cannot be returned by `cachebot::aio::write::insert` of `{S}`",
     note = "the model must derive `CacheBot` and `Selectable`, and belong to the statement's table"
 )]
-pub trait CanInsert<'q, S>: Sized {
+pub trait CanInsert<S>: Sized {
     #[doc(hidden)]
     fn insert_rows<C: Codec>(
         cache: &Cache<C>,
@@ -107,12 +107,12 @@ pub trait CanInsert<'q, S>: Sized {
     ) -> impl Future<Output = QueryResult<Vec<Self>>> + Send;
 }
 
-impl<'q, M, T, U, Op> CanInsert<'q, InsertStatement<T, U, Op>> for M
+impl<M, T, U, Op> CanInsert<InsertStatement<T, U, Op>> for M
 where
     M: CacheModel + Selectable<Pg> + Send,
     T: Table + QuerySource,
     InsertStatement<T, U, Op>: QueryFragment<Pg> + Send,
-    InsertStatement<T, U, Op, Returning<M>>: Query + LoadQuery<'q, AsyncPgConnection, M> + 'q,
+    InsertStatement<T, U, Op, Returning<M>>: Query + for<'r> LoadQuery<'r, AsyncPgConnection, M>,
 {
     fn insert_rows<C: Codec>(
         cache: &Cache<C>,
@@ -123,7 +123,7 @@ where
     }
 }
 
-async fn insert_rows<'q, M, T, U, Op, C>(
+async fn insert_rows<M, T, U, Op, C>(
     cache: &Cache<C>,
     conn: &mut AsyncPgConnection,
     statement: InsertStatement<T, U, Op>,
@@ -133,7 +133,7 @@ where
     C: Codec,
     T: Table + QuerySource,
     InsertStatement<T, U, Op>: QueryFragment<Pg> + Send,
-    InsertStatement<T, U, Op, Returning<M>>: Query + LoadQuery<'q, AsyncPgConnection, M> + 'q,
+    InsertStatement<T, U, Op, Returning<M>>: Query + for<'r> LoadQuery<'r, AsyncPgConnection, M>,
 {
     let guard = Guard::check_on::<M, C, _>(cache, &mut Async(&mut *conn)).await?;
     let upsert = is_upsert(&statement);
@@ -166,13 +166,13 @@ where
 /// let gone: Vec<Tag> = cachebot::aio::write::delete(cache, c, tags::table.find(1)).await?;
 /// # Ok(()) }
 /// ```
-pub async fn delete<'q, M, T, C>(
+pub async fn delete<M, T, C>(
     cache: &Cache<C>,
     conn: &mut AsyncPgConnection,
     target: T,
 ) -> QueryResult<Vec<M>>
 where
-    M: CanDelete<'q, T>,
+    M: CanDelete<T>,
     C: Codec,
 {
     M::delete_rows(cache, conn, target).await
@@ -185,7 +185,7 @@ where
     message = "`{Self}` cannot be returned by `cachebot::aio::write::delete` of `{T}`",
     note = "the model must derive `CacheBot` and `Selectable`, and belong to the target's table"
 )]
-pub trait CanDelete<'q, T>: Sized {
+pub trait CanDelete<T>: Sized {
     #[doc(hidden)]
     fn delete_rows<C: Codec>(
         cache: &Cache<C>,
@@ -194,14 +194,14 @@ pub trait CanDelete<'q, T>: Sized {
     ) -> impl Future<Output = QueryResult<Vec<Self>>> + Send;
 }
 
-impl<'q, M, T> CanDelete<'q, T> for M
+impl<M, T> CanDelete<T> for M
 where
     M: CacheModel + Selectable<Pg> + Send,
     T: IntoUpdateTarget + Send,
     T::Table: QuerySource,
     diesel::dsl::AsSelect<M, Pg>: SelectableExpression<T::Table>,
     DeleteStatement<T::Table, T::WhereClause, Returning<M>>:
-        Query + LoadQuery<'q, AsyncPgConnection, M> + 'q,
+        Query + for<'r> LoadQuery<'r, AsyncPgConnection, M>,
 {
     fn delete_rows<C: Codec>(
         cache: &Cache<C>,
@@ -212,7 +212,7 @@ where
     }
 }
 
-async fn delete_rows<'q, M, T, C>(
+async fn delete_rows<M, T, C>(
     cache: &Cache<C>,
     conn: &mut AsyncPgConnection,
     target: T,
@@ -224,7 +224,7 @@ where
     T::Table: QuerySource,
     diesel::dsl::AsSelect<M, Pg>: SelectableExpression<T::Table>,
     DeleteStatement<T::Table, T::WhereClause, Returning<M>>:
-        Query + LoadQuery<'q, AsyncPgConnection, M> + 'q,
+        Query + for<'r> LoadQuery<'r, AsyncPgConnection, M>,
 {
     let guard = Guard::check_on::<M, C, _>(cache, &mut Async(&mut *conn)).await?;
     mark_own_write(&mut Async(&mut *conn));
@@ -260,14 +260,14 @@ where
 /// write::update::<Tag, _, _, _>(cache, c, tags::table.find(1), tags::name.eq("y")).await?;
 /// # Ok(()) }
 /// ```
-pub async fn update<'q, M, T, Ch, C>(
+pub async fn update<M, T, Ch, C>(
     cache: &Cache<C>,
     conn: &mut AsyncPgConnection,
     target: T,
     changes: Ch,
 ) -> QueryResult<Vec<M>>
 where
-    M: CanUpdate<'q, T, Ch>,
+    M: CanUpdate<T, Ch>,
     C: Codec,
 {
     M::update_rows(cache, conn, target, changes).await
@@ -280,7 +280,7 @@ where
     message = "`{Self}` cannot be returned by `cachebot::aio::write::update` of `{T}` with `{Ch}`",
     note = "the model must derive `CacheBot` and `Selectable`, and belong to the target's table"
 )]
-pub trait CanUpdate<'q, T, Ch>: Sized {
+pub trait CanUpdate<T, Ch>: Sized {
     #[doc(hidden)]
     fn update_rows<C: Codec>(
         cache: &Cache<C>,
@@ -290,23 +290,23 @@ pub trait CanUpdate<'q, T, Ch>: Sized {
     ) -> impl Future<Output = QueryResult<Vec<Self>>> + Send;
 }
 
-impl<'q, M, T, Ch> CanUpdate<'q, T, Ch> for M
+impl<M, T, Ch> CanUpdate<T, Ch> for M
 where
     M: CacheModel + Selectable<Pg> + Send,
-    T: IntoUpdateTarget + Clone + Send + 'q,
+    T: IntoUpdateTarget + Clone + Send,
     T::Table: Table + QuerySource,
     <T::Table as QuerySource>::FromClause: QueryFragment<Pg>,
     T::WhereClause: QueryFragment<Pg>,
     diesel::dsl::AsSelect<M, Pg>: QueryFragment<Pg> + Expression,
     for<'r> LockRows<M, T::Table, T::WhereClause>: LoadQuery<'r, AsyncPgConnection, M>,
-    Ch: AsChangeset<Target = T::Table> + Send + 'q,
+    Ch: AsChangeset<Target = T::Table> + Send,
     UpdateStatement<T::Table, T::WhereClause, Ch::Changeset>: AsQuery,
     for<'r> UpdateStatement<T::Table, T::WhereClause, Ch::Changeset, Returning<M>>:
         Query + LoadQuery<'r, AsyncPgConnection, M>,
     <T::Table as Table>::PrimaryKey: QueryFragment<Pg>,
     Ch::Changeset: QueryFragment<Pg>,
     CteUpdate<M, T::Table, T::WhereClause, Ch::Changeset>:
-        LoadQuery<'q, AsyncPgConnection, (M, M)> + 'q,
+        for<'r> LoadQuery<'r, AsyncPgConnection, (M, M)>,
     UpdatePlan<M, T, Ch>: Send,
 {
     fn update_rows<C: Codec>(
@@ -319,7 +319,7 @@ where
     }
 }
 
-async fn update_rows<'q, M, T, Ch, C>(
+async fn update_rows<M, T, Ch, C>(
     cache: &Cache<C>,
     conn: &mut AsyncPgConnection,
     target: T,
@@ -328,20 +328,20 @@ async fn update_rows<'q, M, T, Ch, C>(
 where
     M: CacheModel + Selectable<Pg> + Send,
     C: Codec,
-    T: IntoUpdateTarget + Clone + Send + 'q,
+    T: IntoUpdateTarget + Clone + Send,
     T::Table: Table + QuerySource,
     <T::Table as QuerySource>::FromClause: QueryFragment<Pg>,
     T::WhereClause: QueryFragment<Pg>,
     diesel::dsl::AsSelect<M, Pg>: QueryFragment<Pg> + Expression,
     for<'r> LockRows<M, T::Table, T::WhereClause>: LoadQuery<'r, AsyncPgConnection, M>,
-    Ch: AsChangeset<Target = T::Table> + Send + 'q,
+    Ch: AsChangeset<Target = T::Table> + Send,
     UpdateStatement<T::Table, T::WhereClause, Ch::Changeset>: AsQuery,
     for<'r> UpdateStatement<T::Table, T::WhereClause, Ch::Changeset, Returning<M>>:
         Query + LoadQuery<'r, AsyncPgConnection, M>,
     <T::Table as Table>::PrimaryKey: QueryFragment<Pg>,
     Ch::Changeset: QueryFragment<Pg>,
     CteUpdate<M, T::Table, T::WhereClause, Ch::Changeset>:
-        LoadQuery<'q, AsyncPgConnection, (M, M)> + 'q,
+        for<'r> LoadQuery<'r, AsyncPgConnection, (M, M)>,
     UpdatePlan<M, T, Ch>: Send,
 {
     let guard = Guard::check_on::<M, C, _>(cache, &mut Async(&mut *conn)).await?;
@@ -378,7 +378,7 @@ where
 /// [`CachedModelAsync::insert`](crate::aio::CachedModelAsync::insert)
 /// accept (any Diesel `Insertable` of the table: a struct, a `Vec` of
 /// them, a tuple of `column.eq(value)`).
-pub trait InsertValues<'q, M>: Sized {
+pub trait InsertValues<M>: Sized {
     #[doc(hidden)]
     fn insert<C: Codec>(
         self,
@@ -387,14 +387,14 @@ pub trait InsertValues<'q, M>: Sized {
     ) -> impl Future<Output = QueryResult<Vec<M>>> + Send;
 }
 
-impl<'q, M, V> InsertValues<'q, M> for V
+impl<M, V> InsertValues<M> for V
 where
     M: CacheModel + Selectable<Pg> + Send,
     M::Table: Table + QuerySource,
     V: diesel::Insertable<M::Table>,
     InsertStatement<M::Table, V::Values>: QueryFragment<Pg> + Send,
     InsertStatement<M::Table, V::Values, PlainInsert<M::Table, V::Values>, Returning<M>>:
-        Query + LoadQuery<'q, AsyncPgConnection, M> + 'q,
+        Query + for<'r> LoadQuery<'r, AsyncPgConnection, M>,
 {
     fn insert<C: Codec>(
         self,
@@ -425,13 +425,13 @@ where
 /// let rows: Vec<Tag> = cachebot::aio::write::insert_values(cache, c, tags::name.eq("x")).await?;
 /// # Ok(()) }
 /// ```
-pub async fn insert_values<'q, M, V, C>(
+pub async fn insert_values<M, V, C>(
     cache: &Cache<C>,
     conn: &mut AsyncPgConnection,
     values: V,
 ) -> QueryResult<Vec<M>>
 where
-    M: CanInsertValues<'q, V>,
+    M: CanInsertValues<V>,
     C: Codec,
 {
     M::insert_values(cache, conn, values).await
@@ -443,7 +443,7 @@ where
     message = "`{V}` cannot be inserted into the table of `{Self}` by `cachebot::aio::write::insert_values`",
     note = "the values must be `Insertable` into the model's table"
 )]
-pub trait CanInsertValues<'q, V>: Sized {
+pub trait CanInsertValues<V>: Sized {
     #[doc(hidden)]
     fn insert_values<C: Codec>(
         cache: &Cache<C>,
@@ -452,7 +452,7 @@ pub trait CanInsertValues<'q, V>: Sized {
     ) -> impl Future<Output = QueryResult<Vec<Self>>> + Send;
 }
 
-impl<'q, M, V: InsertValues<'q, M>> CanInsertValues<'q, V> for M {
+impl<M, V: InsertValues<M>> CanInsertValues<V> for M {
     fn insert_values<C: Codec>(
         cache: &Cache<C>,
         conn: &mut AsyncPgConnection,
@@ -466,7 +466,7 @@ impl<'q, M, V: InsertValues<'q, M>> CanInsertValues<'q, V> for M {
 /// async connection: what
 /// [`CachedModelAsync::save`](crate::aio::CachedModelAsync::save) needs of
 /// `&Model`.
-pub trait UpdateChanges<'q, M, T>: Sized {
+pub trait UpdateChanges<M, T>: Sized {
     #[doc(hidden)]
     fn update<C: Codec>(
         self,
@@ -476,9 +476,9 @@ pub trait UpdateChanges<'q, M, T>: Sized {
     ) -> impl Future<Output = QueryResult<Vec<M>>> + Send;
 }
 
-impl<'q, M, T, Ch> UpdateChanges<'q, M, T> for Ch
+impl<M, T, Ch> UpdateChanges<M, T> for Ch
 where
-    M: CanUpdate<'q, T, Ch>,
+    M: CanUpdate<T, Ch>,
 {
     fn update<C: Codec>(
         self,
