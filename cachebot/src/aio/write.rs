@@ -463,9 +463,9 @@ impl<M, V: InsertValues<M>> CanInsertValues<V> for M {
 }
 
 /// A changeset that can update the rows of target `T` of `M`'s table on an
-/// async connection: what
-/// [`CachedModelAsync::save`](crate::aio::CachedModelAsync::save) needs of
-/// `&Model`.
+/// async connection, with exact invalidation: implemented wherever `M:`
+/// [`CanUpdate`]`<T, Self>` (the async counterpart of
+/// [`cachebot::write::UpdateChanges`](crate::write::UpdateChanges)).
 pub trait UpdateChanges<M, T>: Sized {
     #[doc(hidden)]
     fn update<C: Codec>(
