@@ -611,14 +611,10 @@ impl<C: Codec> Cache<C> {
         V: AsExpression<Col::SqlType>,
         V::Expression: QueryFragment<Pg>,
     {
-        let (table, column) = single_column(&column)?;
-        let binds = Pg::collect_binds(&value.as_expression())?;
-        let [value] = binds.as_slice() else {
-            return Err(UsageError::NotOneValue(binds.len()).into());
-        };
+        let (table, column, value) = column_value(&column, value)?;
         self.reader
             .invalidator
-            .invalidate_value(&table, &column, value.bytes.as_deref())
+            .invalidate_value(&table, &column, value.as_deref())
     }
 
     /// Invalidate what a change to this row can affect: every cached query
@@ -632,10 +628,8 @@ impl<C: Codec> Cache<C> {
     /// # }
     /// ```
     pub fn invalidate_object<M: crate::CacheModel>(&self, row: &M) -> Result<(), Error> {
-        let known = self.reader.invalidator.known();
-        let mut keys = crate::model::RowKeys::new(&known);
-        row.row_keys(&mut keys);
-        self.reader.invalidator.bump(&keys.into_keys())
+        let inv = &self.reader.invalidator;
+        inv.bump(&inv.object_keys(row))
     }
 
     /// A fresh instrumentation for one PostgreSQL connection; see
@@ -860,5 +854,94 @@ fn single_column<Col: QueryFragment<Pg>>(column: &Col) -> Result<(String, String
             got: sql,
         }
         .into()),
+    }
+}
+
+/// The (table, column) of `column` and the bind bytes of `value` (`None`
+/// for NULL): what [`Cache::invalidate_value`] signals.
+#[allow(clippy::type_complexity)]
+fn column_value<Col, V>(column: &Col, value: V) -> Result<(String, String, Option<Vec<u8>>), Error>
+where
+    Col: Column + QueryFragment<Pg>,
+    Col::SqlType: SqlType + TypedExpressionType,
+    V: AsExpression<Col::SqlType>,
+    V::Expression: QueryFragment<Pg>,
+{
+    let (table, column) = single_column(column)?;
+    let binds = Pg::collect_binds(&value.as_expression())?;
+    let [value] = binds.as_slice() else {
+        return Err(UsageError::NotOneValue(binds.len()).into());
+    };
+    Ok((table, column, value.bytes.clone()))
+}
+
+/// Explicit invalidation from async code (feature `async`): the same keys
+/// and errors as the blocking calls, bumped through the store's
+/// non-blocking side (a remote store's network I/O is awaited, not blocked
+/// on).
+#[cfg(feature = "async")]
+impl<C: Codec> Cache<C> {
+    /// [`invalidate_all`](Self::invalidate_all), awaited.
+    ///
+    /// ```no_run
+    /// # async fn run(conn: &mut diesel_async::AsyncPgConnection) -> Result<(), cachebot::Error> {
+    /// let cache = cachebot::Cache::in_process();
+    /// cache.instrument_async(conn).await?;
+    /// cache.invalidate_all_async().await?;
+    /// # Ok(()) }
+    /// ```
+    pub async fn invalidate_all_async(&self) -> Result<(), Error> {
+        let inv = &self.reader.invalidator;
+        inv.bump_async(&[crate::key::global_key()]).await
+    }
+
+    /// [`invalidate_table`](Self::invalidate_table), awaited.
+    ///
+    /// ```no_run
+    /// # async fn run(cache: &cachebot::Cache) -> Result<(), cachebot::Error> {
+    /// cache.invalidate_table_async("photos").await?;
+    /// # Ok(()) }
+    /// ```
+    pub async fn invalidate_table_async(&self, table: &str) -> Result<(), Error> {
+        let inv = &self.reader.invalidator;
+        let keys = inv.table_keys(table)?;
+        inv.bump_async(&keys).await
+    }
+
+    /// [`invalidate_value`](Self::invalidate_value), awaited.
+    ///
+    /// ```no_run
+    /// diesel::table! { photos (id) { id -> Int4, user_id -> Int4 } }
+    /// # async fn run(cache: &cachebot::Cache) -> Result<(), cachebot::Error> {
+    /// cache.invalidate_value_async(photos::user_id, 7).await?;
+    /// # Ok(()) }
+    /// ```
+    pub async fn invalidate_value_async<Col, V>(&self, column: Col, value: V) -> Result<(), Error>
+    where
+        Col: Column + QueryFragment<Pg>,
+        Col::SqlType: SqlType + TypedExpressionType,
+        V: AsExpression<Col::SqlType>,
+        V::Expression: QueryFragment<Pg>,
+    {
+        let (table, column, value) = column_value(&column, value)?;
+        let inv = &self.reader.invalidator;
+        let keys = inv.value_keys(&table, &column, value.as_deref());
+        inv.bump_async(&keys).await
+    }
+
+    /// [`invalidate_object`](Self::invalidate_object), awaited.
+    ///
+    /// ```no_run
+    /// # async fn run<M: cachebot::CacheModel>(cache: &cachebot::Cache, row: &M) {
+    /// cache.invalidate_object_async(row).await.unwrap();
+    /// # }
+    /// ```
+    pub async fn invalidate_object_async<M: crate::CacheModel>(
+        &self,
+        row: &M,
+    ) -> Result<(), Error> {
+        let inv = &self.reader.invalidator;
+        let keys = inv.object_keys(row);
+        inv.bump_async(&keys).await
     }
 }

@@ -18,7 +18,7 @@ pub(super) fn impl_cached_model(model: &Model) -> TokenStream {
     let id = local("id");
     let primary_key = pk_value(model, &quote!(self));
     let select = as_select(&quote!(Self));
-    let load = load_by_primary_keys(model);
+    let by_ids = by_primary_keys(model);
     let impl_doc = impl_doc(model);
     quote! {
         #impl_doc
@@ -43,57 +43,52 @@ pub(super) fn impl_cached_model(model: &Model) -> TokenStream {
                 ::diesel::QueryDsl::find(#table::table, #id)
             }
 
-            #load
+            #by_ids
         }
     }
 }
 
-/// `fn load_by_primary_keys`: one `= ANY` query, or one query per id for a
-/// composite primary key (no `= ANY` for tuples).
-fn load_by_primary_keys(model: &Model) -> TokenStream {
+/// `type ByPrimaryKeys` and `fn by_primary_keys`: one `= ANY` query, or
+/// one query per id for a composite primary key (no `= ANY` for tuples).
+fn by_primary_keys(model: &Model) -> TokenStream {
     let table = &model.table;
     let pk_ty = pk_type(model);
     let select = as_select(&quote!(Self));
-    let (conn, missing, rows, id) = (local("conn"), local("missing"), local("rows"), local("id"));
-    let body = if model.primary_key.len() > 1 {
-        quote! {
-            let mut #rows = ::std::vec::Vec::with_capacity(<[#pk_ty]>::len(#missing));
-            for #id in #missing {
-                ::std::iter::Extend::extend(
-                    &mut #rows,
-                    ::diesel::RunQueryDsl::load::<Self>(
-                        <Self as ::cachebot::CachedModel>::find(::std::clone::Clone::clone(#id)),
-                        #conn,
-                    )?,
-                );
+    let (ids, id) = (local("ids"), local("id"));
+    if model.primary_key.len() > 1 {
+        return quote! {
+            type ByPrimaryKeys = <Self as ::cachebot::CachedModel>::Find;
+
+            fn by_primary_keys(#ids: &[#pk_ty]) -> ::std::vec::Vec<Self::ByPrimaryKeys> {
+                ::std::iter::Iterator::collect(::std::iter::Iterator::map(
+                    <[#pk_ty]>::iter(#ids),
+                    |#id| <Self as ::cachebot::CachedModel>::find(::std::clone::Clone::clone(#id)),
+                ))
             }
-            ::std::result::Result::Ok(#rows)
-        }
-    } else {
-        let pk_col = model
-            .pk_fields()
-            .next()
-            .map(|f| column_path(model, f))
-            .unwrap_or_default();
-        quote! {
-            ::diesel::RunQueryDsl::load(
-                ::diesel::QueryDsl::select(
-                    ::diesel::QueryDsl::filter(
-                        #table::table,
-                        ::diesel::ExpressionMethods::eq_any(#pk_col, <[#pk_ty]>::to_vec(#missing)),
-                    ),
-                    #select,
-                ),
-                #conn,
-            )
-        }
-    };
+        };
+    }
+    let pk_col = model
+        .pk_fields()
+        .next()
+        .map(|f| column_path(model, f))
+        .unwrap_or_default();
     quote! {
-        fn load_by_primary_keys(
-            #conn: &mut ::diesel::PgConnection,
-            #missing: &[#pk_ty],
-        ) -> ::diesel::QueryResult<::std::vec::Vec<Self>> {
-            #body
+        type ByPrimaryKeys = ::diesel::dsl::Select<
+            ::diesel::dsl::Filter<
+                #table::table,
+                ::diesel::dsl::EqAny<#pk_col, ::std::vec::Vec<#pk_ty>>,
+            >,
+            ::diesel::dsl::AsSelect<Self, ::diesel::pg::Pg>,
+        >;
+
+        fn by_primary_keys(#ids: &[#pk_ty]) -> ::std::vec::Vec<Self::ByPrimaryKeys> {
+            ::std::vec![::diesel::QueryDsl::select(
+                ::diesel::QueryDsl::filter(
+                    #table::table,
+                    ::diesel::ExpressionMethods::eq_any(#pk_col, <[#pk_ty]>::to_vec(#ids)),
+                ),
+                #select,
+            )]
         }
     }
 }

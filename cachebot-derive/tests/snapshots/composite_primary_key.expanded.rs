@@ -139,25 +139,16 @@ const _: () = {
         fn target(id: (i32, i64)) -> Self::Target {
             ::diesel::QueryDsl::find(memberships::table, id)
         }
-        fn load_by_primary_keys(
-            conn: &mut ::diesel::PgConnection,
-            missing: &[(i32, i64)],
-        ) -> ::diesel::QueryResult<::std::vec::Vec<Self>> {
-            let mut rows = ::std::vec::Vec::with_capacity(<[(i32, i64)]>::len(missing));
-            for id in missing {
-                ::std::iter::Extend::extend(
-                    &mut rows,
-                    ::diesel::RunQueryDsl::load::<
-                        Self,
-                    >(
-                        <Self as ::cachebot::CachedModel>::find(
-                            ::std::clone::Clone::clone(id),
-                        ),
-                        conn,
-                    )?,
-                );
-            }
-            ::std::result::Result::Ok(rows)
+        type ByPrimaryKeys = <Self as ::cachebot::CachedModel>::Find;
+        fn by_primary_keys(ids: &[(i32, i64)]) -> ::std::vec::Vec<Self::ByPrimaryKeys> {
+            ::std::iter::Iterator::collect(
+                ::std::iter::Iterator::map(
+                    <[(i32, i64)]>::iter(ids),
+                    |id| <Self as ::cachebot::CachedModel>::find(
+                        ::std::clone::Clone::clone(id),
+                    ),
+                ),
+            )
         }
     }
 };

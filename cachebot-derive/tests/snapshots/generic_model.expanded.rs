@@ -144,23 +144,19 @@ const _: () = {
         fn target(id: i32) -> Self::Target {
             ::diesel::QueryDsl::find(t::table, id)
         }
-        fn load_by_primary_keys(
-            conn: &mut ::diesel::PgConnection,
-            missing: &[i32],
-        ) -> ::diesel::QueryResult<::std::vec::Vec<Self>> {
-            ::diesel::RunQueryDsl::load(
-                ::diesel::QueryDsl::select(
-                    ::diesel::QueryDsl::filter(
-                        t::table,
-                        ::diesel::ExpressionMethods::eq_any(
-                            t::id,
-                            <[i32]>::to_vec(missing),
-                        ),
-                    ),
-                    <Self as ::diesel::SelectableHelper<::diesel::pg::Pg>>::as_select(),
-                ),
-                conn,
-            )
+        type ByPrimaryKeys = ::diesel::dsl::Select<
+            ::diesel::dsl::Filter<
+                t::table,
+                ::diesel::dsl::EqAny<t::id, ::std::vec::Vec<i32>>,
+            >,
+            ::diesel::dsl::AsSelect<Self, ::diesel::pg::Pg>,
+        >;
+        fn by_primary_keys(ids: &[i32]) -> ::std::vec::Vec<Self::ByPrimaryKeys> {
+            ::std::vec![
+                ::diesel::QueryDsl::select(::diesel::QueryDsl::filter(t::table,
+                ::diesel::ExpressionMethods::eq_any(t::id, < [i32] > ::to_vec(ids)),), <
+                Self as ::diesel::SelectableHelper < ::diesel::pg::Pg >> ::as_select(),)
+            ]
         }
     }
     #[automatically_derived]

@@ -180,23 +180,20 @@ Belongs to `User` (through `user_id`).*/
         fn target(id: i32) -> Self::Target {
             ::diesel::QueryDsl::find(schema::photos::table, id)
         }
-        fn load_by_primary_keys(
-            conn: &mut ::diesel::PgConnection,
-            missing: &[i32],
-        ) -> ::diesel::QueryResult<::std::vec::Vec<Self>> {
-            ::diesel::RunQueryDsl::load(
-                ::diesel::QueryDsl::select(
-                    ::diesel::QueryDsl::filter(
-                        schema::photos::table,
-                        ::diesel::ExpressionMethods::eq_any(
-                            schema::photos::id,
-                            <[i32]>::to_vec(missing),
-                        ),
-                    ),
-                    <Self as ::diesel::SelectableHelper<::diesel::pg::Pg>>::as_select(),
-                ),
-                conn,
-            )
+        type ByPrimaryKeys = ::diesel::dsl::Select<
+            ::diesel::dsl::Filter<
+                schema::photos::table,
+                ::diesel::dsl::EqAny<schema::photos::id, ::std::vec::Vec<i32>>,
+            >,
+            ::diesel::dsl::AsSelect<Self, ::diesel::pg::Pg>,
+        >;
+        fn by_primary_keys(ids: &[i32]) -> ::std::vec::Vec<Self::ByPrimaryKeys> {
+            ::std::vec![
+                ::diesel::QueryDsl::select(::diesel::QueryDsl::filter(schema::photos::table,
+                ::diesel::ExpressionMethods::eq_any(schema::photos::id, < [i32] >
+                ::to_vec(ids)),), < Self as ::diesel::SelectableHelper < ::diesel::pg::Pg
+                >> ::as_select(),)
+            ]
         }
     }
     #[automatically_derived]

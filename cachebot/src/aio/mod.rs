@@ -45,10 +45,13 @@
 //! ```
 
 mod dsl;
+mod model;
 #[cfg(any(feature = "deadpool", feature = "bb8"))]
 mod pool;
+pub mod write;
 
 pub use dsl::{CacheDsl, CachedAsync};
+pub use model::CachedModelAsync;
 #[cfg(feature = "deadpool")]
 pub(crate) use pool::deadpool_hook;
 #[cfg(feature = "bb8")]
@@ -57,6 +60,6 @@ pub use pool::Bb8Customizer;
 /// Everything an async reading application needs:
 /// `use cachebot::aio::prelude::*;` (instead of `cachebot::prelude`).
 pub mod prelude {
-    pub use super::CacheDsl;
+    pub use super::{CacheDsl, CachedModelAsync};
     pub use crate::Cache;
 }

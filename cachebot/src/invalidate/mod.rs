@@ -175,15 +175,23 @@ impl Invalidator {
     }
 
     /// [`bump`](Self::bump) through the store's non-blocking side, when it
-    /// has one (feature `async`).
+    /// has one (feature `async`). Cancellation-safe: dropped before the
+    /// store answered (the caller's future cancelled after its write ran),
+    /// the keys go to background delivery, as when the store fails.
     #[cfg(feature = "async")]
-    #[allow(dead_code)] // used by the async write API (next commit)
     pub(crate) async fn bump_async(&self, keys: &[Key]) -> Result<(), Error> {
         let Some(remote) = self.remote() else {
             return self.bump(keys);
         };
         let job = self.bump_job(keys)?;
+        let unfinished = Unfinished {
+            invalidator: self,
+            keys: &job.keys,
+            database: job.database,
+            armed: true,
+        };
         let result = remote.bump(&job.all).await;
+        unfinished.disarm();
         self.bumped(job, result)
     }
 
@@ -247,14 +255,18 @@ impl Invalidator {
     /// Invalidate every cached query that reads `table` (bare: in every
     /// schema connections resolved it to; unknown: everything).
     pub(crate) fn invalidate_table(&self, table: &str) -> Result<(), Error> {
+        self.bump(&self.table_keys(table)?)
+    }
+
+    /// The keys [`invalidate_table`](Self::invalidate_table) bumps.
+    pub(crate) fn table_keys(&self, table: &str) -> Result<Vec<Key>, Error> {
         if table.is_empty() {
             return Err(Error::NoTable(String::new()));
         }
-        let keys = match self.known().qualified(table) {
+        Ok(match self.known().qualified(table) {
             Some(names) => names.iter().map(|t| key::table_key(t)).collect(),
             None => vec![key::global_key()],
-        };
-        self.bump(&keys)
+        })
     }
 
     /// Invalidate what a row whose `column` of `table` holds `value` (bind
@@ -265,14 +277,27 @@ impl Invalidator {
         column: &str,
         value: Option<&[u8]>,
     ) -> Result<(), Error> {
-        let keys = match self.known().qualified(table) {
+        self.bump(&self.value_keys(table, column, value))
+    }
+
+    /// The keys [`invalidate_value`](Self::invalidate_value) bumps.
+    pub(crate) fn value_keys(&self, table: &str, column: &str, value: Option<&[u8]>) -> Vec<Key> {
+        match self.known().qualified(table) {
             Some(names) => names
                 .iter()
                 .flat_map(|t| [key::value_key(t, column, value), key::rows_key(t)])
                 .collect(),
             None => vec![key::global_key()],
-        };
-        self.bump(&keys)
+        }
+    }
+
+    /// The keys a change to `row` bumps, its tables named as this cache's
+    /// connections resolved them (what `Cache::invalidate_object` bumps).
+    pub(crate) fn object_keys<M: crate::CacheModel>(&self, row: &M) -> Vec<Key> {
+        let known = self.known();
+        let mut keys = crate::model::RowKeys::new(&known);
+        row.row_keys(&mut keys);
+        keys.into_keys()
     }
 
     /// Whether any of `keys` waits for an undelivered bump of this process.
@@ -303,6 +328,36 @@ impl Tables for Known<'_> {
                 let (schema, table) = written.split_once('.')?;
                 Some(vec![scope::qualify(schema, table)])
             }
+        }
+    }
+}
+
+/// A bump in flight on the store's non-blocking side: dropped armed (its
+/// future was cancelled), its keys are kept for background delivery.
+#[cfg(feature = "async")]
+struct Unfinished<'a> {
+    invalidator: &'a Invalidator,
+    keys: &'a [Key],
+    database: u128,
+    armed: bool,
+}
+
+#[cfg(feature = "async")]
+impl Unfinished<'_> {
+    fn disarm(mut self) {
+        self.armed = false;
+    }
+}
+
+#[cfg(feature = "async")]
+impl Drop for Unfinished<'_> {
+    fn drop(&mut self) {
+        if self.armed {
+            tracing::debug!("a bump was cancelled before the store answered; kept for delivery");
+            self.invalidator.undelivered.add(
+                self.keys,
+                scope::in_database(self.database, key::global_key()),
+            );
         }
     }
 }

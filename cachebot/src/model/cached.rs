@@ -81,10 +81,32 @@ pub trait CachedModel: CacheModel + Clone + Serialize + DeserializeOwned + Send 
     /// The write target of the row whose primary key is `id`.
     fn target(id: Self::Id) -> Self::Target;
 
+    /// The query type of [`by_primary_keys`](Self::by_primary_keys):
+    /// `table.filter(pk.eq_any(ids)).select(Self::as_select())`, or
+    /// [`Find`](Self::Find) for a composite primary key.
+    type ByPrimaryKeys: Query
+        + QueryFragment<Pg>
+        + QueryId
+        + RunQueryDsl<PgConnection>
+        + LoadQuery<'static, PgConnection, Self>
+        + 'static;
+
+    /// The queries that load the rows whose primary keys are `ids`, in any
+    /// order: one `= ANY` query, or one query per id for a composite
+    /// primary key (which has no `= ANY`). What
+    /// [`load_by_primary_keys`](Self::load_by_primary_keys) (and the async
+    /// `get_many`) runs for the ids the cache does not hold.
+    fn by_primary_keys(ids: &[Self::Id]) -> Vec<Self::ByPrimaryKeys>;
+
     /// Load the rows whose primary keys are `ids` from the database, in any
-    /// order (one `= ANY` query, or one query per id for a composite
-    /// primary key, which has no `= ANY`).
-    fn load_by_primary_keys(conn: &mut PgConnection, ids: &[Self::Id]) -> QueryResult<Vec<Self>>;
+    /// order: the queries of [`by_primary_keys`](Self::by_primary_keys).
+    fn load_by_primary_keys(conn: &mut PgConnection, ids: &[Self::Id]) -> QueryResult<Vec<Self>> {
+        let mut rows = Vec::with_capacity(ids.len());
+        for query in Self::by_primary_keys(ids) {
+            rows.extend(RunQueryDsl::load::<Self>(query, conn)?);
+        }
+        Ok(rows)
+    }
 
     /// Load the row whose primary key is `id`, or `None`.
     ///
@@ -234,18 +256,18 @@ pub trait DeclaredKey<M> {
 }
 
 /// Whether `M`'s primary-key gets read through `cache`.
-fn caches_gets<M: CacheModel, C: Codec>(cache: &Cache<C>) -> bool {
+pub(crate) fn caches_gets<M: CacheModel, C: Codec>(cache: &Cache<C>) -> bool {
     M::CACHE_GET && cache.caches_gets()
 }
 
 /// Count reads that skip the cache by design (a model's gets switched off).
-fn count_bypass<C: Codec>(cache: &Cache<C>, reads: u64) {
+pub(crate) fn count_bypass<C: Codec>(cache: &Cache<C>, reads: u64) {
     crate::stats::Counters::add(&cache.reader.counters().bypasses, reads);
 }
 
 /// `rows` in the order of `ids`, each row once (as the cached path returns
 /// them).
-fn in_order<M: CachedModel>(ids: &[M::Id], rows: Vec<M>) -> Vec<M> {
+pub(crate) fn in_order<M: CachedModel>(ids: &[M::Id], rows: Vec<M>) -> Vec<M> {
     let mut rows: Vec<Option<M>> = rows.into_iter().map(Some).collect();
     ids.iter()
         .filter_map(|id| {

@@ -17,7 +17,7 @@ use crate::key;
 use crate::scope::Tables;
 use crate::store::Key;
 
-mod cached;
+pub(crate) mod cached;
 
 pub use cached::{CachedModel, DeclaredKey};
 

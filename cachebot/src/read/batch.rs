@@ -5,6 +5,7 @@
 //! entries and the union of their generations are fetched together, and
 //! the ids the cache does not hold are loaded with one database query.
 
+use std::collections::HashSet;
 use std::sync::Arc;
 
 use diesel::query_builder::{QueryFragment, QueryId};
@@ -258,7 +259,14 @@ impl Reader {
         };
         let mut loaded: Vec<Option<M>> = loaded.into_iter().map(Some).collect();
         let mut out = Vec::with_capacity(ids.len());
+        // A repeated id yields its rows once (as without the cache); its
+        // later occurrences would find them taken, and must not store that
+        // emptiness under its entry.
+        let mut seen: HashSet<Key> = HashSet::with_capacity(ids.len());
         for ((id, (entry_key, gens)), hit) in ids.iter().zip(&batch.plans).zip(found) {
+            if !seen.insert(*entry_key) {
+                continue;
+            }
             let rows = match hit {
                 Some(rows) => rows,
                 None => {

@@ -47,7 +47,7 @@ use crate::scope::{Scope, Tables};
 use crate::store::Key;
 use statements::{CteShape, CteUpdate, LockRows, PlainInsert};
 
-mod statements;
+pub(crate) mod statements;
 
 type Returning<M> = ReturningClause<diesel::dsl::AsSelect<M, Pg>>;
 
@@ -140,19 +140,10 @@ where
         diesel::query_builder::Query + LoadQuery<'q, PgConnection, M> + QueryFragment<Pg>,
 {
     let guard = Guard::check::<M, C>(cache, conn)?;
-    let upsert = Pg::render(&statement)
-        .map(|s| s.contains(" ON CONFLICT "))
-        .unwrap_or(true);
+    let upsert = is_upsert(&statement);
     mark_own_write(conn);
     let rows: Vec<M> = statement.returning(M::as_returning()).get_results(conn)?;
-    let mut keys = guard.keys_of(&rows, &[]);
-    if upsert {
-        keys.extend(guard.table_keys::<M>(key::table_key));
-    }
-    if !rows.is_empty() {
-        // Partitions and inheritance relatives, or everything for a table with rules.
-        keys.extend(guard.cascade_children::<M, C>(cache, Cascade::Insert));
-    }
+    let keys = guard.inserted::<M, C>(cache, &rows, upsert);
     guard.invalidate(cache, conn, keys);
     Ok(rows)
 }
@@ -243,10 +234,7 @@ where
     let rows: Vec<M> = diesel::delete(target)
         .returning(M::as_returning())
         .get_results(conn)?;
-    let mut keys = guard.keys_of(&[], &rows);
-    if !rows.is_empty() {
-        keys.extend(guard.cascade_children::<M, C>(cache, Cascade::Delete));
-    }
+    let keys = guard.deleted::<M, C>(cache, &rows);
     guard.invalidate(cache, conn, keys);
     Ok(rows)
 }
@@ -365,66 +353,108 @@ where
     CteUpdate<M, T::Table, T::WhereClause, Ch::Changeset>: LoadQuery<'q, PgConnection, (M, M)>,
 {
     let guard = Guard::check::<M, C>(cache, conn)?;
-    // One statement when the model reads back as plain columns of one table
-    // (always, for derived models): the rows are locked, read and updated by
-    // `WITH old AS (SELECT .. FOR UPDATE) UPDATE .. FROM old .. RETURNING old, new`.
+    let (old, new, exact) = match UpdatePlan::<M, T, Ch>::of(&target, changes)? {
+        UpdatePlan::Exact(statement) => {
+            mark_own_write(conn);
+            let pairs: Vec<(M, M)> = statement.load(conn)?;
+            let (old, new): (Vec<M>, Vec<M>) = pairs.into_iter().unzip();
+            (old, new, true)
+        }
+        UpdatePlan::Locked(changes) => {
+            let (old, new) = conn.transaction(|conn| {
+                let old: Vec<M> = lock_rows::<M, T>(target.clone()).load(conn)?;
+                mark_own_write(conn);
+                let new: Vec<M> = diesel::update(target)
+                    .set(changes)
+                    .returning(M::as_returning())
+                    .get_results(conn)?;
+                Ok::<_, DieselError>((old, new))
+            })?;
+            (old, new, false)
+        }
+    };
+    let keys = guard.updated::<M, C>(cache, &old, &new, exact);
+    guard.invalidate(cache, conn, keys);
+    Ok(new)
+}
+
+/// Whether an insert statement has an `ON CONFLICT` clause (or cannot be
+/// rendered: then it is treated as one, which only widens).
+pub(crate) fn is_upsert<S: QueryFragment<Pg>>(statement: &S) -> bool {
+    Pg::render(statement)
+        .map(|s| s.contains(" ON CONFLICT "))
+        .unwrap_or(true)
+}
+
+/// The locking read of an update's old images.
+pub(crate) fn lock_rows<M, T>(target: T) -> LockRows<M, T::Table, T::WhereClause>
+where
+    M: Selectable<Pg>,
+    T: IntoUpdateTarget,
+    T::Table: QuerySource,
+{
     let UpdateTarget {
         table,
         where_clause,
-    } = target.clone().into_update_target();
-    if let Some(shape) = CteShape::of(&M::as_select(), &table.primary_key()) {
+    } = target.into_update_target();
+    LockRows {
+        selection: M::as_select(),
+        from: table.from_clause(),
+        where_clause,
+    }
+}
+
+/// How an update runs: one statement that returns old and new images of
+/// exactly the rows it locked (when the model reads back as plain columns
+/// of one table: always, for derived models), or the locking read then
+/// `UPDATE .. RETURNING`, in one transaction.
+pub(crate) enum UpdatePlan<M, T, Ch>
+where
+    M: Selectable<Pg>,
+    T: IntoUpdateTarget,
+    T::Table: QuerySource,
+    Ch: AsChangeset<Target = T::Table>,
+{
+    /// `WITH old AS (SELECT .. FOR UPDATE) UPDATE .. FROM old .. RETURNING old, new`.
+    Exact(CteUpdate<M, T::Table, T::WhereClause, Ch::Changeset>),
+    /// The changes, for the two-statement path.
+    Locked(Ch),
+}
+
+impl<M, T, Ch> UpdatePlan<M, T, Ch>
+where
+    M: Selectable<Pg>,
+    T: IntoUpdateTarget + Clone,
+    T::Table: Table + QuerySource,
+    <T::Table as Table>::PrimaryKey: QueryFragment<Pg>,
+    diesel::dsl::AsSelect<M, Pg>: QueryFragment<Pg>,
+    Ch: AsChangeset<Target = T::Table>,
+    Ch::Changeset: QueryFragment<Pg>,
+{
+    /// The plan for updating `target` with `changes`; an empty changeset
+    /// is refused (as Diesel refuses it).
+    pub(crate) fn of(target: &T, changes: Ch) -> QueryResult<Self> {
+        let UpdateTarget {
+            table,
+            where_clause,
+        } = target.clone().into_update_target();
+        let Some(shape) = CteShape::of(&M::as_select(), &table.primary_key()) else {
+            return Ok(UpdatePlan::Locked(changes));
+        };
         let changeset = changes.as_changeset();
         if changeset.is_noop(&Pg)? {
             return Err(DieselError::QueryBuilderError(Box::new(
                 diesel::result::EmptyChangeset,
             )));
         }
-        mark_own_write(conn);
-        let pairs: Vec<(M, M)> = CteUpdate::<M, T::Table, _, _> {
+        Ok(UpdatePlan::Exact(CteUpdate {
             selection: M::as_select(),
             from: table.from_clause(),
             where_clause,
             changeset,
             shape,
-        }
-        .load(conn)?;
-        let (old, new): (Vec<M>, Vec<M>) = pairs.into_iter().unzip();
-        let mut keys = guard.keys_of(&old, &new);
-        if !new.is_empty() {
-            keys.extend(guard.cascade_children::<M, C>(cache, Cascade::Update));
-        }
-        guard.invalidate(cache, conn, keys);
-        return Ok(new);
+        }))
     }
-    let (old, new) = conn.transaction(|conn| {
-        let UpdateTarget {
-            table,
-            where_clause,
-        } = target.clone().into_update_target();
-        let old: Vec<M> = LockRows::<M, T::Table, _> {
-            selection: M::as_select(),
-            from: table.from_clause(),
-            where_clause,
-        }
-        .load(conn)?;
-        mark_own_write(conn);
-        let new: Vec<M> = diesel::update(target)
-            .set(changes)
-            .returning(M::as_returning())
-            .get_results(conn)?;
-        Ok::<_, DieselError>((old, new))
-    })?;
-    let mut keys = guard.keys_of(&old, &new);
-    let locked: HashSet<Vec<u8>> = old.iter().map(CacheModel::identity).collect();
-    if new.iter().any(|row| !locked.contains(&row.identity())) {
-        // A row updated that was not locked first: its old image is unknown.
-        keys.extend(guard.table_keys::<M>(key::table_key));
-    }
-    if !new.is_empty() {
-        keys.extend(guard.cascade_children::<M, C>(cache, Cascade::Update));
-    }
-    guard.invalidate(cache, conn, keys);
-    Ok(new)
 }
 
 pub(crate) fn mark_own_write<Conn: DbConn>(conn: &mut Conn) {
@@ -517,6 +547,77 @@ impl Guard {
                 .flat_map(|t| cache.reader.invalidator.cascade_children(t, kind))
                 .collect(),
             None => vec![key::global_key()],
+        }
+    }
+
+    /// What an insert of `rows` bumps (the whole table too for an upsert,
+    /// whose `DO UPDATE` replaced rows it cannot return).
+    pub(crate) fn inserted<M: CacheModel, C: Codec>(
+        &self,
+        cache: &Cache<C>,
+        rows: &[M],
+        upsert: bool,
+    ) -> Vec<Key> {
+        let mut keys = self.keys_of(rows, &[]);
+        if upsert {
+            keys.extend(self.table_keys::<M>(key::table_key));
+        }
+        if !rows.is_empty() {
+            // Partitions and inheritance relatives, or everything for a table with rules.
+            keys.extend(self.cascade_children::<M, C>(cache, Cascade::Insert));
+        }
+        keys
+    }
+
+    /// What a delete of `rows` bumps, with the tables it cascades to.
+    pub(crate) fn deleted<M: CacheModel, C: Codec>(
+        &self,
+        cache: &Cache<C>,
+        rows: &[M],
+    ) -> Vec<Key> {
+        let mut keys = self.keys_of(&[], rows);
+        if !rows.is_empty() {
+            keys.extend(self.cascade_children::<M, C>(cache, Cascade::Delete));
+        }
+        keys
+    }
+
+    /// What an update bumps: old and new images; with `exact == false`
+    /// (the two-statement path) a new row that was not locked first (its
+    /// old image is unknown) widens to the table.
+    pub(crate) fn updated<M: CacheModel, C: Codec>(
+        &self,
+        cache: &Cache<C>,
+        old: &[M],
+        new: &[M],
+        exact: bool,
+    ) -> Vec<Key> {
+        let mut keys = self.keys_of(old, new);
+        if !exact {
+            let locked: HashSet<Vec<u8>> = old.iter().map(CacheModel::identity).collect();
+            if new.iter().any(|row| !locked.contains(&row.identity())) {
+                keys.extend(self.table_keys::<M>(key::table_key));
+            }
+        }
+        if !new.is_empty() {
+            keys.extend(self.cascade_children::<M, C>(cache, Cascade::Update));
+        }
+        keys
+    }
+
+    /// [`invalidate`](Self::invalidate) on an async connection: the bump,
+    /// when the connection's instrumentation does not take the keys, goes
+    /// through the store's non-blocking side.
+    #[cfg(feature = "async")]
+    pub(crate) async fn invalidate_async<C: Codec, Conn: DbConn>(
+        self,
+        cache: &Cache<C>,
+        conn: &mut Conn,
+        keys: Vec<Key>,
+    ) {
+        if let Some(keys) = self.defer(cache, conn, keys) {
+            // Errors are counted and traced by `bump_async`; the write itself succeeded.
+            let _ = cache.reader.invalidator.bump_async(&keys).await;
         }
     }
 
