@@ -456,3 +456,32 @@ fn paused_server_times_out_within_the_io_timeout() {
     let after = store.fetch(Key::entry(1), &keys).unwrap().generations;
     assert!(after[0].is_some());
 }
+
+/// A restart the store did not see, with several pooled sockets (from concurrent reads): the
+/// reads and bumps (the pipelined hot paths) are sent again on a fresh socket, not on another
+/// dead pooled one.
+#[test]
+fn a_restart_with_several_dead_pooled_sockets_is_retried_on_a_fresh_one() {
+    let mut server = MemcachedProcess::spawn();
+    let store = store(&server);
+    let keys: Vec<Key> = (0..4).map(|_| Key::generation(unique_hash())).collect();
+    store.ensure_generations(&keys).unwrap();
+    let barrier = Barrier::new(4);
+    thread::scope(|s| {
+        for _ in 0..4 {
+            s.spawn(|| {
+                barrier.wait();
+                for _ in 0..20 {
+                    store.fetch(Key::entry(1), &keys).unwrap();
+                }
+            });
+        }
+    });
+    for _ in 0..3 {
+        server.restart();
+        let fetched = store.fetch(Key::entry(1), &keys).unwrap();
+        assert_eq!(fetched.generations, vec![None; 4], "a fresh server holds nothing");
+        server.restart();
+        store.bump(&keys).unwrap();
+    }
+}

@@ -176,6 +176,11 @@ impl Pipeline {
         match self.try_run(count, &key, &mut command, &mut found) {
             Err(failure) if failure.retry => {
                 tracing::debug!(store = NAME, op, message = %failure.message, "pooled memcached socket was closed; sending the batch again");
+                // The server closed a pooled socket (a restart): its other
+                // idle sockets are likely dead too, so the retry dials.
+                for pool in self.pools.iter() {
+                    lock(&pool.idle).clear();
+                }
                 self.try_run(count, &key, &mut command, &mut found)
             }
             other => other,
