@@ -380,3 +380,26 @@ fn get_by_a_composite_key_is_invalidated_by_matching_rows_only() {
     assert_eq!(gone, truth(&mut conn));
     assert_eq!(gone.len(), 2);
 }
+
+/// A repeated id yields its row once, on a miss and on a hit, and leaves the row cached (its
+/// second occurrence once stored its already-taken, empty rows under the same entry).
+#[test]
+fn get_many_with_a_repeated_id() {
+    for cache in [Cache::in_process(), memcached()] {
+        let db = TestDb::new();
+        let mut conn = db.conn();
+        cache.instrument(&mut conn).unwrap();
+        let rows = firsts(&mut conn, &["a"]);
+        let ids = [rows[0].id, rows[0].id];
+        assert_eq!(FirstModel::get_many(&cache, &mut conn, &ids).unwrap(), rows);
+        assert_eq!(FirstModel::get_many(&cache, &mut conn, &ids).unwrap(), rows);
+        let b = cache.stats();
+        assert_eq!(
+            FirstModel::get(&cache, &mut conn, rows[0].id)
+                .unwrap()
+                .as_ref(),
+            rows.first()
+        );
+        assert_eq!(since(&cache, b).hits, 1);
+    }
+}

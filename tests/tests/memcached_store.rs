@@ -480,7 +480,11 @@ fn a_restart_with_several_dead_pooled_sockets_is_retried_on_a_fresh_one() {
     for _ in 0..3 {
         server.restart();
         let fetched = store.fetch(Key::entry(1), &keys).unwrap();
-        assert_eq!(fetched.generations, vec![None; 4], "a fresh server holds nothing");
+        assert_eq!(
+            fetched.generations,
+            vec![None; 4],
+            "a fresh server holds nothing"
+        );
         server.restart();
         store.bump(&keys).unwrap();
     }

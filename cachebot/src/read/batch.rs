@@ -178,7 +178,16 @@ impl Reader {
             .map(|(id, _)| id.clone())
             .collect();
         if missing.is_empty() {
-            return Lookup::Found(found.into_iter().flatten().flatten().collect());
+            // A repeated id yields its rows once, as on the other paths.
+            let mut seen: HashSet<Key> = HashSet::with_capacity(ids.len());
+            let rows = batch
+                .plans
+                .iter()
+                .zip(found)
+                .filter(|((entry, _), _)| seen.insert(*entry))
+                .flat_map(|(_, rows)| rows.into_iter().flatten())
+                .collect();
+            return Lookup::Found(rows);
         }
         // Snapshot the generations of the misses before the database read.
         let values = self

@@ -60,7 +60,7 @@ use std::collections::hash_map::Entry;
 use std::collections::HashMap;
 use std::io;
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use memcache::exp::{Rendezvous, Router};
@@ -69,6 +69,9 @@ use tokio::net::TcpStream;
 use tokio::sync::{Semaphore, SemaphorePermit};
 use tokio::time::{timeout, timeout_at, Instant as Deadline};
 
+use super::exchange::{
+    io_failure, lock, timed_out, Failure, ANSWER_BUFFER, KEEP_BUFFER, MAX_IDLE_AGE,
+};
 use super::protocol::{
     hint, line_len, parse_answer, push_decimal, push_get, push_set, push_set_ttl, push_vivify,
     Answer, Bad, Parsed, NAME,
@@ -76,16 +79,6 @@ use super::protocol::{
 use super::{entry_ttl_secs, parse_generation, write_key};
 use crate::error::{StoreError, StoreErrorKind};
 use crate::store::{fresh_generation, AsyncStore, FetchedMany, Generation, Key, StoreFuture};
-
-/// Idle sockets older than this are closed instead of reused, as in the
-/// blocking pipeline: middleboxes drop quiet connections silently.
-const MAX_IDLE_AGE: Duration = Duration::from_secs(90);
-
-/// A socket's buffers are kept between batches up to this size.
-const KEEP_BUFFER: usize = 64 * 1024;
-
-/// A new socket's answer buffer.
-const ANSWER_BUFFER: usize = 4096;
 
 /// The async half of a `MemcachedStore`: its servers, key prefix, timeouts
 /// and limits, and its own sockets. See the module docs.
@@ -152,15 +145,6 @@ enum Reply<'a> {
     Rejected(String),
 }
 
-/// Why a batch failed, and whether sending it again may help.
-struct Failure {
-    kind: StoreErrorKind,
-    message: String,
-    source: Option<io::Error>,
-    /// A pooled socket was found closed before any answer: send again.
-    retry: bool,
-}
-
 /// What the read-back of a doubtful generation found.
 enum ReadBack {
     Miss,
@@ -173,12 +157,6 @@ enum ReadBack {
 enum Repair {
     Vivify(Generation),
     Overwrite(Generation),
-}
-
-/// Lock a pool's idle stack, poisoned or not.
-fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    // A stack of idle sockets stays valid whatever a panicking holder did.
-    mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 impl AsyncMemcached {
@@ -986,36 +964,6 @@ fn gone(name: &str) -> Failure {
         StoreErrorKind::Unavailable,
         "the socket was already returned".to_owned(),
     )
-}
-
-/// A failure for an exchange past the I/O timeout.
-fn timed_out(name: &str) -> Failure {
-    Failure {
-        kind: StoreErrorKind::Timeout,
-        message: format!("{name}: no answer within the I/O timeout"),
-        source: None,
-        retry: false,
-    }
-}
-
-/// An I/O error as a failure: a timeout, or the server out of reach. A
-/// pooled socket the server reset is worth one more try on a new one.
-fn io_failure(name: &str, op: &str, error: io::Error, pooled: bool) -> Failure {
-    use io::ErrorKind as K;
-    let kind = match error.kind() {
-        K::TimedOut | K::WouldBlock => StoreErrorKind::Timeout,
-        _ => StoreErrorKind::Unavailable,
-    };
-    let closed = matches!(
-        error.kind(),
-        K::ConnectionReset | K::ConnectionAborted | K::BrokenPipe | K::UnexpectedEof
-    );
-    Failure {
-        kind,
-        message: format!("{op} on {name}"),
-        source: Some(error),
-        retry: pooled && closed,
-    }
 }
 
 #[cfg(test)]

@@ -67,6 +67,7 @@ use std::time::Duration;
 
 #[cfg(feature = "async")]
 mod aio;
+mod exchange;
 mod pipeline;
 mod protocol;
 #[cfg(any(test, feature = "__test-hooks"))]

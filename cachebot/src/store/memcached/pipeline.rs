@@ -27,25 +27,16 @@
 
 use std::io::{self, Read, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::sync::{Condvar, Mutex, MutexGuard, PoisonError};
+use std::sync::{Condvar, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use memcache::exp::{Rendezvous, Router};
 
+use super::exchange::{
+    io_failure, lock, timed_out, Failure, ANSWER_BUFFER, KEEP_BUFFER, MAX_IDLE_AGE,
+};
 use super::protocol::{hint, other_answer, parse_answer, push_get, Answer, Bad, Parsed, NAME};
 use crate::error::{StoreError, StoreErrorKind};
-
-/// Idle sockets older than this are closed instead of reused (the `exp`
-/// client's default too): middleboxes drop quiet connections silently,
-/// and a dropped one would cost a timeout, not a fast retry.
-const MAX_IDLE_AGE: Duration = Duration::from_secs(90);
-
-/// A socket's buffers are kept between batches up to this size; a batch
-/// that needed more (a large entry, thousands of keys) frees them after.
-const KEEP_BUFFER: usize = 64 * 1024;
-
-/// A new socket's answer buffer: a 10-row hit's answers fit many times.
-const ANSWER_BUFFER: usize = 4096;
 
 /// Sockets and routing for the pipelined batches. See the module docs.
 pub(super) struct Pipeline {
@@ -105,22 +96,6 @@ struct Checkout<'a> {
     conn: Conn,
     /// Whether it came from the idle stack (and so may be dead).
     pooled: bool,
-}
-
-/// Why a batch failed, and whether sending it again may help.
-struct Failure {
-    kind: StoreErrorKind,
-    message: String,
-    /// The I/O error behind it, if any.
-    source: Option<io::Error>,
-    /// The socket was pooled and the server closed it: send again.
-    retry: bool,
-}
-
-fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    // The guarded data (a stack of sockets, a count) stays valid whatever
-    // a panicking holder was doing.
-    mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 impl Pipeline {
@@ -499,35 +474,6 @@ impl Conn {
             }
         }
         Ok(())
-    }
-}
-
-fn timed_out(name: &str) -> Failure {
-    Failure {
-        kind: StoreErrorKind::Timeout,
-        message: format!("{name}: no answer within the I/O timeout"),
-        source: None,
-        retry: false,
-    }
-}
-
-/// An I/O error as a failure: a timeout, or the server out of reach. A
-/// pooled socket the server reset is worth one more try on a new one.
-fn io_failure(name: &str, op: &str, error: io::Error, pooled: bool) -> Failure {
-    use io::ErrorKind as K;
-    let kind = match error.kind() {
-        K::TimedOut | K::WouldBlock => StoreErrorKind::Timeout,
-        _ => StoreErrorKind::Unavailable,
-    };
-    let closed = matches!(
-        error.kind(),
-        K::ConnectionReset | K::ConnectionAborted | K::BrokenPipe | K::UnexpectedEof
-    );
-    Failure {
-        kind,
-        message: format!("{op} on {name}"),
-        source: Some(error),
-        retry: pooled && closed,
     }
 }
 
