@@ -7,6 +7,9 @@
 #                                  of double bumps): cachebot-follow/examples/follow_bench.rs,
 #                                  ~30 s, under services.sh as it starts things (no pinning, no
 #                                  fsync restart); BENCH_QUICK=1 shortens it
+#        scripts/bench.sh async    the async figures (bench/src/async_main.rs): cached reads on a
+#                                  diesel-async connection against the blocking ones and the
+#                                  uncached async query, and hits/s of 64 tasks; pinned as below
 #   BENCH_QUICK=1   ~30 s smoke run (fewer samples, 100k-entry store instead of 1M)
 #   BENCH_CPU=N     the CPU everything is pinned to (default 0)
 #   BENCH_FSYNC=0   leave a private PostgreSQL as services.sh starts it (fsync=off,
@@ -34,6 +37,11 @@ have() { command -v "$1" >/dev/null 2>&1; }
 
 cpu="${BENCH_CPU:-0}"
 bin="$root/target/release/cachebot-bench"
+mode=""
+if [[ "${1:-}" == async || "${2:-}" == async ]]; then
+  mode=async
+  bin="$root/target/release/cachebot-bench-async"
+fi
 
 if [[ "${1:-}" == follow ]]; then
   log "building the follower bench (release)"
@@ -46,8 +54,8 @@ fi
 # -------------------------------------------------------------------------------------------
 if [[ "${1:-}" != --inside-services ]]; then
   log "building cachebot-bench (release)"
-  cargo build --release -p cachebot-bench >&2
-  exec bash "$root/scripts/services.sh" -- bash "$root/scripts/bench.sh" --inside-services
+  cargo build --release -p cachebot-bench --bins >&2
+  exec bash "$root/scripts/services.sh" -- bash "$root/scripts/bench.sh" --inside-services $mode
 fi
 
 # -------------------------------------------------------------------------------------------
@@ -173,7 +181,7 @@ echo "## Machine"
 echo
 echo "- nproc: $(nproc); CPU: ${model:-unknown}; kernel: $(uname -r); memory: $(awk '/MemTotal/ {printf "%.1f GiB", $2 / 1048576}' /proc/meminfo)"
 echo "- load average before the run: $(cut -d" " -f1-3 /proc/loadavg)"
-echo "- command: scripts/bench.sh${BENCH_QUICK:+ (BENCH_QUICK=$BENCH_QUICK)}; $(date -u +%Y-%m-%dT%H:%M:%SZ)"
+echo "- command: scripts/bench.sh${mode:+ $mode}${BENCH_QUICK:+ (BENCH_QUICK=$BENCH_QUICK)}; $(date -u +%Y-%m-%dT%H:%M:%SZ)"
 echo
 echo "## Pinning"
 echo
