@@ -25,10 +25,12 @@
 //!
 //! The async half has its own socket pool, with the blocking store's
 //! limits (`max_idle`, `max_connections` per server, the idle-age limit).
-//! An idle socket is kept as a plain `std` socket and registered with the
-//! runtime of the operation that takes it: a socket left registered with a
-//! runtime that stopped, or that nobody drives any more (another test's
-//! `block_on`), would fail or hang the next operation, run elsewhere.
+//! An idle socket stays registered with the runtime that used it last, and
+//! is used as it is by an operation on that same runtime (no system call
+//! to take or put it back: the hot path). An operation on another runtime
+//! moves it to its own first: a socket left registered with a runtime that
+//! stopped, or that nobody drives any more (another test's `block_on`),
+//! would fail or hang an operation run elsewhere.
 //!
 //! The futures must run within a tokio runtime with I/O and time enabled
 //! (the ones diesel-async needs): outside any runtime an operation fails
@@ -95,12 +97,18 @@ pub(super) struct AsyncMemcached {
     max_value: usize,
 }
 
+/// An idle socket and the runtime it is registered with.
+struct Idle {
+    stream: TcpStream,
+    runtime: tokio::runtime::Id,
+}
+
 /// One server's sockets.
 struct Pool {
     addrs: Vec<SocketAddr>,
-    /// Idle sockets, not registered with any runtime, with their buffers
-    /// and when they were put back.
-    idle: Mutex<Vec<(std::net::TcpStream, Buffers, Instant)>>,
+    /// Idle sockets, with the runtime each is registered with, their
+    /// buffers and when they were put back.
+    idle: Mutex<Vec<(Idle, Buffers, Instant)>>,
     /// One permit per socket in use, when `max_connections` is set.
     permits: Option<Semaphore>,
     /// `max_connections`, for the error message.
@@ -709,22 +717,30 @@ impl AsyncMemcached {
 
 impl Pool {
     /// The most recently used idle socket young enough, registered with
-    /// this operation's runtime (a socket that cannot be is closed).
+    /// this operation's runtime (moved to it if another runtime used it
+    /// last; a socket that cannot be moved is closed).
     fn take_idle(&self) -> Option<Conn> {
+        let here = tokio::runtime::Handle::try_current().ok()?.id();
         loop {
-            let (stream, buffers, since) = lock(&self.idle).pop()?;
+            let (idle, buffers, since) = lock(&self.idle).pop()?;
             if since.elapsed() > MAX_IDLE_AGE {
                 continue;
             }
-            if let Ok(stream) = TcpStream::from_std(stream) {
-                return Some(Conn {
-                    stream,
-                    request: buffers.request,
-                    answer: buffers.answer,
-                    end: 0,
-                    at: 0,
-                });
-            }
+            let stream = if idle.runtime == here {
+                idle.stream
+            } else {
+                match idle.stream.into_std().and_then(TcpStream::from_std) {
+                    Ok(stream) => stream,
+                    Err(_) => continue,
+                }
+            };
+            return Some(Conn {
+                stream,
+                request: buffers.request,
+                answer: buffers.answer,
+                end: 0,
+                at: 0,
+            });
         }
     }
 }
@@ -767,8 +783,8 @@ impl Checkout<'_> {
     }
 
     /// Return the socket to the idle stack: call only once its whole
-    /// exchange is done (every answer read). A socket with unread bytes,
-    /// or one that cannot leave the runtime cleanly, is closed instead.
+    /// exchange is done (every answer read). A socket with unread bytes is
+    /// closed instead.
     fn put_back(mut self, max_idle: usize) {
         let Some(conn) = self.conn.take() else {
             return;
@@ -776,8 +792,13 @@ impl Checkout<'_> {
         if conn.at != conn.end {
             return;
         }
-        let Ok(stream) = conn.stream.into_std() else {
+        // The runtime this operation runs on, which the socket is registered with.
+        let Ok(runtime) = tokio::runtime::Handle::try_current().map(|h| h.id()) else {
             return;
+        };
+        let stream = Idle {
+            stream: conn.stream,
+            runtime,
         };
         let mut buffers = Buffers {
             request: conn.request,
