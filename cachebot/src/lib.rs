@@ -69,6 +69,10 @@
 //!   transaction's row changes ([`changes`]), what the `cachebot-follow`
 //!   follower calls; [`CacheBuilder::staleness_bound`] bounds how stale
 //!   writes outside the crate can be.
+//! - Async (feature `async`): the module `aio` has the same on diesel-async
+//!   connections: `query.cache(&cache).load(&mut conn).await` through its
+//!   prelude, `CachedModelAsync`, `aio::write`, `Cache::instrument_async`,
+//!   `Cache::invalidate_*_async`, and hooks for deadpool and bb8 pools.
 //! - Errors: one [`Error`] from building, instrumenting and invalidating
 //!   ([`ConfigError`], [`StoreError`], [`UsageError`] inside it).
 //! - Modules: [`store`] (where entries and generations live: in process,
