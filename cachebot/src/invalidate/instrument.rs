@@ -51,9 +51,9 @@ pub struct CacheInstrumentation {
     /// exact invalidation it computes itself; taken by the next statement
     /// that starts.
     own_write: bool,
-    /// The statement started and not yet finished, unless a plain read:
-    /// its text, and whether it is the crate's own write.
-    in_flight: Option<(String, bool)>,
+    /// The statement started and not yet finished: its text (what its
+    /// finish is analysed as, so that it is formatted once).
+    in_flight: Option<InFlight>,
     /// Statements that started and never finished: their future was
     /// dropped (an async query cancelled) after they may have been sent.
     /// The server runs a connection's statements in order, so they are
@@ -150,13 +150,20 @@ impl CacheInstrumentation {
 
     /// A statement starts: the one before it, if it never finished, was
     /// orphaned.
-    fn started(&mut self, sql: &str) {
-        if let Some((orphan, _)) = self.in_flight.take() {
-            self.orphans.push(orphan);
-        }
+    fn started(&mut self, sql: String) {
+        self.orphan_in_flight();
         let own = std::mem::take(&mut self.own_write);
-        if own || !is_plain_read(sql) {
-            self.in_flight = Some((sql.to_owned(), own));
+        let read = !own && is_plain_read(&sql);
+        self.in_flight = Some(InFlight { sql, own, read });
+    }
+
+    /// The statement in flight never finished: unless a plain read, an
+    /// orphan.
+    fn orphan_in_flight(&mut self) {
+        if let Some(f) = self.in_flight.take() {
+            if !f.read {
+                self.orphans.push(f.sql);
+            }
         }
     }
 
@@ -585,13 +592,30 @@ fn ends_in_code(sql: &str) -> bool {
     true
 }
 
+/// A statement that started and has not finished.
+#[derive(Debug)]
+struct InFlight {
+    sql: String,
+    /// The crate's own write (its exact keys are computed by the caller).
+    own: bool,
+    /// A plain read: nothing to invalidate if it never finishes.
+    read: bool,
+}
+
+/// The text of a statement as the instrumentation shows it, without the
+/// binds Diesel appends (see [`statement_text`]).
+fn shown_statement(query: &dyn diesel::connection::DebugQuery) -> String {
+    let mut shown = query.to_string();
+    let len = statement_text(&shown).len();
+    shown.truncate(len);
+    shown
+}
+
 impl Drop for CacheInstrumentation {
     /// The connection is closing (or its instrumentation replaced): a
     /// statement still in flight, or orphaned, may have committed.
     fn drop(&mut self) {
-        if let Some((sql, _)) = self.in_flight.take() {
-            self.orphans.push(sql);
-        }
+        self.orphan_in_flight();
         self.finish_orphans();
     }
 }
@@ -600,14 +624,20 @@ impl Instrumentation for CacheInstrumentation {
     fn on_connection_event(&mut self, event: InstrumentationEvent<'_>) {
         match &event {
             InstrumentationEvent::StartQuery { query, .. } => {
-                let shown = query.to_string();
-                self.started(statement_text(&shown));
+                self.started(shown_statement(*query));
             }
             InstrumentationEvent::FinishQuery { query, error, .. } => {
                 self.finish_orphans();
-                let own = self.in_flight.take().is_some_and(|(_, own)| own);
-                let shown = query.to_string();
-                self.finished(statement_text(&shown), error.is_none(), own);
+                // The text its start showed, formatted once. Statements
+                // pipelined through `&AsyncPgConnection` may finish while a
+                // later one has started: that later one is then analysed
+                // here, early, and again at its own finish (more
+                // invalidation, never less).
+                let (sql, own) = match self.in_flight.take() {
+                    Some(f) => (f.sql, f.own),
+                    None => (shown_statement(*query), false),
+                };
+                self.finished(&sql, error.is_none(), own);
             }
             _ => {}
         }
