@@ -249,12 +249,42 @@ pub(crate) fn value_key(table: &str, column: &str, value: Option<&[u8]>) -> Key 
     generation_hash(b'v', &[table.as_bytes(), column.as_bytes()], Some(value))
 }
 
+/// The *membership* generation of rows whose `column` holds `value`:
+/// bumped only when a row enters or leaves that set (an insert, a delete,
+/// an update changing `column` from or to `value`), not when a member
+/// row's other columns change. [`value_key`] is bumped for both.
+pub(crate) fn member_key(table: &str, column: &str, value: Option<&[u8]>) -> Key {
+    generation_hash(b'm', &[table.as_bytes(), column.as_bytes()], Some(value))
+}
+
+/// The generation of inserts into the table: bumped by every row inserted.
+pub(crate) fn inserts_key(table: &str) -> Key {
+    generation_hash(b'i', &[table.as_bytes()], None)
+}
+
+/// The generation of changes to one column of the table: bumped by every
+/// update that changes `column`'s value in some row (inserts and deletes
+/// bump [`inserts_key`] and the rows' own keys instead).
+pub(crate) fn column_key(table: &str, column: &str) -> Key {
+    generation_hash(b'c', &[table.as_bytes(), column.as_bytes()], None)
+}
+
 /// The generation of rows whose columns hold all these values (a declared
 /// composite key), columns in declaration order.
 pub(crate) fn composite_key(table: &str, values: &[(&str, Option<&[u8]>)]) -> Key {
+    composite_hash(b"gc", table, values)
+}
+
+/// The membership generation of a composite key's rows (see
+/// [`member_key`]): bumped when a row enters or leaves the combination.
+pub(crate) fn member_composite_key(table: &str, values: &[(&str, Option<&[u8]>)]) -> Key {
+    composite_hash(b"gn", table, values)
+}
+
+fn composite_hash(tag: &[u8; 2], table: &str, values: &[(&str, Option<&[u8]>)]) -> Key {
     Key::generation(KeyBytes::hash(|h| {
         h.push(&FORMAT_VERSION.to_le_bytes());
-        h.push(b"gc");
+        h.push(tag);
         h.field(table.as_bytes());
         h.push(&(values.len() as u64).to_le_bytes());
         for (col, v) in values {
