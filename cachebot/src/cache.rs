@@ -110,6 +110,7 @@ struct Settings {
     local_bytes: u64,
     secret: Option<Secret>,
     composites: crate::key::Composites,
+    models: crate::read::returned::Models,
     /// A `composite_key` call `build` refuses.
     bad_composite: Option<String>,
     staleness_bound: Option<Duration>,
@@ -138,6 +139,7 @@ impl Default for Settings {
             local_bytes: DEFAULT_LOCAL_BYTES,
             secret: None,
             composites: crate::key::Composites::default(),
+            models: crate::read::returned::Models::default(),
             bad_composite: None,
             staleness_bound: None,
         }
@@ -347,6 +349,7 @@ impl<C: Codec> CacheBuilder<C> {
         self.settings
             .composites
             .add(M::table_name(), M::composite_keys());
+        self.settings.models.add::<M>();
         self
     }
 
@@ -496,6 +499,7 @@ impl<C: Codec> Cache<C> {
             local_bytes: s.local_bytes,
             secret: s.secret.map(|secret| secret.0),
             composites: s.composites,
+            models: s.models,
             staleness_bound: s.staleness_bound,
         };
         Cache {

@@ -44,6 +44,7 @@ mod collect;
 mod names;
 mod pins;
 mod scan;
+mod shape;
 mod write_acc;
 mod writes;
 
@@ -102,6 +103,9 @@ pub(crate) struct Analysis {
     /// false when the SQL could not be parsed and the tables were found by the conservative
     /// fallback scan (all Whole).
     pub(crate) parsed: bool,
+    /// Columns read and how rows enter the result, where the statement is simple enough to
+    /// tell (see `shape`).
+    pub(crate) shape: Shape,
 }
 
 /// What a query depends on in one table.
@@ -273,6 +277,7 @@ pub(crate) fn leading_tokens(sql: &str, n: usize) -> Vec<Lead> {
 }
 
 pub(crate) use names::column_list;
+pub(crate) use shape::{Entry, Shape};
 use names::{join_name, name_parts, norm_ident, table_name};
 pub(crate) use scan::Lead;
 
@@ -395,6 +400,7 @@ fn finish(
     whole: BTreeSet<String>,
     all_whole: bool,
     parsed: bool,
+    shape: Shape,
 ) -> Extracted {
     let mut tables: BTreeMap<String, Option<Dnf>> = pinned;
     for table in whole {
@@ -415,5 +421,9 @@ fn finish(
             TableDeps { table, pins }
         })
         .collect();
-    Extracted::Cacheable(Analysis { tables, parsed })
+    Extracted::Cacheable(Analysis {
+        tables,
+        parsed,
+        shape,
+    })
 }

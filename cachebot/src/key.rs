@@ -23,7 +23,7 @@ use crate::scope::{Resolved, Scope};
 use crate::store::Key;
 
 /// Bumped when the layout of keys or entries changes, so old entries die.
-const FORMAT_VERSION: u32 = 2;
+const FORMAT_VERSION: u32 = 3;
 
 /// Over this many value keys for one table, depend on the whole table.
 pub(crate) const MAX_VALUE_KEYS_PER_TABLE: usize = 256;
@@ -39,6 +39,10 @@ pub(crate) struct Keying<'a> {
     pub(crate) scope: Option<&'a Scope>,
     /// Composite keys of the models registered on the cache.
     pub(crate) composites: Option<&'a Composites>,
+    /// A table (as written) whose returned rows the read depends on
+    /// instead of its rows key (see `read::returned`), and how its rows
+    /// enter the result.
+    pub(crate) returned: Option<(&'a str, &'a crate::extract::Entry)>,
 }
 
 /// Composite keys (`#[cachebot(key(a, b))]`) of the models registered on a
@@ -97,6 +101,34 @@ pub enum Dependency {
         /// (column, value) in the key's declared order.
         values: Vec<(String, Option<Vec<u8>>)>,
     },
+    /// Queries that depend only on *which* rows hold `value` in `column`
+    /// (rows entering or leaving it), not on their other columns: a query
+    /// reading no column of the table but the pinned one (`COUNT(*) ..
+    /// WHERE user_id = $1`).
+    Member {
+        /// The table.
+        table: String,
+        /// The column.
+        column: String,
+        /// The value's bind bytes, `None` for `NULL`.
+        value: Option<Vec<u8>>,
+    },
+    /// Like [`Member`](Self::Member), for a composite key.
+    MemberComposite {
+        /// The table.
+        table: String,
+        /// (column, value) in the key's declared order.
+        values: Vec<(String, Option<Vec<u8>>)>,
+    },
+    /// Queries that depend on rows being inserted into the table.
+    Inserts(String),
+    /// Queries that depend on some row's `column` changing (by an update).
+    ColumnChanges {
+        /// The table.
+        table: String,
+        /// The column.
+        column: String,
+    },
 }
 
 impl Dependency {
@@ -118,6 +150,20 @@ impl Dependency {
                     .collect();
                 composite_key(table, &parts)
             }
+            Dependency::Member {
+                table,
+                column,
+                value,
+            } => member_key(table, column, value.as_deref()),
+            Dependency::MemberComposite { table, values } => {
+                let parts: Vec<(&str, Option<&[u8]>)> = values
+                    .iter()
+                    .map(|(c, v)| (c.as_str(), v.as_deref()))
+                    .collect();
+                member_composite_key(table, &parts)
+            }
+            Dependency::Inserts(t) => inserts_key(t),
+            Dependency::ColumnChanges { table, column } => column_key(table, column),
         }
     }
 }
@@ -300,6 +346,8 @@ pub(crate) struct EntryContext<'a> {
     pub codec: &'static str,
     pub result_type: &'static str,
     pub narrowing: Option<&'a [(String, String)]>,
+    /// The table whose returned rows the entry depends on, if any.
+    pub returned: Option<&'a str>,
 }
 
 /// `generations` are the entry's dependency keys: a query whose dependency
@@ -318,6 +366,13 @@ pub(crate) fn entry_key(
         h.field(ctx.codec.as_bytes());
         h.field(ctx.result_type.as_bytes());
         h.narrowing(ctx.narrowing);
+        match ctx.returned {
+            None => h.push(&[0]),
+            Some(t) => {
+                h.push(&[1]);
+                h.field(t.as_bytes());
+            }
+        }
         h.push(&sql_hash.to_le_bytes());
         h.binds(binds);
         h.push(&(generations.len() as u64).to_le_bytes());
@@ -364,6 +419,18 @@ enum DepRef<'a> {
     Composite {
         table: &'a str,
         values: Vec<(&'a str, Option<Cow<'a, [u8]>>)>,
+        member: bool,
+    },
+    /// A value's membership key (see [`Dependency::Member`]).
+    Member {
+        table: &'a str,
+        column: &'a str,
+        value: Option<Cow<'a, [u8]>>,
+    },
+    Inserts(&'a str),
+    ColumnChanges {
+        table: &'a str,
+        column: &'a str,
     },
 }
 
@@ -378,11 +445,26 @@ impl DepRef<'_> {
                 column,
                 value,
             } => value_key(table, column, value.as_deref()),
-            DepRef::Composite { table, values } => {
+            DepRef::Composite {
+                table,
+                values,
+                member,
+            } => {
                 let parts: Vec<(&str, Option<&[u8]>)> =
                     values.iter().map(|(c, v)| (*c, v.as_deref())).collect();
-                composite_key(table, &parts)
+                if *member {
+                    member_composite_key(table, &parts)
+                } else {
+                    composite_key(table, &parts)
+                }
             }
+            DepRef::Member {
+                table,
+                column,
+                value,
+            } => member_key(table, column, value.as_deref()),
+            DepRef::Inserts(t) => inserts_key(t),
+            DepRef::ColumnChanges { table, column } => column_key(table, column),
         }
     }
 
@@ -400,12 +482,35 @@ impl DepRef<'_> {
                 column: (*column).to_owned(),
                 value: value.as_ref().map(|v| v.to_vec()),
             },
-            DepRef::Composite { table, values } => Dependency::Composite {
-                table: (*table).to_owned(),
-                values: values
+            DepRef::Composite {
+                table,
+                values,
+                member,
+            } => {
+                let table = (*table).to_owned();
+                let values = values
                     .iter()
                     .map(|(c, v)| ((*c).to_owned(), v.as_ref().map(|v| v.to_vec())))
-                    .collect(),
+                    .collect();
+                if *member {
+                    Dependency::MemberComposite { table, values }
+                } else {
+                    Dependency::Composite { table, values }
+                }
+            }
+            DepRef::Member {
+                table,
+                column,
+                value,
+            } => Dependency::Member {
+                table: (*table).to_owned(),
+                column: (*column).to_owned(),
+                value: value.as_ref().map(|v| v.to_vec()),
+            },
+            DepRef::Inserts(t) => Dependency::Inserts((*t).to_owned()),
+            DepRef::ColumnChanges { table, column } => Dependency::ColumnChanges {
+                table: (*table).to_owned(),
+                column: (*column).to_owned(),
             },
         }
     }
@@ -493,8 +598,19 @@ fn dependency_refs<'a, DB: CacheBackend>(
         };
         let name = resolved.map_or(t.table.as_str(), |r| r.name.as_str());
         out.push(DepRef::Table(name));
-        if !table_values::<DB>(t, name, resolved, binds, keying, out) {
-            out.push(DepRef::Rows(name));
+        if !table_values::<DB>(t, name, resolved, binds, keying, &analysis.shape.reads, out) {
+            match keying.returned {
+                Some((table, entry)) if table == t.table => {
+                    // The returned rows are the rest of the dependency.
+                    if let crate::extract::Entry::Alone { columns } = entry {
+                        out.push(DepRef::Inserts(name));
+                        for column in columns {
+                            out.push(DepRef::ColumnChanges { table: name, column });
+                        }
+                    }
+                }
+                _ => out.push(DepRef::Rows(name)),
+            }
         }
     }
 }
@@ -507,6 +623,7 @@ fn table_values<'a, DB: CacheBackend>(
     resolved: Option<&Resolved>,
     binds: &'a [Bind],
     keying: Keying<'a>,
+    reads: &std::collections::BTreeMap<String, std::collections::BTreeSet<String>>,
     out: &mut impl Sink<'a>,
 ) -> bool {
     let narrowing = keying.narrowing;
@@ -523,6 +640,10 @@ fn table_values<'a, DB: CacheBackend>(
             }
     };
     let composites = keying.composites.and_then(|c| c.of(&t.table));
+    // The columns the query reads of this table, when known: a key whose
+    // columns cover them all needs only its rows' membership.
+    let reads = reads.get(&t.table);
+    let covers = |cols: &[&str]| reads.is_some_and(|r| r.iter().all(|c| cols.contains(&c.as_str())));
     let start = out.len();
     for conj in conjunctions {
         let usable = || {
@@ -547,9 +668,12 @@ fn table_values<'a, DB: CacheBackend>(
             })
         });
         if let Some(values) = composite {
+            let cols: Vec<&str> = values.iter().map(|(c, _)| *c).collect();
+            let member = covers(&cols);
             out.push(DepRef::Composite {
                 table: name,
                 values,
+                member,
             });
             continue;
         }
@@ -563,10 +687,21 @@ fn table_values<'a, DB: CacheBackend>(
             out.truncate(start);
             return false;
         };
-        let value = |value| DepRef::Value {
-            table: name,
-            column: &atom.column,
-            value,
+        let member = covers(&[atom.column.as_str()]);
+        let value = |value| {
+            if member {
+                DepRef::Member {
+                    table: name,
+                    column: &atom.column,
+                    value,
+                }
+            } else {
+                DepRef::Value {
+                    table: name,
+                    column: &atom.column,
+                    value,
+                }
+            }
         };
         match vals {
             Values::One(v) => out.push(value(v.map(Cow::Borrowed))),
@@ -697,6 +832,7 @@ mod tests {
                 pins,
             }],
             parsed: true,
+            shape: Default::default(),
         }
     }
 
@@ -715,6 +851,7 @@ mod tests {
             codec: "c",
             result_type: "T",
             narrowing: None,
+            returned: None,
         };
         let text = |s: &str| Bind {
             type_id: 25,

@@ -100,6 +100,12 @@ counters! {
     /// Background delivery attempts the store failed (each is retried with
     /// backoff).
     redelivery_errors,
+    /// Misses whose result depends on the rows it returned, and returned a
+    /// row this process had not read the generation of before the query
+    /// (the first read of the query here, or rows that joined the result
+    /// since): stored depending on every write to the table instead, until
+    /// the next fill. See the README's "Precision".
+    returned_widened,
 }
 
 impl Counters {

@@ -17,6 +17,7 @@ pub(super) fn impl_cache_model(model: &Model) -> TokenStream {
     let row_keys = row_keys(model);
     let identity = identity(model);
     let composite_keys = composite_keys(model);
+    let returned_rows = returned_rows(model);
     quote! {
         #[automatically_derived]
         impl #impl_generics ::cachebot::CacheModel for #ident #ty_generics #where_clause {
@@ -38,6 +39,8 @@ pub(super) fn impl_cache_model(model: &Model) -> TokenStream {
             #identity
 
             #composite_keys
+
+            #returned_rows
         }
     }
 }
@@ -182,6 +185,47 @@ fn identity(model: &Model) -> TokenStream {
     quote! {
         fn identity(&self) -> ::std::vec::Vec<u8> {
             #p::identity(&[#(#parts),*])
+        }
+    }
+}
+
+/// `fn columns`, `fn primary_key_fields` and `fn primary_key_values`: what
+/// lets a query returning this model depend on the rows it returned.
+fn returned_rows(model: &Model) -> TokenStream {
+    let p = private();
+    let columns = model.fields.iter().map(|f| match &f.column {
+        Some(_) => {
+            let col = column_path(model, f);
+            quote!(#p::column_name(&#col))
+        }
+        None => quote!(::std::option::Option::None),
+    });
+    let positions = model.primary_key.iter();
+    let values = model.pk_fields().map(|f| {
+        let col = column_path(model, f);
+        let field = &f.ident;
+        quote! {
+            ::std::result::Result::ok(
+                #p::encode::<::diesel::dsl::SqlTypeOf<#col>, _>(&self.#field),
+            )?
+        }
+    });
+    quote! {
+        fn columns() -> ::std::vec::Vec<::std::option::Option<(
+            ::std::string::String,
+            ::std::string::String,
+        )>> {
+            ::std::vec![#(#columns),*]
+        }
+
+        fn primary_key_fields() -> &'static [usize] {
+            &[#(#positions),*]
+        }
+
+        fn primary_key_values(
+            &self,
+        ) -> ::std::option::Option<::std::vec::Vec<::std::option::Option<::std::vec::Vec<u8>>>> {
+            ::std::option::Option::Some(::std::vec![#(#values),*])
         }
     }
 }

@@ -64,6 +64,11 @@ pub(crate) struct ForeignKeyFact {
     pub(crate) parent: String,
     pub(crate) on_delete: bool,
     pub(crate) on_update: bool,
+    /// (child column, parent column) of a single-column key.
+    pub(crate) columns: Option<(String, String)>,
+    /// Validated, and its triggers not disabled: every child row's value
+    /// has its parent row (outside `session_replication_role = replica`).
+    pub(crate) enforced: bool,
 }
 
 mod sealed {

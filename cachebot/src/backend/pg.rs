@@ -310,7 +310,13 @@ where
 const FOREIGN_KEYS: &str = "SELECT cn.nspname::text AS child_schema, c.relname::text AS child, \
      pn.nspname::text AS parent_schema, p.relname::text AS parent, \
      confdeltype IN ('c', 'n', 'd') AS on_delete, \
-     confupdtype IN ('c', 'n', 'd') AS on_update \
+     confupdtype IN ('c', 'n', 'd') AS on_update, \
+     CASE WHEN cardinality(k.conkey) = 1 THEN (SELECT a.attname::text FROM pg_catalog.pg_attribute a \
+       WHERE a.attrelid = k.conrelid AND a.attnum = k.conkey[1]) END AS child_column, \
+     CASE WHEN cardinality(k.confkey) = 1 THEN (SELECT a.attname::text FROM pg_catalog.pg_attribute a \
+       WHERE a.attrelid = k.confrelid AND a.attnum = k.confkey[1]) END AS parent_column, \
+     k.convalidated AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_trigger t \
+       WHERE t.tgconstraint = k.oid AND t.tgenabled = 'D') AS enforced \
      FROM pg_catalog.pg_constraint k \
      JOIN pg_catalog.pg_class c ON c.oid = k.conrelid \
      JOIN pg_catalog.pg_namespace cn ON cn.oid = c.relnamespace \
@@ -346,6 +352,8 @@ fn assemble_cascades(
                 parent: qualify(&fk.parent_schema, &fk.parent),
                 on_delete: fk.on_delete,
                 on_update: fk.on_update,
+                columns: fk.child_column.zip(fk.parent_column),
+                enforced: fk.enforced,
             })
             .collect(),
         ruled: ruled.iter().map(|r| qualify(&r.schema, &r.name)).collect(),
@@ -395,6 +403,12 @@ struct ForeignKey {
     on_delete: bool,
     #[diesel(sql_type = diesel::sql_types::Bool)]
     on_update: bool,
+    #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::Text>)]
+    child_column: Option<String>,
+    #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::Text>)]
+    parent_column: Option<String>,
+    #[diesel(sql_type = diesel::sql_types::Bool)]
+    enforced: bool,
 }
 
 /// Decode PostgreSQL's binary array format (one dimension only):

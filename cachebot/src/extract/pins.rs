@@ -32,7 +32,11 @@ pub(super) fn analyze_query(query: &Query) -> Extracted {
     if let Some(name) = cx.volatile {
         return Extracted::Uncacheable(Uncacheable::Volatile(name));
     }
-    finish(pinned, cx.whole, cx.all_whole, true)
+    let shape = match query.body.as_ref() {
+        SetExpr::Select(select) if !cx.all_whole => super::shape::of(query, select),
+        _ => super::Shape::default(),
+    };
+    finish(pinned, cx.whole, cx.all_whole, true, shape)
 }
 
 fn top_query(cx: &mut Collector, query: &Query, pinned: &mut BTreeMap<String, Option<Dnf>>) {

@@ -92,6 +92,17 @@ fn raw_shape_of_a_simple_analysis() {
                 }]),
             }],
             parsed: true,
+            shape: Shape {
+                reads: [("t".to_string(), ["a", "b", "id"].map(String::from).into())].into(),
+                projection: Some(vec![("t".into(), "id".into())]),
+                entry: [(
+                    "t".to_string(),
+                    Entry::Alone {
+                        columns: ["a", "b"].map(String::from).into()
+                    }
+                )]
+                .into(),
+            },
         })
     );
 }

@@ -44,6 +44,9 @@ struct Cascades {
     /// tables under it): a write to one of them may write tables no
     /// statement names, so it invalidates everything.
     ruled: HashSet<String>,
+    /// Enforced single-column foreign keys, as (child, child column, parent,
+    /// parent column): every child row's value has its parent row.
+    references: HashSet<(String, String, String, String)>,
 }
 
 /// The cascade graph and when it was learned.
@@ -108,6 +111,34 @@ impl Learned {
         keys
     }
 
+    /// Whether an enforced foreign key guarantees that every row of `child`
+    /// whose `child_column` is not null has the row of `parent` whose
+    /// `parent_column` holds the same value. False until learned.
+    pub(crate) fn enforces(
+        &self,
+        child: &str,
+        child_column: &str,
+        parent: &str,
+        parent_column: &str,
+    ) -> bool {
+        let Ok(c) = self.graph.read() else {
+            return false;
+        };
+        let fresh = self
+            .at
+            .lock()
+            .ok()
+            .and_then(|at| *at)
+            .is_some_and(|at| at.elapsed() < MAX_AGE);
+        fresh
+            && c.references.contains(&(
+                child.to_owned(),
+                child_column.to_owned(),
+                parent.to_owned(),
+                parent_column.to_owned(),
+            ))
+    }
+
     /// Tables reached by cascades from `table`, not including it.
     pub(crate) fn children(&self, table: &str, kind: Cascade) -> Vec<Key> {
         let mut keys = self.table_keys(&[table.to_owned()], &[kind]);
@@ -147,6 +178,14 @@ impl Cascades {
             edges.entry(child).or_default().push(parent);
         }
         for fk in facts.foreign_keys {
+            if let (true, Some((child_column, parent_column))) = (fk.enforced, &fk.columns) {
+                cascades.references.insert((
+                    fk.child.clone(),
+                    child_column.clone(),
+                    fk.parent.clone(),
+                    parent_column.clone(),
+                ));
+            }
             let edge = |m: &mut HashMap<String, Vec<String>>| {
                 m.entry(fk.parent.clone())
                     .or_default()

@@ -155,6 +155,18 @@ impl Invalidator {
         self.cascades.table_keys(tables, kinds)
     }
 
+    /// See [`cascade::Learned::enforces`].
+    pub(crate) fn enforces(
+        &self,
+        child: &str,
+        child_column: &str,
+        parent: &str,
+        parent_column: &str,
+    ) -> bool {
+        self.cascades
+            .enforces(child, child_column, parent, parent_column)
+    }
+
     /// Tables reached by cascades from `table`, not including it.
     pub(crate) fn cascade_children(&self, table: &str, kind: Cascade) -> Vec<Key> {
         self.cascades.children(table, kind)

@@ -51,6 +51,29 @@ pub trait CacheModel: Sized + 'static {
     fn composite_keys() -> &'static [&'static [&'static str]] {
         &[]
     }
+
+    /// The (table, column) each field is loaded from, in field order (the
+    /// order Diesel selects them in); `None` for a field that is not one
+    /// plain column. A query whose select list is exactly these columns
+    /// returns rows of the table, and may depend on those rows by primary
+    /// key (see [`CacheBuilder::model`](crate::CacheBuilder::model)). The
+    /// default (empty) never lets it.
+    fn columns() -> Vec<Option<(String, String)>> {
+        Vec::new()
+    }
+
+    /// The positions in [`columns`](Self::columns) of the primary key's
+    /// fields, in key order.
+    fn primary_key_fields() -> &'static [usize] {
+        &[]
+    }
+
+    /// The primary key's values as the database's bind bytes (`None` for
+    /// SQL `NULL`), in key order; `None` when a part cannot be keyed by
+    /// value (a float, say). The default (`None`) never keys on it.
+    fn primary_key_values(&self) -> Option<Vec<Option<Vec<u8>>>> {
+        None
+    }
 }
 
 /// The generation keys a write must bump, gathered from a model's rows.

@@ -103,8 +103,13 @@ impl Reader {
                 narrowing: None,
             };
             match q.plan::<Conn, M>(conn).await? {
-                Plan::Cache { entry, generations } => plans.push((entry, generations)),
-                Plan::Bypass(_) => return Ok(None),
+                Plan::Cache {
+                    entry,
+                    generations,
+                    returned: None,
+                } => plans.push((entry, generations)),
+                // Gets by key are pinned; anything else loads from the database.
+                Plan::Cache { .. } | Plan::Bypass(_) => return Ok(None),
             }
         }
         let mut union: Vec<Key> = plans.iter().flat_map(|(_, g)| g.iter().copied()).collect();

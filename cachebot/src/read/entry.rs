@@ -253,6 +253,26 @@ pub(crate) fn open<'a>(
     }
 }
 
+/// The payload of an entry *before* it is checked: for reading what the
+/// entry says it depends on ([`super::returned::split_keys`]), which
+/// decides the generations [`open`] then checks it against (and its
+/// checksum or MAC covers those bytes too). `None` for bytes that are not
+/// laid out as an entry.
+pub(crate) fn payload_unchecked(bytes: &[u8]) -> Option<&[u8]> {
+    let (trailer, rest) = if let Some(rest) = bytes.strip_prefix(&MAGIC[..]) {
+        (8, rest)
+    } else if let Some(rest) = bytes.strip_prefix(&MAGIC_SEALED[..]) {
+        (8 + MAC_LEN, rest)
+    } else {
+        return None;
+    };
+    let (n, rest) = rest.split_first_chunk::<2>()?;
+    let skip = usize::from(u16::from_le_bytes(*n))
+        .checked_mul(8)?
+        .checked_add(trailer)?;
+    rest.get(skip..)
+}
+
 fn split(b: &[u8], n: usize) -> Result<(&[u8], &[u8]), Reject> {
     if b.len() < n {
         Err(Reject::Corrupt)

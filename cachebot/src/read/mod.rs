@@ -19,6 +19,7 @@ pub(crate) mod io;
 pub(crate) mod local;
 pub(crate) mod plan;
 pub(crate) mod plans;
+pub(crate) mod returned;
 
 use std::collections::HashSet;
 use std::future::Future;
@@ -44,7 +45,12 @@ pub use plan::Explain;
 /// What a read does: go to the database, or through the cache with these keys.
 pub(crate) enum Plan {
     Bypass(&'static str),
-    Cache { entry: Key, generations: Vec<Key> },
+    Cache {
+        entry: Key,
+        generations: Vec<Key>,
+        /// Set when the entry also depends on the rows it returned.
+        returned: Option<Arc<returned::Returned>>,
+    },
 }
 
 /// The read side of one cache: its store, settings, and the tiers of this
@@ -67,6 +73,8 @@ pub(crate) struct Reader {
     seal: Option<entry::Seal>,
     /// Composite keys of the models registered on the builder.
     pub(crate) composites: crate::key::Composites,
+    /// The models registered on the builder (see `returned`).
+    pub(crate) models: returned::Models,
     /// How the tiers work together, decided once from the store.
     tiering: Tiering,
     /// With a staleness bound: the change-stream follower's heartbeat.
@@ -96,6 +104,7 @@ pub(crate) struct ReadSettings {
     pub(crate) local_bytes: u64,
     pub(crate) secret: Option<Vec<u8>>,
     pub(crate) composites: crate::key::Composites,
+    pub(crate) models: returned::Models,
     pub(crate) staleness_bound: Option<Duration>,
 }
 
@@ -118,6 +127,7 @@ impl Reader {
             plans: plans::Plans::new(plans::DEFAULT_BYTES),
             seal: s.secret.map(|secret| entry::Seal::new(&secret)),
             composites: s.composites,
+            models: s.models,
             heartbeat: s.staleness_bound.map(Heartbeat::new),
             tiering: if store.is_in_process() {
                 Tiering::InProcess
@@ -195,8 +205,12 @@ impl Reader {
     {
         let inner = self;
         let c = inner.counters();
-        let (entry_key, gen_keys) = match plan {
-            Plan::Cache { entry, generations } => (entry, generations),
+        let (entry_key, gen_keys, returned) = match plan {
+            Plan::Cache {
+                entry,
+                generations,
+                returned,
+            } => (entry, generations, returned),
             Plan::Bypass(why) => {
                 Counters::bump(&c.bypasses);
                 tracing::trace!(reason = why, "cache bypass");
@@ -214,6 +228,11 @@ impl Reader {
             Counters::bump(&c.fallbacks);
             tracing::debug!("depends on an undelivered invalidation; reading the database");
             return load().await;
+        }
+        if let Some(returned) = returned {
+            return self
+                .read_returned(io, codec, entry_key, gen_keys, &returned, load)
+                .await;
         }
         let store = inner.store.as_ref();
         // In process, a lookup costs no round trip: read the generations
@@ -286,6 +305,159 @@ impl Reader {
         Ok(rows)
     }
 
+    /// [`read_through`](Self::read_through) for a plan whose entry also
+    /// depends on the rows it returned (see `returned`): the hinted keys'
+    /// generations come in the same round trip; a miss is stored only if
+    /// every row it returned was among them.
+    async fn read_returned<C, U, Io, F, L>(
+        &self,
+        io: &Io,
+        codec: &Arc<C>,
+        entry_key: Key,
+        gen_keys: Vec<Key>,
+        returned: &returned::Returned,
+        load: F,
+    ) -> QueryResult<Vec<U>>
+    where
+        C: Codec,
+        U: Serialize + DeserializeOwned + Clone + Send + Sync + 'static,
+        Io: StoreIo,
+        F: FnOnce() -> L,
+        L: Future<Output = QueryResult<Vec<U>>>,
+    {
+        let c = self.counters();
+        let store = self.store.as_ref();
+        let hint = returned.hint();
+        if self.invalidator.depends_on_undelivered(&hint) {
+            Counters::bump(&c.fallbacks);
+            tracing::debug!("depends on an undelivered invalidation; reading the database");
+            return load().await;
+        }
+        // The plan's keys, the table's rows key (what a result whose rows
+        // were not all snapshotted depends on instead), the hinted rows'.
+        let fixed = gen_keys.len();
+        let rows_key = returned.rows_key();
+        let mut keys = gen_keys;
+        keys.push(rows_key);
+        keys.extend_from_slice(&hint);
+        let fetched = match io.fetch(entry_key, &keys).await {
+            Ok(f) => f,
+            Err(e) => {
+                Counters::bump(&c.fallbacks);
+                tracing::warn!(store = store.name(), error = %crate::error::Chain(&e), "cache read failed; reading the database");
+                return load().await;
+            }
+        };
+        if let Some(bytes) = fetched.entry.as_deref() {
+            let current = self
+                .returned_current(io, bytes, &fetched.generations, fixed, &hint, returned)
+                .await;
+            if let Some(current) = current {
+                if let Some(rows) =
+                    self.serve_entry::<C, U>(codec, entry_key, Some(bytes), &current, false, true)
+                {
+                    Counters::bump(&c.hits);
+                    return Ok(rows);
+                }
+            }
+        }
+        Counters::bump(&c.misses);
+        // The snapshot (the hinted rows' generations too) must be taken
+        // before the database is read.
+        let snapshot = match self
+            .complete_generations(io, &keys, &fetched.generations)
+            .await
+        {
+            Ok(gens) => gens,
+            Err(e) => {
+                Counters::bump(&c.fallbacks);
+                tracing::warn!(store = store.name(), error = %crate::error::Chain(&e), "could not read generations; not caching");
+                return load().await;
+            }
+        };
+        crate::hook!(ReadSnapshotTaken);
+        let rows = load().await?;
+        crate::hook!(ReadBeforeStore);
+        let mut got = returned.keys_of(&rows);
+        returned.learn(&got);
+        let mut generations = snapshot.get(..fixed).unwrap_or_default().to_vec();
+        let snapshotted: Option<Vec<Generation>> = got
+            .iter()
+            .map(|k| {
+                let at = if *k == rows_key {
+                    Some(fixed)
+                } else {
+                    hint.iter().position(|h| h == k).map(|i| fixed + 1 + i)
+                };
+                at.and_then(|i| snapshot.get(i).copied())
+            })
+            .collect();
+        match snapshotted {
+            Some(gens) => generations.extend(gens),
+            None => {
+                // A row whose generation was not read before the query (it
+                // joined the result since this process last read it): depend
+                // on every write to the table this time; the next fill,
+                // with the rows now hinted, is exact again.
+                Counters::bump(&c.returned_widened);
+                tracing::trace!("returned rows not snapshotted; the entry depends on the table");
+                let Some(g) = snapshot.get(fixed) else {
+                    return Ok(rows);
+                };
+                generations.push(*g);
+                got = vec![rows_key];
+            }
+        }
+        if self.invalidator.depends_on_undelivered(&got) {
+            return Ok(rows);
+        }
+        if let Some(bytes) = self.put_entry(codec, entry_key, generations, Some(got), &rows) {
+            let stored = io.put_entry(entry_key, &bytes, self.ttl).await;
+            behind::stored(store.name(), c, stored);
+        }
+        Ok(rows)
+    }
+
+    /// The generations an entry depending on its returned rows must match:
+    /// the plan's, then those of the rows the entry lists (from this
+    /// fetch when they are the hinted ones, else from a second one).
+    /// `None` when one is missing (a miss).
+    async fn returned_current<Io: StoreIo>(
+        &self,
+        io: &Io,
+        bytes: &[u8],
+        fetched: &[Option<Generation>],
+        fixed: usize,
+        hint: &[Key],
+        returned: &returned::Returned,
+    ) -> Option<Vec<Generation>> {
+        let (listed, _) = entry::payload_unchecked(bytes).and_then(returned::split_keys)?;
+        let mut current: Vec<Generation> = fetched
+            .get(..fixed)?
+            .iter()
+            .copied()
+            .collect::<Option<_>>()?;
+        if listed.as_slice() == hint {
+            for g in fetched.get(fixed + 1..)? {
+                current.push((*g)?);
+            }
+            return Some(current);
+        }
+        if listed == [returned.rows_key()] {
+            current.push((*fetched.get(fixed)?)?);
+            return Some(current);
+        }
+        if self.invalidator.depends_on_undelivered(&listed) {
+            return None;
+        }
+        let more = io.fetch_many(&[], &listed).await.ok()?;
+        for g in &more.generations {
+            current.push((*g)?);
+        }
+        returned.learn(&listed);
+        Some(current)
+    }
+
     /// The rows the local tier holds for `key`, if they are current: the
     /// generations are read from the (in-process) store, nothing else.
     /// Otherwise the generations read, for the caller to check the entry
@@ -319,8 +491,26 @@ impl Reader {
     where
         U: DeserializeOwned + Clone + Send + Sync + 'static,
     {
+        self.serve_entry(codec, key, bytes, current, try_local, false)
+    }
+
+    /// [`serve`](Self::serve); with `prefixed`, the payload starts with
+    /// the returned rows' keys (see `returned`) and the rows stay out of
+    /// the local tier (its entries hold no such keys).
+    fn serve_entry<C: Codec, U>(
+        &self,
+        codec: &C,
+        key: Key,
+        bytes: Option<&[u8]>,
+        current: &[Generation],
+        try_local: bool,
+        prefixed: bool,
+    ) -> Option<Vec<U>>
+    where
+        U: DeserializeOwned + Clone + Send + Sync + 'static,
+    {
         let inner = self;
-        if try_local {
+        if try_local && !prefixed {
             if let Some(rows) = inner
                 .local
                 .as_ref()
@@ -330,10 +520,18 @@ impl Reader {
             }
         }
         let c = inner.counters();
-        match entry::open(bytes?, current, entry::Verify::new(inner.seal, key)) {
+        let opened = entry::open(bytes?, current, entry::Verify::new(inner.seal, key));
+        let opened = match opened {
+            Ok(payload) if prefixed => match returned::split_keys(payload) {
+                Some((_, rest)) => Ok(rest),
+                None => Err(Reject::Corrupt),
+            },
+            other => other,
+        };
+        match opened {
             Ok(payload) => match codec.decode::<Vec<U>>(payload) {
                 Ok(rows) => {
-                    if let Some(local) = &inner.local {
+                    if let (Some(local), false) = (&inner.local, prefixed) {
                         local.insert(key, current, rows.clone(), payload.len());
                     }
                     Some(rows)
@@ -400,13 +598,30 @@ impl Reader {
     where
         U: Serialize + Clone + Send + Sync + 'static,
     {
+        self.put_entry(codec, key, snapshot, None, rows)
+    }
+
+    /// [`put`](Self::put); with `returned`, the returned rows' keys go
+    /// first in the payload (and never to the local tier).
+    fn put_entry<C: Codec, U>(
+        &self,
+        codec: &Arc<C>,
+        key: Key,
+        snapshot: Vec<Generation>,
+        returned: Option<Vec<Key>>,
+        rows: &[U],
+    ) -> Option<Vec<u8>>
+    where
+        U: Serialize + Clone + Send + Sync + 'static,
+    {
         let inner = self;
         // In process, the rows are kept decoded, once: encoding them would
         // cost more than the copy (and the first hit would decode them
         // again). They go to the local tier, weighed by an estimate of
         // their size in memory; only rows too large for it are encoded
         // into the store.
-        if inner.tiering == Tiering::InProcess && inner.write_behind.is_none() {
+        if inner.tiering == Tiering::InProcess && inner.write_behind.is_none() && returned.is_none()
+        {
             if let Some(local) = &inner.local {
                 let weight = crate::weigh::weigh(rows);
                 if weight <= inner.store.max_value_size()
@@ -427,7 +642,12 @@ impl Reader {
             let rows = rows.to_vec();
             let protect = entry::Protect::new(inner.seal, key, inner.ttl);
             let encode = Box::new(move || {
-                entry::encode_with(&snapshot, protect, |out| codec.encode_into(&rows, out))
+                entry::encode_with(&snapshot, protect, |out| {
+                    if let Some(keys) = &returned {
+                        returned::write_keys(keys, out);
+                    }
+                    codec.encode_into(&rows, out)
+                })
             });
             if !behind.put(key, inner.ttl, encode) {
                 tracing::debug!("write-behind queue full; entry not stored");
@@ -435,7 +655,12 @@ impl Reader {
             return None;
         }
         let protect = entry::Protect::new(inner.seal, key, inner.ttl);
-        let encoded = entry::encode_with(&snapshot, protect, |out| codec.encode_into(rows, out));
+        let encoded = entry::encode_with(&snapshot, protect, |out| {
+            if let Some(keys) = &returned {
+                returned::write_keys(keys, out);
+            }
+            codec.encode_into(rows, out)
+        });
         behind::storable(inner.store.max_value_size(), inner.counters(), encoded)
     }
 }

@@ -6,16 +6,18 @@
 //! resolves again.
 
 use std::any::{type_name, TypeId};
+use std::sync::Arc;
 
 use diesel::pg::Pg;
 use diesel::query_builder::{QueryFragment, QueryId};
 use diesel::QueryResult;
 
+use super::returned::Returned;
 use super::{Plan, Reader};
 use crate::backend::{BackendImpl, CacheBackend};
 use crate::conn::DbConn;
 use crate::error::{Error, UsageError};
-use crate::extract::{Analysis, Extracted, Uncacheable};
+use crate::extract::{Analysis, Entry, Extracted, Pins, Uncacheable};
 use crate::invalidate::instrument::{count_no_scope, scope_of, trusted_scope};
 use crate::key::{self, Dependency, EntryContext, Keying};
 use crate::render::{render, Rendered};
@@ -41,6 +43,12 @@ pub struct Explain {
     /// store names them (with [`explain_on`](crate::Cached::explain_on),
     /// scoped to the connection's database), sorted.
     pub generations: Vec<Key>,
+    /// The table (as the query names it) whose returned rows the entry
+    /// also depends on, by primary key, instead of every write to the
+    /// table; known only on a connection
+    /// ([`explain_on`](crate::Cached::explain_on)). See the README's
+    /// "Precision".
+    pub returned_rows: Option<String>,
 }
 
 /// One query as the read path sees it: the cache, the codec's name, the
@@ -52,22 +60,90 @@ pub(crate) struct Query<'a, Q> {
     pub(crate) narrowing: Narrowing<'a>,
 }
 
+/// A read's dependency on its returned rows, as planned.
+struct Candidate<'a> {
+    /// The table as the query writes it.
+    written: &'a str,
+    entry: &'a Entry,
+    returned: Returned,
+}
+
 impl<Q> Query<'_, Q> {
-    fn keying<'s>(&'s self, scope: Option<&'s Scope>) -> Keying<'s> {
+    fn keying<'s>(
+        &'s self,
+        scope: Option<&'s Scope>,
+        returned: Option<&'s Candidate<'s>>,
+    ) -> Keying<'s> {
         Keying {
             narrowing: self.narrowing,
             scope,
             composites: Some(&self.reader.composites),
+            returned: returned.map(|c| (c.written, c.entry)),
         }
     }
 
-    fn entry_context(&self, result_type: &'static str) -> EntryContext<'_> {
+    fn entry_context<'s>(
+        &'s self,
+        result_type: &'static str,
+        returned: Option<&'s str>,
+    ) -> EntryContext<'s> {
         EntryContext {
             fingerprint: &self.reader.fingerprint,
             codec: self.codec,
             result_type,
             narrowing: self.narrowing,
+            returned,
         }
+    }
+
+    /// Whether a read of `U` may depend on its returned rows (see
+    /// `returned`): `U` is a registered model, the select list is exactly
+    /// its columns, no equality pins its table, the statement says how its
+    /// rows enter the result (and, through a join, an enforced foreign key
+    /// makes that true), and its primary key compares by bytes.
+    fn returned<'a, U: 'static>(
+        &self,
+        analysis: &'a Analysis,
+        scope: &Scope,
+    ) -> Option<Candidate<'a>> {
+        if self.narrowing.is_some() {
+            return None;
+        }
+        let model = self.reader.models.of(TypeId::of::<U>())?;
+        let projection = analysis.shape.projection.as_ref()?;
+        if *projection != model.columns {
+            return None;
+        }
+        let written = projection.first().map(|(t, _)| t.as_str())?;
+        if projection.iter().any(|(t, _)| t != written) {
+            return None;
+        }
+        let deps = analysis.tables.iter().find(|t| t.table == written)?;
+        if deps.pins != Pins::Whole {
+            return None;
+        }
+        let resolved = scope.resolve(written)?;
+        if !model.primary_key.iter().all(|c| resolved.keyable(c)) {
+            return None;
+        }
+        let entry = analysis.shape.entry.get(written)?;
+        if let Entry::Through {
+            column,
+            via_table,
+            via_column,
+        } = entry
+        {
+            let via = scope.resolve(via_table)?;
+            let invalidator = &self.reader.invalidator;
+            if !invalidator.enforces(&via.name, via_column, &resolved.name, column) {
+                return None;
+            }
+        }
+        Some(Candidate {
+            written: deps.table.as_str(),
+            entry,
+            returned: Returned::new(resolved.name.clone(), scope.database, Arc::clone(model)),
+        })
     }
 
     /// The keys of a read on `conn`: its tables resolved as the connection
@@ -103,8 +179,8 @@ impl<Q> Query<'_, Q> {
         };
         // A plan remembered for this scope was checked when it was made.
         if let Some(scope) = trusted_scope(&reader.invalidator, conn) {
-            if let Some((entry, generations)) = reader.plans.get(&remembered(&scope)) {
-                return Ok(Plan::Cache { entry, generations });
+            if let Some(plan) = reader.plans.get(&remembered(&scope)) {
+                return Ok(plan);
             }
         }
         let scope = match scope_of(&reader.invalidator, conn, &analysis.tables).await {
@@ -118,12 +194,20 @@ impl<Q> Query<'_, Q> {
             return Ok(Plan::Bypass(why));
         }
         let remembered = remembered(&scope);
-        if let Some((entry, generations)) = reader.plans.get(&remembered) {
-            return Ok(Plan::Cache { entry, generations });
+        if let Some(plan) = reader.plans.get(&remembered) {
+            return Ok(plan);
         }
-        let (entry, generations) = self.keys::<Conn::Backend, U>(analysis, &rendered, &scope);
-        reader.plans.insert(&remembered, entry, &generations);
-        Ok(Plan::Cache { entry, generations })
+        let (entry, generations, returned) =
+            self.keys::<Conn::Backend, U>(analysis, &rendered, &scope);
+        let returned = returned.map(Arc::new);
+        reader
+            .plans
+            .insert(&remembered, entry, &generations, returned.clone());
+        Ok(Plan::Cache {
+            entry,
+            generations,
+            returned,
+        })
     }
 
     /// Why a read of these tables on this scope is not cached, if it is not.
@@ -149,21 +233,36 @@ impl<Q> Query<'_, Q> {
         analysis: &Analysis,
         rendered: &Rendered,
         scope: &Scope,
-    ) -> (Key, Vec<Key>) {
+    ) -> (Key, Vec<Key>, Option<Returned>) {
         let in_database = |k: Key| scope::in_database(scope.database, k);
-        let mut generations =
-            key::dependency_keys::<DB>(analysis, &rendered.binds, self.keying(Some(scope)));
+        let candidate = self.returned::<U>(analysis, scope);
+        let keying = self.keying(Some(scope), candidate.as_ref());
+        let mut generations = key::dependency_keys::<DB>(analysis, &rendered.binds, keying);
         for g in &mut generations {
             *g = in_database(*g);
         }
         generations.sort_unstable();
+        let written = candidate.as_ref().map(|c| c.written);
         let entry = in_database(key::entry_key(
-            &self.entry_context(type_name::<U>()),
+            &self.entry_context(type_name::<U>(), written),
             rendered.template.sql_hash,
             &rendered.binds,
             &generations,
         ));
-        (entry, generations)
+        (entry, generations, candidate.map(|c| c.returned))
+    }
+
+    /// The dependencies of a read resolved in `scope`, for display.
+    fn dependencies<DB: CacheBackend, U: 'static>(
+        &self,
+        analysis: &Analysis,
+        rendered: &Rendered,
+        scope: &Scope,
+    ) -> (Vec<Dependency>, Option<String>) {
+        let candidate = self.returned::<U>(analysis, scope);
+        let keying = self.keying(Some(scope), candidate.as_ref());
+        let deps = key::dependencies::<DB>(analysis, &rendered.binds, keying);
+        (deps, candidate.map(|c| c.written.to_owned()))
     }
 
     /// What the cache would do with this query for results of type `U`,
@@ -184,19 +283,20 @@ impl<Q> Query<'_, Q> {
                     entry: None,
                     dependencies: Vec::new(),
                     generations: Vec::new(),
+                    returned_rows: None,
                 })
             }
             Extracted::Cacheable(a) => a,
         };
         let binds = &rendered.binds;
-        let dependencies = key::dependencies::<DB>(analysis, binds, self.keying(None));
-        let generations = key::dependency_keys::<DB>(analysis, binds, self.keying(None));
+        let dependencies = key::dependencies::<DB>(analysis, binds, self.keying(None, None));
+        let generations = key::dependency_keys::<DB>(analysis, binds, self.keying(None, None));
         let never = analysis
             .tables
             .iter()
             .any(|t| self.reader.never_caches(&t.table, &t.table));
         let entry = key::entry_key(
-            &self.entry_context(type_name::<U>()),
+            &self.entry_context(type_name::<U>(), None),
             rendered.template.sql_hash,
             binds,
             &generations,
@@ -207,6 +307,7 @@ impl<Q> Query<'_, Q> {
             entry: (!never).then_some(entry),
             dependencies,
             generations,
+            returned_rows: None,
         })
     }
 
@@ -231,9 +332,11 @@ impl<Q> Query<'_, Q> {
                 return Ok(explain);
             }
         };
-        explain.dependencies =
-            key::dependencies::<DB<Conn>>(analysis, &rendered.binds, self.keying(Some(&scope)));
-        let (entry, generations) = self.keys::<DB<Conn>, U>(analysis, &rendered, &scope);
+        let (dependencies, returned_rows) =
+            self.dependencies::<DB<Conn>, U>(analysis, &rendered, &scope);
+        explain.dependencies = dependencies;
+        explain.returned_rows = returned_rows;
+        let (entry, generations, _) = self.keys::<DB<Conn>, U>(analysis, &rendered, &scope);
         explain.generations = generations;
         explain.entry = explain.entry.map(|_| entry);
         if let Some(why) = self.refused(analysis, &scope) {

@@ -18,8 +18,11 @@
 //! cost of an insert, and they are misses anyway, where the database query
 //! dwarfs that.
 
+use std::sync::Arc;
 use std::time::Duration;
 
+use super::returned::Returned;
+use super::Plan;
 use crate::store::Key;
 use crate::util::clock_map::ClockMap;
 
@@ -35,6 +38,7 @@ const MIN_SHARD: usize = 64 << 10;
 struct Planned {
     entry: Key,
     generations: Box<[Key]>,
+    returned: Option<Arc<Returned>>,
 }
 
 /// Entry and generation keys per (query, binds, result type, narrowing).
@@ -49,17 +53,33 @@ impl Plans {
         }
     }
 
-    /// The entry key and generation keys remembered under `key`.
-    pub(crate) fn get(&self, key: &Key) -> Option<(Key, Vec<Key>)> {
-        self.map
-            .get(key, |p| Some((p.entry, p.generations.to_vec())))
+    /// The plan remembered under `key`.
+    pub(crate) fn get(&self, key: &Key) -> Option<Plan> {
+        self.map.get(key, |p| {
+            Some(Plan::Cache {
+                entry: p.entry,
+                generations: p.generations.to_vec(),
+                returned: p.returned.clone(),
+            })
+        })
     }
 
-    pub(crate) fn insert(&self, key: &Key, entry: Key, generations: &[Key]) {
-        let weight = OVERHEAD + std::mem::size_of_val(generations);
+    pub(crate) fn insert(
+        &self,
+        key: &Key,
+        entry: Key,
+        generations: &[Key],
+        returned: Option<Arc<Returned>>,
+    ) {
+        // A plan depending on its returned rows also holds their keys.
+        let hinted = returned.as_ref().map_or(0, |_| {
+            super::returned::MAX_RETURNED * std::mem::size_of::<Key>() / 4
+        });
+        let weight = OVERHEAD + std::mem::size_of_val(generations) + hinted;
         let planned = Planned {
             entry,
             generations: generations.into(),
+            returned,
         };
         self.map.insert(key, planned, weight, Duration::MAX);
     }
@@ -78,14 +98,15 @@ mod tests {
     fn remembers_and_is_bounded() {
         let plans = Plans::new(MIN_SHARD as u64);
         let gens = [Key::generation(1), Key::generation(2)];
-        plans.insert(&Key::entry(7), Key::entry(70), &gens);
-        assert_eq!(
+        plans.insert(&Key::entry(7), Key::entry(70), &gens, None);
+        assert!(matches!(
             plans.get(&Key::entry(7)),
-            Some((Key::entry(70), gens.to_vec()))
-        );
-        assert_eq!(plans.get(&Key::entry(8)), None);
+            Some(Plan::Cache { entry, generations, returned: None })
+                if entry == Key::entry(70) && generations == gens.to_vec()
+        ));
+        assert!(plans.get(&Key::entry(8)).is_none());
         for i in 0..10_000 {
-            plans.insert(&Key::entry(1000 + i), Key::entry(i), &gens);
+            plans.insert(&Key::entry(1000 + i), Key::entry(i), &gens, None);
         }
         let most = MIN_SHARD as u64 / (OVERHEAD + 2 * std::mem::size_of::<Key>()) as u64;
         assert!(plans.len() <= most, "{} > {most}", plans.len());
