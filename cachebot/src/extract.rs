@@ -277,9 +277,9 @@ pub(crate) fn leading_tokens(sql: &str, n: usize) -> Vec<Lead> {
 }
 
 pub(crate) use names::column_list;
-pub(crate) use shape::{Entry, Shape};
 use names::{join_name, name_parts, norm_ident, table_name};
 pub(crate) use scan::Lead;
+pub(crate) use shape::{Entry, Shape};
 
 /// Functions (and function-like constructs sqlparser renders as calls) whose result depends
 /// only on their arguments and the rows read: aggregates, string/number helpers, window ranking

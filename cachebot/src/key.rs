@@ -605,7 +605,10 @@ fn dependency_refs<'a, DB: CacheBackend>(
                     if let crate::extract::Entry::Alone { columns } = entry {
                         out.push(DepRef::Inserts(name));
                         for column in columns {
-                            out.push(DepRef::ColumnChanges { table: name, column });
+                            out.push(DepRef::ColumnChanges {
+                                table: name,
+                                column,
+                            });
                         }
                     }
                 }
@@ -643,7 +646,8 @@ fn table_values<'a, DB: CacheBackend>(
     // The columns the query reads of this table, when known: a key whose
     // columns cover them all needs only its rows' membership.
     let reads = reads.get(&t.table);
-    let covers = |cols: &[&str]| reads.is_some_and(|r| r.iter().all(|c| cols.contains(&c.as_str())));
+    let covers =
+        |cols: &[&str]| reads.is_some_and(|r| r.iter().all(|c| cols.contains(&c.as_str())));
     let start = out.len();
     for conj in conjunctions {
         let usable = || {

@@ -119,7 +119,19 @@ diesel::joinable!(many_models_third_models -> many_models (many_model_id));
 diesel::joinable!(many_models_third_models -> third_models (third_model_id));
 diesel::joinable!(photos -> users (user_id));
 
+diesel::table! {
+    /// Tags of photos: not created by the migrations; `tests/precision.rs` creates it with
+    /// the foreign keys each case needs.
+    photo_tags (photo_id, tag_id) {
+        /// The photo.
+        photo_id -> Int4,
+        /// The tag.
+        tag_id -> Int4,
+    }
+}
+
 diesel::allow_tables_to_appear_in_same_query!(
+    photo_tags,
     first_models,
     second_models,
     third_models,

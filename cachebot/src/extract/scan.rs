@@ -729,7 +729,13 @@ pub(super) fn fallback_analyze(sql: &str) -> Extracted {
     if found.tables.is_empty() || found.tables.len() > MAX_FALLBACK_TABLES {
         return Extracted::Uncacheable(Uncacheable::NoTable);
     }
-    finish(Default::default(), found.tables, true, false, Default::default())
+    finish(
+        Default::default(),
+        found.tables,
+        true,
+        false,
+        Default::default(),
+    )
 }
 
 /// The statements of a batch, in order: split at `;` outside strings, quoted identifiers,

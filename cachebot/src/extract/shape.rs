@@ -21,8 +21,8 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use sqlparser::ast::{
-    Distinct, Expr, FunctionArg, FunctionArgExpr, FunctionArguments, GroupByExpr, InTarget, JoinConstraint,
-    JoinOperator, LimitClause, OrderByKind, Query, Select, SelectItem,
+    Distinct, Expr, FunctionArg, FunctionArgExpr, FunctionArguments, GroupByExpr, InTarget,
+    JoinConstraint, JoinOperator, LimitClause, OrderByKind, Query, Select, SelectItem,
     SelectItemQualifiedWildcardKind, SetExpr, TableFactor, TableWithJoins,
 };
 
@@ -285,7 +285,8 @@ fn through(
     order: &Refs,
     limited: bool,
 ) -> Option<Entry> {
-    let mentions = |r: &Refs| r.all.contains(&target) || r.cols.iter().any(|(rel, _)| *rel == target);
+    let mentions =
+        |r: &Refs| r.all.contains(&target) || r.cols.iter().any(|(rel, _)| *rel == target);
     if mentions(filter) || (limited && mentions(order)) || order.all.contains(&target) {
         return None;
     }
@@ -550,9 +551,7 @@ impl Cx<'_> {
                         FunctionArguments::List(list) if list.clauses.is_empty() => {
                             for arg in &list.args {
                                 match arg {
-                                    FunctionArg::Unnamed(FunctionArgExpr::Expr(e)) => {
-                                        stack.push(e)
-                                    }
+                                    FunctionArg::Unnamed(FunctionArgExpr::Expr(e)) => stack.push(e),
                                     // `COUNT(*)` reads no column.
                                     FunctionArg::Unnamed(FunctionArgExpr::Wildcard) => {}
                                     _ => {
