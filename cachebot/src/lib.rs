@@ -106,6 +106,9 @@ mod render;
 mod scope;
 mod stats;
 pub mod store;
+#[cfg(feature = "__test-hooks")]
+#[doc(hidden)]
+pub mod test_keys;
 mod util;
 mod weigh;
 pub mod write;

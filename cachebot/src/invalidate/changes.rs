@@ -16,13 +16,31 @@
 //!   the global key for tables with rules (as for the crate's own writes);
 //! - for a truncated table, its "all" key.
 //!
+//! And, as the crate's own writes do (see [`crate::write`]), the finer
+//! generations of what changed:
+//!
+//! - an INSERT or a DELETE: the membership key of each known keyable value
+//!   and of each registered composite of its image; an INSERT also bumps
+//!   the table's inserts key;
+//! - an UPDATE with an old image: for each column whose value differs
+//!   between the images (or is unknown on one side), its column key, keyable
+//!   or not (a column of a type the cache never keys on still has one, known
+//!   by its type OID), and for a keyable column the membership keys of its
+//!   old and new value; for each registered composite with a changed column,
+//!   the membership keys of its old and new combination. The stream does not
+//!   say which columns form the primary key, so an UPDATE is always one
+//!   row's change (a changed key column is a changed column).
+//!
 //! Where an image does not say what a row held, the change **widens** to the
 //! table's "all" key, never narrows: an UPDATE without an old image (the
 //! default replica identity sends none while the key is unchanged), an old
 //! image holding only the key columns (`REPLICA IDENTITY DEFAULT` or
 //! `USING INDEX`), a value the stream did not send (an unchanged TOASTed
 //! value whose old value is not known either). `REPLICA IDENTITY FULL` gives
-//! exact old images, and with them precise invalidation.
+//! exact old images, and with them precise invalidation. A keyable column
+//! whose old or new value is unknown widens the same way (its membership
+//! cannot be told); an UPDATE without an old image bumps no finer key: the
+//! table's "all" key already stands for all of them.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::SystemTime;
@@ -231,10 +249,14 @@ pub(crate) fn apply(reader: &Reader, tx: &Transaction) -> Result<(), Error> {
 #[derive(Default)]
 struct TableKeys {
     values: BTreeSet<Key>,
+    /// Membership and column keys.
+    changes: BTreeSet<Key>,
     /// Some image was not fully known (or there were too many values).
     widen: bool,
     /// A row of it changed (as opposed to: only truncated).
     rows: bool,
+    /// A row was inserted into it.
+    inserted: bool,
     truncated: bool,
 }
 
@@ -275,16 +297,37 @@ pub(crate) fn keys(
             entry.rows = true;
             image_keys(&qualified, &declared, img, fallback, entry);
         }
+        match change {
+            Change::Insert { new, .. } => {
+                entry.inserted = true;
+                member_keys(&qualified, &declared, new, entry);
+            }
+            Change::Delete { old, .. } => member_keys(&qualified, &declared, old, entry),
+            Change::Update {
+                old: Some(old),
+                new,
+                ..
+            } => update_keys(&qualified, &declared, old, new, entry),
+            // Without an old image the table's "all" key stands for the rest.
+            Change::Update { old: None, .. } | Change::Truncate { .. } => {}
+        }
     }
     let mut out: BTreeSet<Key> = BTreeSet::new();
     for (table, mut keys) in tables {
-        if keys.values.len() > MAX_VALUE_KEYS_PER_TABLE {
+        if keys.values.len() > MAX_VALUE_KEYS_PER_TABLE
+            || keys.changes.len() > MAX_VALUE_KEYS_PER_TABLE
+        {
             keys.values.clear();
+            keys.changes.clear();
             keys.widen = true;
         }
         out.extend(keys.values);
+        out.extend(keys.changes);
         if keys.rows {
             out.insert(key::rows_key(&table));
+        }
+        if keys.inserted {
+            out.insert(key::inserts_key(&table));
         }
         if keys.widen || keys.truncated {
             out.insert(key::table_key(&table));
@@ -353,6 +396,142 @@ fn image_keys(
     }
 }
 
+/// An inserted or deleted row entered or left every value and composite
+/// its image holds: their membership keys. (Unknown values widen through
+/// [`image_keys`].)
+fn member_keys(table: &str, declared: &[&[String]], img: &Image, out: &mut TableKeys) {
+    for column in &img.columns {
+        if column.keyable() {
+            if let Some(value) = known(&column.value) {
+                out.changes
+                    .insert(key::member_key(table, &column.name, value));
+            }
+        }
+    }
+    for cols in declared {
+        if let Some(values) = combination(cols, |c| img.get(c).map(|c| &c.value)) {
+            out.changes
+                .insert(key::member_composite_key(table, &values));
+        }
+    }
+}
+
+/// What an update with a full old image changed: for every column whose
+/// value differs (or is not known on one side), its column key and, for a
+/// keyable one, the membership keys of its old and new value; for every
+/// composite with a changed column, the membership keys of its old and new
+/// combination. An unknown new value is the old one (an unchanged TOASTed
+/// value), as for the value keys. A keyable column whose membership cannot
+/// be told (a value unknown on one side) widens to the table.
+///
+/// The stream does not say which columns are the primary key: an UPDATE is
+/// one row's change, and a changed key column is a changed column.
+fn update_keys(table: &str, declared: &[&[String]], old: &Image, new: &Image, out: &mut TableKeys) {
+    for (i, column) in new.columns.iter().enumerate() {
+        let before = at(old, i, &column.name).map(|c| &c.value);
+        let after = after_update(&column.value, before);
+        column_change(table, column, before, Some(after), out);
+    }
+    for (i, column) in old.columns.iter().enumerate() {
+        if at(new, i, &column.name).is_none() {
+            column_change(table, column, Some(&column.value), None, out);
+        }
+    }
+    let before = |name: &str| old.get(name).map(|c| &c.value);
+    let after = |name: &str| new.get(name).map(|c| after_update(&c.value, before(name)));
+    for cols in declared {
+        if !cols.iter().any(|c| value_changed(before(c), after(c))) {
+            continue;
+        }
+        for values in [combination(cols, before), combination(cols, after)] {
+            match values {
+                Some(values) => {
+                    out.changes
+                        .insert(key::member_composite_key(table, &values));
+                }
+                None => out.widen = true,
+            }
+        }
+    }
+}
+
+/// The column `name` of `img`, looked for at position `i` first (the
+/// stream sends both images of an update in the table's column order: no
+/// quadratic search).
+fn at<'i>(img: &'i Image, i: usize, name: &str) -> Option<&'i Column> {
+    match img.columns.get(i) {
+        Some(c) if c.name == name => Some(c),
+        _ => img.get(name),
+    }
+}
+
+/// A column's value after an update: its own, or the old one when the new
+/// image does not know it (an unchanged TOASTed value) and the old does.
+fn after_update<'v>(own: &'v Value, before: Option<&'v Value>) -> &'v Value {
+    match (own, before) {
+        (Value::Unknown, Some(old)) if *old != Value::Unknown => old,
+        _ => own,
+    }
+}
+
+/// The keys of one column of an update, from its value `before` and
+/// `after` (`None`: the image does not hold the column).
+fn column_change(
+    table: &str,
+    column: &Column,
+    before: Option<&Value>,
+    after: Option<&Value>,
+    out: &mut TableKeys,
+) {
+    if !value_changed(before, after) {
+        return;
+    }
+    out.changes.insert(key::column_key(table, &column.name));
+    if !column.keyable() {
+        return;
+    }
+    for v in [before, after] {
+        match v.and_then(known) {
+            Some(value) => {
+                out.changes
+                    .insert(key::member_key(table, &column.name, value));
+            }
+            None => out.widen = true,
+        }
+    }
+}
+
+/// Whether a column's value differs between two images: an unknown or
+/// missing value on either side counts as changed.
+fn value_changed(a: Option<&Value>, b: Option<&Value>) -> bool {
+    match (a, b) {
+        (Some(a), Some(b)) if *a != Value::Unknown && *b != Value::Unknown => a != b,
+        _ => true,
+    }
+}
+
+/// A known value as key bytes (`Some(None)`: `NULL`).
+fn known(value: &Value) -> Option<Option<&[u8]>> {
+    match value {
+        Value::Null => Some(None),
+        Value::Bytes(b) => Some(Some(b)),
+        Value::Unknown => None,
+    }
+}
+
+/// A composite's (column, value) pairs, as its keys take them.
+type Combination<'c, 'v> = Vec<(&'c str, Option<&'v [u8]>)>;
+
+/// A composite's values, when every one is known.
+fn combination<'v, 'c>(
+    cols: &'c [String],
+    value_of: impl Fn(&str) -> Option<&'v Value>,
+) -> Option<Combination<'c, 'v>> {
+    cols.iter()
+        .map(|c| Some((c.as_str(), known(value_of(c)?)?)))
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use std::sync::Arc;
@@ -386,6 +565,10 @@ mod tests {
         key::value_key(T, col, Some(&x.to_be_bytes()))
     }
 
+    fn m(col: &str, x: i32) -> Key {
+        key::member_key(T, col, Some(&x.to_be_bytes()))
+    }
+
     fn run(changes: &[Change]) -> Vec<Key> {
         keys(&invalidator(), &Composites::default(), changes)
     }
@@ -404,7 +587,14 @@ mod tests {
         }]);
         assert_eq!(
             got,
-            sorted(vec![v("id", 1), v("user_id", 7), key::rows_key(T)])
+            sorted(vec![
+                v("id", 1),
+                v("user_id", 7),
+                key::rows_key(T),
+                m("id", 1),
+                m("user_id", 7),
+                key::inserts_key(T),
+            ])
         );
         assert!(!got.contains(&key::table_key(T)));
     }
@@ -445,7 +635,7 @@ mod tests {
             table: photos(),
             old: Image::new(vec![int("id", 1)]),
         }]);
-        assert_eq!(got, sorted(vec![v("id", 1), key::rows_key(T)]));
+        assert_eq!(got, sorted(vec![v("id", 1), key::rows_key(T), m("id", 1)]));
     }
 
     #[test]
@@ -461,7 +651,10 @@ mod tests {
                 v("id", 1),
                 v("user_id", 7),
                 v("user_id", 8),
-                key::rows_key(T)
+                key::rows_key(T),
+                m("user_id", 7),
+                m("user_id", 8),
+                key::column_key(T, "user_id"),
             ])
         );
     }
@@ -489,7 +682,7 @@ mod tests {
             table: photos(),
             old: Image::new(vec![int("id", 1), float]),
         }]);
-        assert_eq!(got, sorted(vec![v("id", 1), key::rows_key(T)]));
+        assert_eq!(got, sorted(vec![v("id", 1), key::rows_key(T), m("id", 1)]));
         // A domain or enum (a user OID) may be keyed: bumped.
         let got = run(&[Change::Insert {
             table: photos(),
@@ -551,7 +744,11 @@ mod tests {
             .collect();
         assert_eq!(
             run(&changes),
-            sorted(vec![key::table_key(T), key::rows_key(T)])
+            sorted(vec![
+                key::table_key(T),
+                key::rows_key(T),
+                key::inserts_key(T)
+            ])
         );
     }
 
@@ -561,5 +758,175 @@ mod tests {
             table: TableName::new("we.ird", "t"),
         }]);
         assert_eq!(got, vec![key::table_key(&scope::qualify("we.ird", "t"))]);
+    }
+
+    fn float(name: &str, x: f64) -> Column {
+        Column::new(name, Value::Bytes(x.to_be_bytes().to_vec())).with_type(701)
+    }
+
+    fn update(old: Vec<Column>, new: Vec<Column>) -> Change {
+        Change::Update {
+            table: photos(),
+            old: Some(Image::new(old)),
+            new: Image::new(new),
+        }
+    }
+
+    /// The keys an update bumps besides the value and rows keys.
+    fn finer(changes: &[Change], composites: &Composites) -> Vec<Key> {
+        keys(&invalidator(), composites, changes)
+            .into_iter()
+            .filter(|k| {
+                *k != key::rows_key(T)
+                    && !changes.iter().any(|c| match c {
+                        Change::Update { old, new, .. } => [old.as_ref(), Some(new)]
+                            .into_iter()
+                            .flatten()
+                            .flat_map(|i| &i.columns)
+                            .any(|col| match &col.value {
+                                Value::Bytes(b) => *k == key::value_key(T, &col.name, Some(b)),
+                                Value::Null => *k == key::value_key(T, &col.name, None),
+                                Value::Unknown => false,
+                            }),
+                        _ => false,
+                    })
+            })
+            .collect()
+    }
+
+    #[test]
+    fn update_bumps_changed_columns_only() {
+        let none = Composites::default();
+        // No-op: no membership or column key.
+        let same = vec![int("id", 1), int("user_id", 7), float("score", 0.5)];
+        assert_eq!(finer(&[update(same.clone(), same)], &none), vec![]);
+        // A float changed: its column key, no membership.
+        let got = finer(
+            &[update(
+                vec![int("id", 1), int("user_id", 7), float("score", 0.5)],
+                vec![int("id", 1), int("user_id", 7), float("score", 0.75)],
+            )],
+            &none,
+        );
+        assert_eq!(got, vec![key::column_key(T, "score")]);
+        // NULL to a value: both memberships and the column.
+        let got = finer(
+            &[update(
+                vec![
+                    int("id", 1),
+                    Column::new("album", Value::Null).with_type(23),
+                ],
+                vec![int("id", 1), int("album", 4)],
+            )],
+            &none,
+        );
+        assert_eq!(
+            got,
+            sorted(vec![
+                key::member_key(T, "album", None),
+                m("album", 4),
+                key::column_key(T, "album"),
+            ])
+        );
+        // An unknown float (not sent, not known before): its column may
+        // have changed; nothing widens.
+        let got = keys(
+            &invalidator(),
+            &none,
+            &[update(
+                vec![
+                    int("id", 1),
+                    Column::new("score", Value::Unknown).with_type(701),
+                ],
+                vec![
+                    int("id", 1),
+                    Column::new("score", Value::Unknown).with_type(701),
+                ],
+            )],
+        );
+        assert!(got.contains(&key::column_key(T, "score")));
+        assert!(!got.contains(&key::table_key(T)));
+    }
+
+    #[test]
+    fn composites_bump_their_old_and_new_combinations() {
+        let mut composites = Composites::default();
+        composites.add("photos", &[&["user_id", "status"]]);
+        let parts = |u: i32, s: i32| {
+            [
+                ("user_id", Some(u.to_be_bytes().to_vec())),
+                ("status", Some(s.to_be_bytes().to_vec())),
+            ]
+        };
+        let combo = |u: i32, s: i32| {
+            let p = parts(u, s);
+            key::member_composite_key(T, &p.each_ref().map(|(c, v)| (*c, v.as_deref())))
+        };
+        let content = |u: i32, s: i32| {
+            let p = parts(u, s);
+            key::composite_key(T, &p.each_ref().map(|(c, v)| (*c, v.as_deref())))
+        };
+        let got = finer(
+            &[update(
+                vec![int("id", 1), int("user_id", 7), int("status", 2)],
+                vec![int("id", 1), int("user_id", 7), int("status", 3)],
+            )],
+            &composites,
+        );
+        assert_eq!(
+            got,
+            sorted(vec![
+                m("status", 2),
+                m("status", 3),
+                key::column_key(T, "status"),
+                combo(7, 2),
+                combo(7, 3),
+                // The combinations' content keys, as before.
+                content(7, 2),
+                content(7, 3),
+            ])
+        );
+        // Inserts and deletes: the combination's membership.
+        for change in [
+            Change::Insert {
+                table: photos(),
+                new: Image::new(vec![int("user_id", 7), int("status", 2)]),
+            },
+            Change::Delete {
+                table: photos(),
+                old: Image::new(vec![int("user_id", 7), int("status", 2)]),
+            },
+        ] {
+            assert!(keys(&invalidator(), &composites, &[change]).contains(&combo(7, 2)));
+        }
+        // A title edit leaves the combination alone.
+        let got = finer(
+            &[update(
+                vec![
+                    int("id", 1),
+                    int("user_id", 7),
+                    int("status", 2),
+                    int("title", 1),
+                ],
+                vec![
+                    int("id", 1),
+                    int("user_id", 7),
+                    int("status", 2),
+                    int("title", 2),
+                ],
+            )],
+            &composites,
+        );
+        assert!(!got.contains(&combo(7, 2)) && !got.contains(&m("user_id", 7)));
+    }
+
+    #[test]
+    fn deletes_bump_no_inserts_key_and_no_column_keys() {
+        let got = run(&[Change::Delete {
+            table: photos(),
+            old: Image::new(vec![int("id", 1), float("score", 0.5)]),
+        }]);
+        assert!(!got.contains(&key::inserts_key(T)));
+        assert!(!got.contains(&key::column_key(T, "score")));
     }
 }

@@ -304,12 +304,12 @@ impl Invalidator {
     }
 
     /// The keys a change to `row` bumps, its tables named as this cache's
-    /// connections resolved them (what `Cache::invalidate_object` bumps).
+    /// connections resolved them (what `Cache::invalidate_object` bumps):
+    /// its content keys and, as nothing says how it changed, the finer keys
+    /// of any change (it may have been inserted or deleted, any column may
+    /// have changed: see `write::change_keys`).
     pub(crate) fn object_keys<M: crate::CacheModel>(&self, row: &M) -> Vec<Key> {
-        let known = self.known();
-        let mut keys = crate::model::RowKeys::new(&known);
-        row.row_keys(&mut keys);
-        keys.into_keys()
+        crate::write::change_keys::any_change_keys(&self.known(), row)
     }
 
     /// Whether any of `keys` waits for an undelivered bump of this process.

@@ -119,7 +119,9 @@ where
 /// Push the key of `column = value`. A value that cannot be keyed needs
 /// no key of its own (readers filtering on it depend on the whole
 /// table, covered by the rows key); a column whose name cannot be read
-/// widens to everything.
+/// widens to everything. On the write path the value is also recorded,
+/// keyable or not (see [`RowKeys`]'s images). Returns the keyable value's
+/// bytes, for composites.
 pub fn push_value<Col, ST, V>(
     out: &mut RowKeys<'_>,
     column: &Col,
@@ -132,11 +134,30 @@ where
 {
     let Some((table, col)) = column_name(column) else {
         out.keys.push(key::global_key());
+        if let Some(images) = &mut out.images {
+            images.unnamed();
+        }
         return None;
     };
-    let bytes = encode::<ST, V>(value).ok()?;
-    out.per_table(&table, |t| key::value_key(t, &col, bytes.as_deref()));
-    Some(bytes)
+    let bind = Pg::collect_binds(&OneBind::<ST, V>(value, PhantomData))
+        .ok()
+        .and_then(|binds| binds.into_iter().next());
+    let (bytes, keyable) = match bind {
+        Some(b) => (Some(b.bytes), Pg::is_keyable(b.type_id)),
+        None => (None, false),
+    };
+    let keyed = bytes.as_ref().filter(|_| keyable);
+    if let Some(b) = keyed {
+        out.per_table(&table, |t| key::value_key(t, &col, b.as_deref()));
+    }
+    match &mut out.images {
+        Some(images) => {
+            let keyed = keyed.cloned();
+            images.value(&table, col, bytes, keyable);
+            keyed
+        }
+        None => bytes.filter(|_| keyable),
+    }
 }
 
 /// Push a composite key from already-encoded parts (`None` if any part
@@ -146,6 +167,10 @@ pub fn push_composite(
     table: &str,
     parts: &[(&str, Option<Option<Vec<u8>>>)],
 ) {
+    let keyed = parts.iter().all(|(_, v)| v.is_some());
+    if let Some(images) = &mut out.images {
+        images.composite(table, parts.iter().map(|(c, _)| *c), keyed);
+    }
     let mut values = Vec::with_capacity(parts.len());
     for (col, v) in parts {
         match v {

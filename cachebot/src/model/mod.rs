@@ -4,7 +4,9 @@
 //!   must bump: one per keyable column value, one per declared composite
 //!   key, and the table's "rows" generation. The values are encoded through
 //!   the very bind collector the read side uses, so a column value and the
-//!   same value in a `WHERE` clause always produce the same key.
+//!   same value in a `WHERE` clause always produce the same key. On the
+//!   write path the same pass records each column's value ([`images`]),
+//!   for the finer generations that depend on what changed.
 //! - [`CachedModel`] provides the cached gets (`get`, `get_many`, `get_by`
 //!   with a [`DeclaredKey`]) and the invalidating writes (`insert`, `save`,
 //!   `delete`) on top of a few items the derive implements.
@@ -16,8 +18,10 @@
 use crate::key;
 use crate::scope::Tables;
 use crate::store::Key;
+use images::Images;
 
 pub(crate) mod cached;
+pub(crate) mod images;
 
 pub use cached::{CachedModel, DeclaredKey};
 
@@ -41,6 +45,13 @@ pub trait CacheModel: Sized + 'static {
 
     /// Append the generation keys a change to this row (its old or its new
     /// image) must bump.
+    ///
+    /// The derive's implementation also records, on the write path, each
+    /// column's value, so that a write can compare a row's old and new
+    /// images and bump the membership and column generations of what
+    /// changed (see [`crate::write`]). A hand-written implementation records
+    /// nothing: its rows' writes then also bump their table's "all"
+    /// generation.
     fn row_keys(&self, out: &mut RowKeys<'_>);
 
     /// The primary key's encoded value: how old and new images of one row
@@ -84,6 +95,9 @@ pub trait CacheModel: Sized + 'static {
 pub struct RowKeys<'a> {
     keys: Vec<Key>,
     tables: &'a dyn Tables,
+    /// What each row's image held, when the caller compares images (a
+    /// write: see [`images`]); `None` otherwise (nothing recorded).
+    images: Option<Images>,
 }
 
 impl std::fmt::Debug for RowKeys<'_> {
@@ -97,6 +111,27 @@ impl<'a> RowKeys<'a> {
         RowKeys {
             keys: Vec::new(),
             tables,
+            images: None,
+        }
+    }
+
+    /// Keys that also record each row's image, for
+    /// [`record_row`](Self::record_row).
+    pub(crate) fn recording(tables: &'a dyn Tables) -> RowKeys<'a> {
+        RowKeys {
+            images: Some(Images::default()),
+            ..RowKeys::new(tables)
+        }
+    }
+
+    /// Gather `row`'s keys, recording its image as the next row.
+    pub(crate) fn record_row<M: CacheModel>(&mut self, row: &M) {
+        if let Some(images) = &mut self.images {
+            images.begin_row();
+        }
+        row.row_keys(self);
+        if let Some(images) = &mut self.images {
+            images.end_row();
         }
     }
 
@@ -118,8 +153,9 @@ impl<'a> RowKeys<'a> {
         &self.keys
     }
 
-    pub(crate) fn into_keys(self) -> Vec<Key> {
-        self.keys
+    /// The keys, and the images when recording.
+    pub(crate) fn into_parts(self) -> (Vec<Key>, Option<Images>) {
+        (self.keys, self.images)
     }
 
     /// Push `key(t)` for each table `written` resolves to, or the global key.
@@ -176,7 +212,7 @@ mod tests {
             for own in order {
                 let mut keys = RowKeys::new(&InS);
                 push_unless_covering(&mut keys, &things::table::all_columns(), own);
-                let out = keys.into_keys();
+                let out = keys.into_parts().0;
                 // A partial model cannot report the other columns' values: it
                 // must widen to the table; a full one must not.
                 assert_eq!(out.contains(&table_key), own.len() < 3, "{own:?}");
@@ -212,7 +248,7 @@ mod tests {
         push_value::<_, diesel::sql_types::Float8, f64>(&mut out, &things::score, &1.5);
         push_rows(&mut out, "elsewhere");
         assert_eq!(
-            out.into_keys(),
+            out.into_parts().0,
             vec![
                 key::value_key("s.things", "id", Some(&7i32.to_be_bytes())),
                 key::value_key("s.things", "label", None),

@@ -14,13 +14,35 @@
 //!   path in one transaction: the same lock, then `UPDATE .. RETURNING`; a
 //!   row updated without having been locked widens to its table.)
 //!
-//! Each changed row's old and new image bump the generation of every
-//! keyable column value, every declared composite key and the table's
-//! "rows" generation. Inside a transaction the bumps wait for the outermost
-//! COMMIT (the connection must carry [`Cache::instrument`]'s
-//! instrumentation); outside, they happen before the call returns.
+//! Each changed row's old and new image bump the "content" generation of
+//! every keyable column value, every declared composite key (and a
+//! composite primary key) and the table's "rows" generation: whatever
+//! changed in the row, a read keyed on one of its values is invalidated.
+//!
+//! Some reads need less (a count of a user's photos does not change when a
+//! photo is retitled), so writes also bump finer generations, computed from
+//! the old and new image of each row paired by primary key
+//! (`change_keys`):
+//!
+//! - an inserted or deleted row: the *membership* generation of each of
+//!   its keyable values and composite keys (it entered or left them); an
+//!   insert (an upsert's rows too) also bumps the table's *inserts*
+//!   generation;
+//! - an updated row: for each column whose value changed (its bytes
+//!   differ), the column's *change* generation, keyable or not, and the
+//!   membership generations of its old and new value if keyable; for each
+//!   composite key with a changed column, the membership generations of its
+//!   old and new combination. Unchanged columns bump none of these.
+//!
+//! A primary-key change is a delete and an insert. An image that cannot be
+//! compared column by column (a hand-written `row_keys` that records no
+//! values, a value that does not encode) widens to the table's "all" key;
+//! nothing is ever narrower than the content bumps above.
+//!
+//! Inside a transaction the bumps wait for the outermost COMMIT (the
+//! connection must carry [`Cache::instrument`]'s instrumentation); outside,
+//! they happen before the call returns.
 
-use std::collections::HashSet;
 use std::sync::Arc;
 
 use diesel::connection::Connection;
@@ -42,11 +64,12 @@ use crate::conn::DbConn;
 use crate::invalidate::instrument::{in_transaction, installed, scope_of, NoScope};
 use crate::invalidate::Cascade;
 use crate::key;
-use crate::model::{CacheModel, RowKeys};
+use crate::model::CacheModel;
 use crate::scope::{Scope, Tables};
 use crate::store::Key;
 use statements::{CteShape, CteUpdate, LockRows, PlainInsert};
 
+pub(crate) mod change_keys;
 pub(crate) mod statements;
 
 type Returning<M> = ReturningClause<diesel::dsl::AsSelect<M, Pg>>;
@@ -515,16 +538,17 @@ impl Guard {
         }
     }
 
-    /// The keys the old and new images of the rows bump.
+    /// The keys the old and new images of the rows bump: their content
+    /// keys, and the finer keys of their changes (see [`change_keys`]),
+    /// old and new images paired by identity. Sorted, without duplicates.
     pub(crate) fn keys_of<M: CacheModel>(&self, old: &[M], new: &[M]) -> Vec<Key> {
-        let mut keys = RowKeys::new(self.tables());
-        for row in old.iter().chain(new) {
-            row.row_keys(&mut keys);
-        }
-        let mut keys = keys.into_keys();
-        keys.sort();
-        keys.dedup();
-        keys
+        self.paired_keys(old, new).0
+    }
+
+    /// [`keys_of`](Self::keys_of), and whether some new image had no old
+    /// one (an inserted row).
+    fn paired_keys<M: CacheModel>(&self, old: &[M], new: &[M]) -> (Vec<Key>, bool) {
+        change_keys::row_keys(self.tables(), old, new)
     }
 
     /// `key` of the model's table (everything when it does not resolve).
@@ -551,16 +575,18 @@ impl Guard {
     }
 
     /// What an insert of `rows` bumps (the whole table too for an upsert,
-    /// whose `DO UPDATE` replaced rows it cannot return).
+    /// whose `DO UPDATE` replaced rows it cannot return: every returned row
+    /// counts as inserted).
     pub(crate) fn inserted<M: CacheModel, C: Codec>(
         &self,
         cache: &Cache<C>,
         rows: &[M],
         upsert: bool,
     ) -> Vec<Key> {
-        let mut keys = self.keys_of(rows, &[]);
+        let mut keys = self.keys_of(&[], rows);
         if upsert {
             keys.extend(self.table_keys::<M>(key::table_key));
+            keys.extend(self.table_keys::<M>(key::inserts_key));
         }
         if !rows.is_empty() {
             // Partitions and inheritance relatives, or everything for a table with rules.
@@ -575,16 +601,17 @@ impl Guard {
         cache: &Cache<C>,
         rows: &[M],
     ) -> Vec<Key> {
-        let mut keys = self.keys_of(&[], rows);
+        let mut keys = self.keys_of(rows, &[]);
         if !rows.is_empty() {
             keys.extend(self.cascade_children::<M, C>(cache, Cascade::Delete));
         }
         keys
     }
 
-    /// What an update bumps: old and new images; with `exact == false`
+    /// What an update bumps: old and new images, paired by identity (a
+    /// primary-key change is a delete and an insert); with `exact == false`
     /// (the two-statement path) a new row that was not locked first (its
-    /// old image is unknown) widens to the table.
+    /// old image is unknown) also widens to the table.
     pub(crate) fn updated<M: CacheModel, C: Codec>(
         &self,
         cache: &Cache<C>,
@@ -592,12 +619,9 @@ impl Guard {
         new: &[M],
         exact: bool,
     ) -> Vec<Key> {
-        let mut keys = self.keys_of(old, new);
-        if !exact {
-            let locked: HashSet<Vec<u8>> = old.iter().map(CacheModel::identity).collect();
-            if new.iter().any(|row| !locked.contains(&row.identity())) {
-                keys.extend(self.table_keys::<M>(key::table_key));
-            }
+        let (mut keys, unpaired_new) = self.paired_keys(old, new);
+        if !exact && unpaired_new {
+            keys.extend(self.table_keys::<M>(key::table_key));
         }
         if !new.is_empty() {
             keys.extend(self.cascade_children::<M, C>(cache, Cascade::Update));
