@@ -365,20 +365,7 @@ fn relations(from: &[TableWithJoins]) -> Option<(Vec<Rel>, Vec<Option<&Expr>>)> 
     // `FROM a, b` joins without a condition: not an inner join by one equality.
     let single_item = from.len() == 1;
     for twj in from {
-        rels.push(table_rel(&twj.relation, single_item)?);
-        for join in &twj.joins {
-            let (inner, constraint) = match &join.join_operator {
-                JoinOperator::Join(c) | JoinOperator::Inner(c) => (single_item, c),
-                JoinOperator::Left(c) | JoinOperator::LeftOuter(c) => (false, c),
-                _ => return None,
-            };
-            let on = match constraint {
-                JoinConstraint::On(e) => e,
-                _ => return None,
-            };
-            rels.push(table_rel(&join.relation, inner)?);
-            ons.push(Some(on));
-        }
+        joined(twj, single_item, &mut rels, &mut ons)?;
     }
     if rels.is_empty() {
         return None;
@@ -391,6 +378,48 @@ fn relations(from: &[TableWithJoins]) -> Option<(Vec<Rel>, Vec<Option<&Expr>>)> 
         }
     }
     Some((rels, ons))
+}
+
+/// The relations of one FROM item, joins and parenthesised joins (Diesel's
+/// `FROM (a INNER JOIN b ON ..)`) flattened, with each join's ON.
+fn joined<'a>(
+    twj: &'a TableWithJoins,
+    inner: bool,
+    rels: &mut Vec<Rel>,
+    ons: &mut Vec<Option<&'a Expr>>,
+) -> Option<()> {
+    factor(&twj.relation, inner, rels, ons)?;
+    for join in &twj.joins {
+        let (inner_join, constraint) = match &join.join_operator {
+            JoinOperator::Join(c) | JoinOperator::Inner(c) => (inner, c),
+            JoinOperator::Left(c) | JoinOperator::LeftOuter(c) => (false, c),
+            _ => return None,
+        };
+        let JoinConstraint::On(on) = constraint else {
+            return None;
+        };
+        factor(&join.relation, inner_join, rels, ons)?;
+        ons.push(Some(on));
+    }
+    Some(())
+}
+
+fn factor<'a>(
+    factor: &'a TableFactor,
+    inner: bool,
+    rels: &mut Vec<Rel>,
+    ons: &mut Vec<Option<&'a Expr>>,
+) -> Option<()> {
+    match factor {
+        TableFactor::NestedJoin {
+            table_with_joins,
+            alias: None,
+        } => joined(table_with_joins, inner, rels, ons),
+        other => {
+            rels.push(table_rel(other, inner)?);
+            Some(())
+        }
+    }
 }
 
 fn table_rel(factor: &TableFactor, inner: bool) -> Option<Rel> {
