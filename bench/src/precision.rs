@@ -26,6 +26,7 @@
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::error::Error;
 use std::fmt::{Debug, Write as _};
+use std::hash::Hash;
 use std::time::Instant;
 
 use cachebot::prelude::*;
@@ -89,7 +90,9 @@ mod schema {
 
 /// A row of `photos`. The composite key makes `user_id = $1 AND status = $2` depend on that
 /// pair alone once the model is registered on the cache.
-#[derive(Debug, Clone, PartialEq, Queryable, Selectable, Serialize, Deserialize, CacheBot)]
+#[derive(
+    Debug, Clone, PartialEq, Hash, Queryable, Selectable, Serialize, Deserialize, CacheBot,
+)]
 #[diesel(table_name = photos, check_for_backend(diesel::pg::Pg))]
 #[cachebot(key(user_id, status))]
 struct Photo {
@@ -871,7 +874,7 @@ impl Replay<'_> {
 
     /// Run a read through the cache and uncached, and book it: stale or not, crate hit (from
     /// the cache's counters), ideal hit, table-level hit.
-    fn observe<T: PartialEq + Debug>(
+    fn observe<T: PartialEq + Hash + Debug>(
         &mut self,
         read: Read,
         cached: impl FnOnce(&Cache, &mut PgConnection) -> QueryResult<T>,
@@ -907,7 +910,9 @@ impl Replay<'_> {
         }
 
         // The ideal cache holds the last true result; it hits iff that is still the result.
-        let fingerprint = xxhash_rust::xxh3::xxh3_128(format!("{truth:?}").as_bytes());
+        let mut hasher = xxhash_rust::xxh3::Xxh3::new();
+        truth.hash(&mut hasher);
+        let fingerprint = hasher.digest128();
         let ideal_hit = self.ideal.insert(read, fingerprint) == Some(fingerprint);
 
         // The table-level cache hits iff no table the shape reads was written since the fill.
