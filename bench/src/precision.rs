@@ -1360,6 +1360,7 @@ fn run() -> Res<()> {
         }
     );
     println!("- every cached read is compared with the same query run uncached on a second connection; ideal cache: misses only when the result changed since its last read of the same (shape, parameters); table-level cache: any write to a table the shape reads drops the entry");
+    println!("- a result that changed and changed back between two reads (a status set and reset, say) is an ideal hit that no invalidating cache can have: shapes the crate keys exactly stay just under 1");
     println!();
 
     let mut outcomes = Vec::new();
