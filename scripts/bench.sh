@@ -7,6 +7,15 @@
 #                                  of double bumps): cachebot-follow/examples/follow_bench.rs,
 #                                  ~30 s, under services.sh as it starts things (no pinning, no
 #                                  fsync restart); BENCH_QUICK=1 shortens it
+#        scripts/bench.sh precision  issue 15's precision figures (bench/src/precision.rs): a
+#                                  seeded read/write replay at 5%, 10% and 20% writes; per query
+#                                  shape the crate's hit rate against an ideal cache (misses only
+#                                  when the result changed) and a table-level one, every cached
+#                                  read checked against the database (a stale read fails the
+#                                  run); ~2 min, under services.sh as it starts things (no
+#                                  pinning: nothing is timed); BENCH_QUICK=1 ~20 s, BENCH_SEED,
+#                                  BENCH_OPS, BENCH_WRITES=0.05,0.1, BENCH_STORE=memcached,
+#                                  BENCH_REQUIRE_TARGET=1 (a missed target fails it too)
 #        scripts/bench.sh async    the async figures (bench/src/async_main.rs): cached reads on a
 #                                  diesel-async connection against the blocking ones and the
 #                                  uncached async query, and hits/s of 64 tasks; pinned as below
@@ -47,6 +56,20 @@ if [[ "${1:-}" == follow ]]; then
   log "building the follower bench (release)"
   cargo build --release -p cachebot-follow --example follow_bench >&2
   exec bash "$root/scripts/services.sh" -- "$root/target/release/examples/follow_bench"
+fi
+
+if [[ "${1:-}" == precision ]]; then
+  log "building the precision bench (release)"
+  cargo build --release -p cachebot-bench --bin cachebot-bench-precision >&2
+  services=()
+  if [[ "${BENCH_STORE:-}" != memcached ]]; then services=(--no-memcached); fi
+  # Printed by the bench in its setup.
+  BENCH_RUN_INFO="scripts/bench.sh precision${BENCH_QUICK:+ (BENCH_QUICK=$BENCH_QUICK)}"
+  BENCH_RUN_INFO+="; commit $(git -C "$root" rev-parse --short HEAD 2>/dev/null || echo unknown)"
+  BENCH_RUN_INFO+="$(git -C "$root" diff --quiet HEAD 2>/dev/null || echo ' (with uncommitted changes)')"
+  BENCH_RUN_INFO+="; $(date -u +%Y-%m-%dT%H:%M:%SZ); nproc $(nproc), load $(cut -d" " -f1-3 /proc/loadavg)"
+  export BENCH_RUN_INFO
+  exec bash "$root/scripts/services.sh" "${services[@]}" -- "$root/target/release/cachebot-bench-precision"
 fi
 
 # -------------------------------------------------------------------------------------------
