@@ -7,8 +7,11 @@
 
 use diesel::connection::{Connection, LoadConnection};
 
-use diesel::query_builder::{AsQuery, QueryFragment, QueryId};
+use diesel::deserialize::FromSqlRow;
+use diesel::expression::QueryMetadata;
+use diesel::query_builder::{AsQuery, Query as DieselQuery, QueryFragment, QueryId};
 use diesel::query_dsl::methods::LimitDsl;
+use diesel::query_dsl::CompatibleType;
 use diesel::query_dsl::LoadQuery;
 use diesel::result::Error as DieselError;
 use diesel::{QueryResult, RunQueryDsl};
@@ -22,7 +25,7 @@ use crate::conn::DbConn;
 use crate::invalidate::instrument::in_transaction;
 use crate::read::io::Blocking;
 use crate::read::plan::{bad_narrowing, narrowing_of, Query};
-use crate::read::{Explain, Plan};
+use crate::read::{Explain, Loader, Once, Plan};
 use crate::util::ready::run_ready;
 
 /// Adds [`cache`](CacheDsl::cache) to every Diesel query.
@@ -279,16 +282,77 @@ where
     Conn::Backend: CacheBackend,
     Q: RunQueryDsl<Conn> + LoadQuery<'query, Conn, U> + QueryFragment<Conn::Backend> + QueryId,
     U: Serialize + DeserializeOwned + Clone + Send + Sync + 'static,
+    Q: DieselQuery,
+    Q::SqlType: CompatibleType<U, Conn::Backend>,
+    Conn::Backend: QueryMetadata<Q::SqlType>,
+    U: FromSqlRow<<Q::SqlType as CompatibleType<U, Conn::Backend>>::SqlType, Conn::Backend>,
+    <Q::SqlType as CompatibleType<U, Conn::Backend>>::SqlType: 'static,
 {
     fn cached_load(self, conn: &mut Conn) -> QueryResult<Vec<U>> {
         let plan = run_ready(self.plan_on::<Conn, U>(conn))?;
         let cache = self.cache;
         let reader = &cache.reader;
-        let query = self.query;
         let io = Blocking(reader.store.as_ref());
-        run_ready(reader.read_through(&io, &cache.codec, plan, || {
-            std::future::ready(query.load(conn))
-        }))
+        let loader = Rerun {
+            conn,
+            query: self.query,
+        };
+        run_ready(reader.read_through(&io, &cache.codec, plan, loader))
+    }
+}
+
+impl<Q, C: Codec> Cached<'_, Q, C> {
+    /// [`CachedLoad::cached_load`] with Diesel's own `load`, run once, for
+    /// the crate's generic callers (the model's gets, whose queries are
+    /// pinned by key: they never need a second load).
+    pub(crate) fn load_once<'query, Conn, U>(self, conn: &mut Conn) -> QueryResult<Vec<U>>
+    where
+        Conn: LoadConnection + 'static,
+        Conn::Backend: CacheBackend,
+        Q: RunQueryDsl<Conn> + LoadQuery<'query, Conn, U> + QueryFragment<Conn::Backend> + QueryId,
+        U: Serialize + DeserializeOwned + Clone + Send + Sync + 'static,
+    {
+        let plan = run_ready(self.plan_on::<Conn, U>(conn))?;
+        let cache = self.cache;
+        let reader = &cache.reader;
+        let io = Blocking(reader.store.as_ref());
+        let query = self.query;
+        let loader = Once::new(|| std::future::ready(query.load(conn)));
+        run_ready(reader.read_through(&io, &cache.codec, plan, loader))
+    }
+}
+
+/// Loads a query as many times as the read path asks: what Diesel's
+/// `load` does (the rows of `conn.load(query)`, each built as `U`), on a
+/// borrowed query.
+struct Rerun<'a, Conn, Q> {
+    conn: &'a mut Conn,
+    query: Q,
+}
+
+impl<Conn, Q, U> Loader<U> for Rerun<'_, Conn, Q>
+where
+    Conn: LoadConnection,
+    Q: DieselQuery + QueryFragment<Conn::Backend> + QueryId,
+    Q::SqlType: CompatibleType<U, Conn::Backend>,
+    Conn::Backend: QueryMetadata<Q::SqlType> + 'static,
+    U: FromSqlRow<<Q::SqlType as CompatibleType<U, Conn::Backend>>::SqlType, Conn::Backend>
+        + 'static,
+    <Q::SqlType as CompatibleType<U, Conn::Backend>>::SqlType: 'static,
+{
+    type Fut = std::future::Ready<QueryResult<Vec<U>>>;
+
+    fn start(&mut self) -> Option<Self::Fut> {
+        let rows = self.conn.load(&self.query).and_then(|cursor| {
+            cursor
+                .map(|row| U::build_from_row(&row?).map_err(DieselError::DeserializationError))
+                .collect()
+        });
+        Some(std::future::ready(rows))
+    }
+
+    fn again(&self) -> bool {
+        true
     }
 }
 

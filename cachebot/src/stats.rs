@@ -103,9 +103,15 @@ counters! {
     /// Misses whose result depends on the rows it returned, and returned a
     /// row this process had not read the generation of before the query
     /// (the first read of the query here, or rows that joined the result
-    /// since): stored depending on every write to the table instead, until
-    /// the next fill. See the README's "Precision".
+    /// since), and could not load again (the async API) or saw still other
+    /// rows the second time: stored depending on every write to the table
+    /// instead, until the next fill. See the README's "Precision".
     returned_widened,
+    /// Misses whose result depends on the rows it returned and returned rows
+    /// this process had not read the generation of: the generations were
+    /// read, and the query run a second time (the blocking API), so the
+    /// entry depends on its rows exactly.
+    returned_reloads,
 }
 
 impl Counters {

@@ -112,7 +112,7 @@ impl<'c, Q, C: Codec> CachedAsync<'c, Q, C> {
         let cache = cached.cache();
         let reader = &cache.reader;
         let query = cached.into_query();
-        let load = move || diesel_async::RunQueryDsl::load(query, conn);
+        let load = crate::read::Once::new(move || diesel_async::RunQueryDsl::load(query, conn));
         match reader.async_store() {
             Some(remote) => {
                 let io = Waiting(remote);

@@ -21,7 +21,7 @@ use serde::Serialize;
 use super::CacheModel;
 use crate::codec::Codec;
 use crate::write::{CanDelete, InsertValues, UpdateChanges};
-use crate::{Cache, CacheDsl, CachedRunQueryDsl};
+use crate::{Cache, CacheDsl};
 
 /// Cached primary-key and composite-key gets, and writes that invalidate
 /// exactly what they change, for a model deriving `CacheBot`.
@@ -121,7 +121,7 @@ pub trait CachedModel: CacheModel + Clone + Serialize + DeserializeOwned + Send 
     ) -> QueryResult<Option<Self>> {
         let query = Self::find(id);
         let rows: Vec<Self> = if caches_gets::<Self, C>(cache) {
-            CachedRunQueryDsl::load(CacheDsl::cache(query, cache), conn)?
+            CacheDsl::cache(query, cache).load_once(conn)?
         } else {
             count_bypass(cache, 1);
             RunQueryDsl::load(query, conn)?
@@ -180,7 +180,7 @@ pub trait CachedModel: CacheModel + Clone + Serialize + DeserializeOwned + Send 
     where
         K: DeclaredKey<Self>,
     {
-        CachedRunQueryDsl::load(CacheDsl::cache(key.query(values), cache), conn)
+        CacheDsl::cache(key.query(values), cache).load_once(conn)
     }
 
     /// Insert `values` into the model's table (any Diesel `Insertable` of

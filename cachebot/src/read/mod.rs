@@ -42,6 +42,55 @@ use local::Local;
 
 pub use plan::Explain;
 
+/// How a read loads its rows from the database: once, and for a result
+/// depending on its returned rows, possibly a second time (see
+/// `returned`) when the loader can run its query again.
+pub(crate) trait Loader<U> {
+    /// The future of one load.
+    type Fut: Future<Output = QueryResult<Vec<U>>>;
+
+    /// Run the query; `None` once a loader that loads once has.
+    fn start(&mut self) -> Option<Self::Fut>;
+
+    /// Whether the query may be run a second time.
+    fn again(&self) -> bool;
+
+    /// Run the query (an error if it cannot run again: never asked).
+    async fn load(&mut self) -> QueryResult<Vec<U>> {
+        match self.start() {
+            Some(fut) => fut.await,
+            None => Err(diesel::result::Error::QueryBuilderError(
+                "cachebot: a one-shot load ran twice".into(),
+            )),
+        }
+    }
+}
+
+/// A loader from a closure: loads once.
+pub(crate) struct Once<F>(Option<F>);
+
+impl<F> Once<F> {
+    pub(crate) fn new(load: F) -> Self {
+        Once(Some(load))
+    }
+}
+
+impl<U, F, L> Loader<U> for Once<F>
+where
+    F: FnOnce() -> L,
+    L: Future<Output = QueryResult<Vec<U>>>,
+{
+    type Fut = L;
+
+    fn start(&mut self) -> Option<L> {
+        self.0.take().map(|f| f())
+    }
+
+    fn again(&self) -> bool {
+        false
+    }
+}
+
 /// What a read does: go to the database, or through the cache with these keys.
 pub(crate) enum Plan {
     Bypass(&'static str),
@@ -189,19 +238,18 @@ impl Reader {
     /// the rows (with the generations read before the load). The store is
     /// reached through `io` (see `io`): the blocking API runs this with
     /// ready futures, the async one awaits the network.
-    pub(crate) async fn read_through<C, U, Io, F, L>(
+    pub(crate) async fn read_through<C, U, Io, Ld>(
         &self,
         io: &Io,
         codec: &Arc<C>,
         plan: Plan,
-        load: F,
+        mut loader: Ld,
     ) -> QueryResult<Vec<U>>
     where
         C: Codec,
         U: Serialize + DeserializeOwned + Clone + Send + Sync + 'static,
         Io: StoreIo,
-        F: FnOnce() -> L,
-        L: Future<Output = QueryResult<Vec<U>>>,
+        Ld: Loader<U>,
     {
         let inner = self;
         let c = inner.counters();
@@ -214,7 +262,7 @@ impl Reader {
             Plan::Bypass(why) => {
                 Counters::bump(&c.bypasses);
                 tracing::trace!(reason = why, "cache bypass");
-                return load().await;
+                return loader.load().await;
             }
         };
         if inner.follower_behind() {
@@ -222,16 +270,16 @@ impl Reader {
             tracing::debug!(
                 "the change-stream follower is behind the staleness bound; reading the database"
             );
-            return load().await;
+            return loader.load().await;
         }
         if inner.invalidator.depends_on_undelivered(&gen_keys) {
             Counters::bump(&c.fallbacks);
             tracing::debug!("depends on an undelivered invalidation; reading the database");
-            return load().await;
+            return loader.load().await;
         }
         if let Some(returned) = returned {
             return self
-                .read_returned(io, codec, entry_key, gen_keys, &returned, load)
+                .read_returned(io, codec, entry_key, gen_keys, &returned, loader)
                 .await;
         }
         let store = inner.store.as_ref();
@@ -267,7 +315,7 @@ impl Reader {
             Err(e) => {
                 Counters::bump(&c.fallbacks);
                 tracing::warn!(store = store.name(), error = %crate::error::Chain(&e), "cache read failed; reading the database");
-                return load().await;
+                return loader.load().await;
             }
         };
         let current: Option<Vec<Generation>> = fetched.generations.iter().copied().collect();
@@ -291,12 +339,12 @@ impl Reader {
                 Err(e) => {
                     Counters::bump(&c.fallbacks);
                     tracing::warn!(store = store.name(), error = %crate::error::Chain(&e), "could not read generations; not caching");
-                    return load().await;
+                    return loader.load().await;
                 }
             },
         };
         crate::hook!(ReadSnapshotTaken);
-        let rows = load().await?;
+        let rows = loader.load().await?;
         crate::hook!(ReadBeforeStore);
         if let Some(bytes) = self.put(codec, entry_key, snapshot, &rows) {
             let stored = io.put_entry(entry_key, &bytes, self.ttl).await;
@@ -309,21 +357,20 @@ impl Reader {
     /// depends on the rows it returned (see `returned`): the hinted keys'
     /// generations come in the same round trip; a miss is stored only if
     /// every row it returned was among them.
-    async fn read_returned<C, U, Io, F, L>(
+    async fn read_returned<C, U, Io, Ld>(
         &self,
         io: &Io,
         codec: &Arc<C>,
         entry_key: Key,
         gen_keys: Vec<Key>,
         returned: &returned::Returned,
-        load: F,
+        mut loader: Ld,
     ) -> QueryResult<Vec<U>>
     where
         C: Codec,
         U: Serialize + DeserializeOwned + Clone + Send + Sync + 'static,
         Io: StoreIo,
-        F: FnOnce() -> L,
-        L: Future<Output = QueryResult<Vec<U>>>,
+        Ld: Loader<U>,
     {
         let c = self.counters();
         let store = self.store.as_ref();
@@ -331,7 +378,7 @@ impl Reader {
         if self.invalidator.depends_on_undelivered(&hint) {
             Counters::bump(&c.fallbacks);
             tracing::debug!("depends on an undelivered invalidation; reading the database");
-            return load().await;
+            return loader.load().await;
         }
         // The plan's keys, the table's rows key (what a result whose rows
         // were not all snapshotted depends on instead), the hinted rows'.
@@ -345,7 +392,7 @@ impl Reader {
             Err(e) => {
                 Counters::bump(&c.fallbacks);
                 tracing::warn!(store = store.name(), error = %crate::error::Chain(&e), "cache read failed; reading the database");
-                return load().await;
+                return loader.load().await;
             }
         };
         if let Some(bytes) = fetched.entry.as_deref() {
@@ -372,26 +419,58 @@ impl Reader {
             Err(e) => {
                 Counters::bump(&c.fallbacks);
                 tracing::warn!(store = store.name(), error = %crate::error::Chain(&e), "could not read generations; not caching");
-                return load().await;
+                return loader.load().await;
             }
         };
         crate::hook!(ReadSnapshotTaken);
-        let rows = load().await?;
+        let mut rows = loader.load().await?;
         crate::hook!(ReadBeforeStore);
         let mut got = returned.keys_of(&rows);
         returned.learn(&got);
+        // Generations read before the (last) load, by key.
+        let mut known: Vec<(Key, Generation)> = Vec::with_capacity(1 + hint.len());
+        known.extend(snapshot.get(fixed).map(|g| (rows_key, *g)));
+        known.extend(
+            hint.iter().copied().zip(
+                snapshot
+                    .get(fixed + 1..)
+                    .unwrap_or_default()
+                    .iter()
+                    .copied(),
+            ),
+        );
+        let lookup = |known: &[(Key, Generation)], got: &[Key]| -> Option<Vec<Generation>> {
+            got.iter()
+                .map(|k| known.iter().find(|(kk, _)| kk == k).map(|(_, g)| *g))
+                .collect()
+        };
+        let mut snapshotted = lookup(&known, &got);
+        if snapshotted.is_none() && loader.again() {
+            // Rows that joined the result: read their generations, then the
+            // database again; its rows' generations are then all snapshotted
+            // unless more joined meanwhile.
+            let new: Vec<Key> = got
+                .iter()
+                .filter(|k| !known.iter().any(|(kk, _)| kk == *k))
+                .copied()
+                .collect();
+            let gens = match io.fetch_many(&[], &new).await {
+                Ok(f) if !self.invalidator.depends_on_undelivered(&new) => self
+                    .complete_generations(io, &new, &f.generations)
+                    .await
+                    .ok(),
+                _ => None,
+            };
+            if let Some(gens) = gens {
+                known.extend(new.iter().copied().zip(gens));
+                rows = loader.load().await?;
+                got = returned.keys_of(&rows);
+                returned.learn(&got);
+                snapshotted = lookup(&known, &got);
+                Counters::bump(&c.returned_reloads);
+            }
+        }
         let mut generations = snapshot.get(..fixed).unwrap_or_default().to_vec();
-        let snapshotted: Option<Vec<Generation>> = got
-            .iter()
-            .map(|k| {
-                let at = if *k == rows_key {
-                    Some(fixed)
-                } else {
-                    hint.iter().position(|h| h == k).map(|i| fixed + 1 + i)
-                };
-                at.and_then(|i| snapshot.get(i).copied())
-            })
-            .collect();
         match snapshotted {
             Some(gens) => generations.extend(gens),
             None => {
