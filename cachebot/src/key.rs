@@ -43,6 +43,9 @@ pub(crate) struct Keying<'a> {
     /// instead of its rows key (see `read::returned`), and how its rows
     /// enter the result.
     pub(crate) returned: Option<(&'a str, &'a crate::extract::Entry)>,
+    /// A table (as written) whose "cascaded" key the read does not depend
+    /// on: reached only through the foreign key whose action writes it.
+    pub(crate) uncascaded: Option<&'a str>,
 }
 
 /// Composite keys (`#[cachebot(key(a, b))]`) of the models registered on a
@@ -120,6 +123,9 @@ pub enum Dependency {
         /// (column, value) in the key's declared order.
         values: Vec<(String, Option<Vec<u8>>)>,
     },
+    /// Queries that depend on rows a foreign key's action writes in the
+    /// table (`ON DELETE CASCADE` of a parent row, say).
+    Cascaded(String),
     /// Queries that depend on rows being inserted into the table.
     Inserts(String),
     /// Queries that depend on some row's `column` changing (by an update).
@@ -163,6 +169,7 @@ impl Dependency {
                 member_composite_key(table, &parts)
             }
             Dependency::Inserts(t) => inserts_key(t),
+            Dependency::Cascaded(t) => cascaded_key(t),
             Dependency::ColumnChanges { table, column } => column_key(table, column),
         }
     }
@@ -283,6 +290,14 @@ pub(crate) fn global_key() -> Key {
 /// The table's "all" generation: bumped to invalidate every query on it.
 pub(crate) fn table_key(table: &str) -> Key {
     generation_hash(b't', &[table.as_bytes()], None)
+}
+
+/// The table's "cascaded" generation: bumped when a foreign key's action
+/// (`ON DELETE CASCADE`, `SET NULL`, ...) writes rows of it that no
+/// statement named. Every read of the table depends on it, except one that
+/// reaches the table only through that very key (see `read::returned`).
+pub(crate) fn cascaded_key(table: &str) -> Key {
+    generation_hash(b'k', &[table.as_bytes()], None)
 }
 
 /// The table's "rows" generation: bumped by every row write.
@@ -428,6 +443,7 @@ enum DepRef<'a> {
         value: Option<Cow<'a, [u8]>>,
     },
     Inserts(&'a str),
+    Cascaded(&'a str),
     ColumnChanges {
         table: &'a str,
         column: &'a str,
@@ -464,6 +480,7 @@ impl DepRef<'_> {
                 value,
             } => member_key(table, column, value.as_deref()),
             DepRef::Inserts(t) => inserts_key(t),
+            DepRef::Cascaded(t) => cascaded_key(t),
             DepRef::ColumnChanges { table, column } => column_key(table, column),
         }
     }
@@ -508,6 +525,7 @@ impl DepRef<'_> {
                 value: value.as_ref().map(|v| v.to_vec()),
             },
             DepRef::Inserts(t) => Dependency::Inserts((*t).to_owned()),
+            DepRef::Cascaded(t) => Dependency::Cascaded((*t).to_owned()),
             DepRef::ColumnChanges { table, column } => Dependency::ColumnChanges {
                 table: (*table).to_owned(),
                 column: (*column).to_owned(),
@@ -598,6 +616,9 @@ fn dependency_refs<'a, DB: CacheBackend>(
         };
         let name = resolved.map_or(t.table.as_str(), |r| r.name.as_str());
         out.push(DepRef::Table(name));
+        if keying.uncascaded != Some(t.table.as_str()) {
+            out.push(DepRef::Cascaded(name));
+        }
         if !table_values::<DB>(t, name, resolved, binds, keying, &analysis.shape.reads, out) {
             match keying.returned {
                 Some((table, entry)) if table == t.table => {

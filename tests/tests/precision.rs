@@ -479,6 +479,16 @@ fn rows_reached_through_a_join_table_depend_on_the_join_table_and_themselves() {
             || tagged(&cache, conn, 7),
             || want.clone(),
         );
+        // Deleting a photo with another tag cascades into photo_tags, through the very key
+        // the read joins by: it cannot change this tag's photos.
+        let _: Vec<Photo> = write::delete(&cache, conn, photos::table.find(c)).unwrap();
+        check(
+            &cache,
+            true,
+            "cascade of another tag's photo",
+            || tagged(&cache, conn, 7),
+            || want.clone(),
+        );
         // An edit of a tagged photo invalidates.
         title(&cache, conn, b, "tagged edit");
         let want = tagged_truth(conn, 7);
@@ -601,4 +611,75 @@ fn unregistered_types_and_other_select_lists_keep_the_table_dependency() {
         .explain_on::<_, Photo>(conn)
         .unwrap();
     assert_eq!(explain.returned_rows, None);
+}
+
+#[test]
+fn another_key_writing_the_join_table_keeps_its_cascades_visible() {
+    let db = TestDb::new();
+    let conn = &mut db.conn();
+    conn.batch_execute(
+        "CREATE TABLE tags (id INTEGER PRIMARY KEY);
+         INSERT INTO tags VALUES (7), (8);
+         CREATE TABLE photo_tags (
+             photo_id INTEGER NOT NULL REFERENCES photos (id) ON DELETE CASCADE,
+             tag_id INTEGER NOT NULL REFERENCES tags (id) ON DELETE CASCADE,
+             PRIMARY KEY (photo_id, tag_id)
+         )",
+    )
+    .unwrap();
+    for (_, cache) in caches() {
+        let conn = &mut db.conn();
+        cache.instrument(conn).unwrap();
+        let s = seed(conn);
+        tag(conn, s.photos[0].id, 7);
+        tag(conn, s.photos[1].id, 8);
+        let explain = photos::table
+            .inner_join(photo_tags::table.on(photos::id.eq(photo_tags::photo_id)))
+            .filter(photo_tags::tag_id.eq(7))
+            .select(Photo::as_select())
+            .order(photos::id)
+            .cache(&cache)
+            .explain_on::<_, Photo>(conn)
+            .unwrap();
+        // Still through the join by its returned rows, but not blind to cascades: deleting
+        // a tag writes photo_tags through another key.
+        assert_eq!(explain.returned_rows.as_deref(), Some("photos"));
+        assert!(explain
+            .dependencies
+            .iter()
+            .any(|d| matches!(d, Dependency::Cascaded(t) if t.ends_with("photo_tags"))));
+        let want = tagged_truth(conn, 7);
+        assert_eq!(want.len(), 1);
+        check(
+            &cache,
+            false,
+            "first",
+            || tagged(&cache, conn, 7),
+            || want.clone(),
+        );
+        check(
+            &cache,
+            true,
+            "second",
+            || tagged(&cache, conn, 7),
+            || want.clone(),
+        );
+        // A raw delete of the tag; its cascade empties tag 7's photo_tags rows.
+        conn.batch_execute("DELETE FROM tags WHERE id = 7").unwrap();
+        let want = tagged_truth(conn, 7);
+        assert!(want.is_empty());
+        check(
+            &cache,
+            false,
+            "tag deleted",
+            || tagged(&cache, conn, 7),
+            || want.clone(),
+        );
+        drop(cache);
+        conn.batch_execute(
+            "DELETE FROM photo_tags; DELETE FROM photos; DELETE FROM users;
+             INSERT INTO tags VALUES (7) ON CONFLICT DO NOTHING",
+        )
+        .unwrap();
+    }
 }

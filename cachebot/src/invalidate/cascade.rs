@@ -29,7 +29,7 @@ pub(crate) enum Cascade {
 }
 
 /// Parent table -> child tables, per foreign-key action that writes the child.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, PartialEq, Eq)]
 struct Cascades {
     on_delete: HashMap<String, Vec<String>>,
     on_update: HashMap<String, Vec<String>>,
@@ -47,6 +47,9 @@ struct Cascades {
     /// Enforced single-column foreign keys, as (child, child column, parent,
     /// parent column): every child row's value has its parent row.
     references: HashSet<(String, String, String, String)>,
+    /// Per child table, the foreign keys whose actions write it, as (child
+    /// column, parent, parent column), columns `None` for a multi-column key.
+    writers: HashMap<String, Vec<(Option<String>, String, Option<String>)>>,
 }
 
 /// The cascade graph and when it was learned.
@@ -55,6 +58,9 @@ pub(crate) struct Learned {
     graph: RwLock<Cascades>,
     /// `None` until learned, and again after a connection ran DDL.
     at: Mutex<Option<Instant>>,
+    /// Counts the graphs learned that differ from the one before: read
+    /// plans that depend on the graph are remembered per version.
+    version: std::sync::atomic::AtomicU64,
 }
 
 impl Learned {
@@ -79,7 +85,11 @@ impl Learned {
         }
         let cascades = Cascades::from_facts(conn.cascades().await?);
         if let Ok(mut m) = self.graph.write() {
-            *m = cascades;
+            if *m != cascades {
+                self.version
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                *m = cascades;
+            }
         }
         if let Ok(mut at) = self.at.lock() {
             *at = Some(Instant::now());
@@ -90,25 +100,71 @@ impl Learned {
     /// The "all" keys of `tables` and of every table a cascade of the given
     /// kinds, or inheritance (partitions), can reach from them; the global
     /// key alone if any of them has rules (or is a view).
+    ///
+    /// A table reached through a foreign-key action gets its "cascaded"
+    /// key ([`key::cascaded_key`]) rather than its "all" key: every read of
+    /// it depends on that key, except a read that reaches it only through
+    /// the very key whose action wrote it (see [`Learned::only_writer`]).
     pub(crate) fn table_keys(&self, tables: &[String], kinds: &[Cascade]) -> Vec<Key> {
-        let mut seen: HashSet<String> = tables.iter().cloned().collect();
-        let mut queue: Vec<String> = tables.to_vec();
+        // (table, reached through a foreign-key action)
+        let mut seen: HashMap<String, bool> = tables.iter().map(|t| (t.clone(), false)).collect();
+        let mut queue: Vec<(String, bool)> = tables.iter().map(|t| (t.clone(), false)).collect();
         if let Ok(c) = self.graph.read() {
-            while let Some(t) = queue.pop() {
+            while let Some((t, cascaded)) = queue.pop() {
                 // Rules fire on the statements cascades run, too.
                 if c.ruled.contains(&t) {
                     return vec![key::global_key()];
                 }
-                for child in c.reached(&t, kinds) {
-                    if seen.insert(child.clone()) {
-                        queue.push(child.clone());
+                for (child, by_key) in c.reached(&t, kinds) {
+                    let cascaded = cascaded || by_key;
+                    let known = seen.get(child).copied();
+                    // A table reached both ways gets the wider "all" key.
+                    if known.is_none() || (known == Some(true) && !cascaded) {
+                        seen.insert(child.clone(), cascaded);
+                        queue.push((child.clone(), cascaded));
                     }
                 }
             }
         }
-        let mut keys: Vec<Key> = seen.iter().map(|t| key::table_key(t)).collect();
+        let mut keys: Vec<Key> = seen
+            .iter()
+            .map(|(t, cascaded)| {
+                if *cascaded {
+                    key::cascaded_key(t)
+                } else {
+                    key::table_key(t)
+                }
+            })
+            .collect();
         keys.sort();
         keys
+    }
+
+    /// The version of the graph (see `version`).
+    pub(crate) fn version(&self) -> u64 {
+        self.version.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Whether the only foreign keys whose actions write `child` are the
+    /// single-column key `child.child_column -> parent.parent_column`.
+    pub(crate) fn only_writer(
+        &self,
+        child: &str,
+        child_column: &str,
+        parent: &str,
+        parent_column: &str,
+    ) -> bool {
+        let Ok(c) = self.graph.read() else {
+            return false;
+        };
+        match c.writers.get(child) {
+            None => true,
+            Some(edges) => edges.iter().all(|(cc, p, pc)| {
+                cc.as_deref() == Some(child_column)
+                    && p == parent
+                    && pc.as_deref() == Some(parent_column)
+            }),
+        }
     }
 
     /// Whether an enforced foreign key guarantees that every row of `child`
@@ -149,21 +205,29 @@ impl Learned {
 }
 
 impl Cascades {
-    /// The tables one step from `table` by the given kinds or inheritance.
-    fn reached<'a>(&'a self, table: &str, kinds: &[Cascade]) -> impl Iterator<Item = &'a String> {
-        kinds
-            .iter()
-            .map(|k| match k {
-                Cascade::Delete => self.on_delete.get(table),
-                Cascade::Update => self.on_update.get(table),
-                Cascade::Truncate => self.on_truncate.get(table),
-                Cascade::Insert => None,
-            })
-            .chain([self.inheritance.get(table)])
-            .collect::<Vec<_>>()
-            .into_iter()
-            .flatten()
-            .flatten()
+    /// The tables one step from `table` by the given kinds or inheritance,
+    /// each with whether a foreign-key action reached it.
+    fn reached<'a>(&'a self, table: &str, kinds: &[Cascade]) -> Vec<(&'a String, bool)> {
+        let mut out: Vec<(&String, bool)> = Vec::new();
+        for k in kinds {
+            // A truncate empties every referencing table, whatever its key's
+            // action: those get their "all" key.
+            let (children, by_action) = match k {
+                Cascade::Delete => (self.on_delete.get(table), true),
+                Cascade::Update => (self.on_update.get(table), true),
+                Cascade::Truncate => (self.on_truncate.get(table), false),
+                Cascade::Insert => (None, false),
+            };
+            out.extend(children.into_iter().flatten().map(|c| (c, by_action)));
+        }
+        out.extend(
+            self.inheritance
+                .get(table)
+                .into_iter()
+                .flatten()
+                .map(|c| (c, false)),
+        );
+        out
     }
 
     /// The graph of what the catalog says.
@@ -184,6 +248,17 @@ impl Cascades {
                     child_column.clone(),
                     fk.parent.clone(),
                     parent_column.clone(),
+                ));
+            }
+            if fk.on_delete || fk.on_update {
+                let (cc, pc) = match &fk.columns {
+                    Some((c, p)) => (Some(c.clone()), Some(p.clone())),
+                    None => (None, None),
+                };
+                cascades.writers.entry(fk.child.clone()).or_default().push((
+                    cc,
+                    fk.parent.clone(),
+                    pc,
                 ));
             }
             let edge = |m: &mut HashMap<String, Vec<String>>| {

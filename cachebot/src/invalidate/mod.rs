@@ -155,6 +155,23 @@ impl Invalidator {
         self.cascades.table_keys(tables, kinds)
     }
 
+    /// See [`cascade::Learned::only_writer`].
+    pub(crate) fn only_writer(
+        &self,
+        child: &str,
+        child_column: &str,
+        parent: &str,
+        parent_column: &str,
+    ) -> bool {
+        self.cascades
+            .only_writer(child, child_column, parent, parent_column)
+    }
+
+    /// The version of the cascade graph (read plans depend on it).
+    pub(crate) fn cascades_version(&self) -> u64 {
+        self.cascades.version()
+    }
+
     /// See [`cascade::Learned::enforces`].
     pub(crate) fn enforces(
         &self,

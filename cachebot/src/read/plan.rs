@@ -66,6 +66,11 @@ struct Candidate<'a> {
     written: &'a str,
     entry: &'a Entry,
     returned: Returned,
+    /// The table joined through (as written) whose "cascaded" key the read
+    /// need not depend on: the only foreign key whose actions write it is
+    /// the one the read goes through, and those writes change the result
+    /// only by deleting or changing returned rows.
+    uncascaded: Option<&'a str>,
 }
 
 impl<Q> Query<'_, Q> {
@@ -79,6 +84,7 @@ impl<Q> Query<'_, Q> {
             scope,
             composites: Some(&self.reader.composites),
             returned: returned.map(|c| (c.written, c.entry)),
+            uncascaded: returned.and_then(|c| c.uncascaded),
         }
     }
 
@@ -127,6 +133,7 @@ impl<Q> Query<'_, Q> {
             return None;
         }
         let entry = analysis.shape.entry.get(written)?;
+        let mut uncascaded = None;
         if let Entry::Through {
             column,
             via_table,
@@ -138,11 +145,15 @@ impl<Q> Query<'_, Q> {
             if !invalidator.enforces(&via.name, via_column, &resolved.name, column) {
                 return None;
             }
+            if invalidator.only_writer(&via.name, via_column, &resolved.name, column) {
+                uncascaded = Some(via_table.as_str());
+            }
         }
         Some(Candidate {
             written: deps.table.as_str(),
             entry,
             returned: Returned::new(resolved.name.clone(), scope.database, Arc::clone(model)),
+            uncascaded,
         })
     }
 
@@ -174,7 +185,8 @@ impl<Q> Query<'_, Q> {
                 rendered.template.sql_hash,
                 &rendered.binds,
                 self.narrowing,
-                scope.id,
+                // What a plan depends on follows the cascade graph too.
+                scope.id ^ u128::from(reader.invalidator.cascades_version()),
             )
         };
         // A plan remembered for this scope was checked when it was made.
