@@ -47,9 +47,18 @@ struct Cascades {
     /// Enforced single-column foreign keys, as (child, child column, parent,
     /// parent column): every child row's value has its parent row.
     references: HashSet<(String, String, String, String)>,
-    /// Per child table, the foreign keys whose actions write it, as (child
-    /// column, parent, parent column), columns `None` for a multi-column key.
-    writers: HashMap<String, Vec<(Option<String>, String, Option<String>)>>,
+    /// Per child table, the foreign keys whose actions write it.
+    writers: HashMap<String, Vec<WritingKey>>,
+}
+
+/// A foreign key whose action writes its child table.
+#[derive(Debug, PartialEq, Eq)]
+struct WritingKey {
+    /// The child's column (`None` for a multi-column key).
+    child_column: Option<String>,
+    parent: String,
+    /// The parent's column (`None` for a multi-column key).
+    parent_column: Option<String>,
 }
 
 /// The cascade graph and when it was learned.
@@ -159,10 +168,10 @@ impl Learned {
         };
         match c.writers.get(child) {
             None => true,
-            Some(edges) => edges.iter().all(|(cc, p, pc)| {
-                cc.as_deref() == Some(child_column)
-                    && p == parent
-                    && pc.as_deref() == Some(parent_column)
+            Some(edges) => edges.iter().all(|k| {
+                k.child_column.as_deref() == Some(child_column)
+                    && k.parent == parent
+                    && k.parent_column.as_deref() == Some(parent_column)
             }),
         }
     }
@@ -255,11 +264,15 @@ impl Cascades {
                     Some((c, p)) => (Some(c.clone()), Some(p.clone())),
                     None => (None, None),
                 };
-                cascades.writers.entry(fk.child.clone()).or_default().push((
-                    cc,
-                    fk.parent.clone(),
-                    pc,
-                ));
+                cascades
+                    .writers
+                    .entry(fk.child.clone())
+                    .or_default()
+                    .push(WritingKey {
+                        child_column: cc,
+                        parent: fk.parent.clone(),
+                        parent_column: pc,
+                    });
             }
             let edge = |m: &mut HashMap<String, Vec<String>>| {
                 m.entry(fk.parent.clone())

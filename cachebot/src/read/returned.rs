@@ -34,6 +34,9 @@ use crate::store::{Key, KeyKind};
 /// Over this many returned rows, a result depends on its table's rows key instead.
 pub(crate) const MAX_RETURNED: usize = key::MAX_VALUE_KEYS_PER_TABLE;
 
+/// A row's primary-key values as bind bytes (`None` for `NULL`), in key order.
+type KeyValues = Vec<Option<Vec<u8>>>;
+
 /// What the read path knows of one registered model.
 #[derive(Debug)]
 pub(crate) struct ModelRows {
@@ -42,10 +45,10 @@ pub(crate) struct ModelRows {
     /// The primary key's columns, in key order.
     pub(crate) primary_key: Vec<String>,
     /// A row's primary-key values (`None` when one cannot be keyed).
-    values: fn(&dyn Any) -> Option<Vec<Option<Vec<u8>>>>,
+    values: fn(&dyn Any) -> Option<KeyValues>,
 }
 
-fn values_of<M: CacheModel>(row: &dyn Any) -> Option<Vec<Option<Vec<u8>>>> {
+fn values_of<M: CacheModel>(row: &dyn Any) -> Option<KeyValues> {
     row.downcast_ref::<M>()?.primary_key_values()
 }
 
