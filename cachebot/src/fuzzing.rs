@@ -162,6 +162,18 @@ pub fn entry_with<C: Codec>(codec: &C, bytes: &[u8]) -> usize {
         assert_eq!(payload, Ok(bytes), "a valid entry does not open");
         decoded += usize::from(decode_payload(codec, bytes));
     }
+    // An entry of a result depending on its returned rows: what the read
+    // path peeks at before checking it (the keys its payload lists), and
+    // the rows after them.
+    let listed = entry::payload_unchecked(bytes).and_then(crate::read::returned::split_keys);
+    if let Some((keys, rows)) = listed {
+        assert!(keys.len() <= crate::read::returned::MAX_RETURNED);
+        decoded += usize::from(decode_payload(codec, rows));
+    }
+    if let Some((keys, rows)) = crate::read::returned::split_keys(bytes) {
+        assert!(keys.len() <= crate::read::returned::MAX_RETURNED);
+        decoded += usize::from(decode_payload(codec, rows));
+    }
     decoded
 }
 

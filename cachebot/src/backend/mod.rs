@@ -64,6 +64,9 @@ pub(crate) struct ForeignKeyFact {
     pub(crate) parent: String,
     pub(crate) on_delete: bool,
     pub(crate) on_update: bool,
+    /// `ON DELETE CASCADE` (the action deletes child rows; `on_delete`
+    /// also counts `SET NULL` and `SET DEFAULT`, which change them).
+    pub(crate) delete_cascades: bool,
     /// (child column, parent column) of a single-column key.
     pub(crate) columns: Option<(String, String)>,
     /// Validated, and its triggers not disabled: every child row's value

@@ -311,6 +311,7 @@ const FOREIGN_KEYS: &str = "SELECT cn.nspname::text AS child_schema, c.relname::
      pn.nspname::text AS parent_schema, p.relname::text AS parent, \
      confdeltype IN ('c', 'n', 'd') AS on_delete, \
      confupdtype IN ('c', 'n', 'd') AS on_update, \
+     confdeltype = 'c' AS delete_cascades, \
      CASE WHEN cardinality(k.conkey) = 1 THEN (SELECT a.attname::text FROM pg_catalog.pg_attribute a \
        WHERE a.attrelid = k.conrelid AND a.attnum = k.conkey[1]) END AS child_column, \
      CASE WHEN cardinality(k.confkey) = 1 THEN (SELECT a.attname::text FROM pg_catalog.pg_attribute a \
@@ -353,6 +354,7 @@ fn assemble_cascades(
                 on_delete: fk.on_delete,
                 on_update: fk.on_update,
                 columns: fk.child_column.zip(fk.parent_column),
+                delete_cascades: fk.delete_cascades,
                 enforced: fk.enforced,
             })
             .collect(),
@@ -403,6 +405,8 @@ struct ForeignKey {
     on_delete: bool,
     #[diesel(sql_type = diesel::sql_types::Bool)]
     on_update: bool,
+    #[diesel(sql_type = diesel::sql_types::Bool)]
+    delete_cascades: bool,
     #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::Text>)]
     child_column: Option<String>,
     #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::Text>)]

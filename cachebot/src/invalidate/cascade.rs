@@ -59,6 +59,10 @@ struct WritingKey {
     parent: String,
     /// The parent's column (`None` for a multi-column key).
     parent_column: Option<String>,
+    /// Its only writing action is `ON DELETE CASCADE`: it deletes child rows
+    /// of a deleted parent row, and never moves a child row to another
+    /// value (as `ON UPDATE CASCADE`, `SET NULL` and `SET DEFAULT` do).
+    deletes_only: bool,
 }
 
 /// The cascade graph and when it was learned.
@@ -154,8 +158,15 @@ impl Learned {
         self.version.load(std::sync::atomic::Ordering::Relaxed)
     }
 
-    /// Whether the only foreign keys whose actions write `child` are the
-    /// single-column key `child.child_column -> parent.parent_column`.
+    /// Whether the only foreign key whose actions write `child` is the
+    /// single-column key `child.child_column -> parent.parent_column`, and
+    /// its only action deletes (`ON DELETE CASCADE`): then those writes
+    /// remove exactly the child rows of deleted parent rows. A read that
+    /// reaches the parent's rows through that key depends on the rows it
+    /// returned: a deleted parent it returned bumps its own key, one it did
+    /// not return had no child row in its result. An action that moves child
+    /// rows to another value (`ON UPDATE CASCADE`, `SET NULL`, `SET
+    /// DEFAULT`) can bring rows into the result, so it does not qualify.
     pub(crate) fn only_writer(
         &self,
         child: &str,
@@ -169,7 +180,8 @@ impl Learned {
         match c.writers.get(child) {
             None => true,
             Some(edges) => edges.iter().all(|k| {
-                k.child_column.as_deref() == Some(child_column)
+                k.deletes_only
+                    && k.child_column.as_deref() == Some(child_column)
                     && k.parent == parent
                     && k.parent_column.as_deref() == Some(parent_column)
             }),
@@ -272,6 +284,7 @@ impl Cascades {
                         child_column: cc,
                         parent: fk.parent.clone(),
                         parent_column: pc,
+                        deletes_only: fk.delete_cascades && !fk.on_update,
                     });
             }
             let edge = |m: &mut HashMap<String, Vec<String>>| {

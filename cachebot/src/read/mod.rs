@@ -375,7 +375,12 @@ impl Reader {
         let c = self.counters();
         let store = self.store.as_ref();
         let hint = returned.hint();
-        if self.invalidator.depends_on_undelivered(&hint) {
+        let rows_key = returned.rows_key();
+        if self.invalidator.depends_on_undelivered(&hint)
+            || self
+                .invalidator
+                .depends_on_undelivered(std::slice::from_ref(&rows_key))
+        {
             Counters::bump(&c.fallbacks);
             tracing::debug!("depends on an undelivered invalidation; reading the database");
             return loader.load().await;
@@ -383,7 +388,6 @@ impl Reader {
         // The plan's keys, the table's rows key (what a result whose rows
         // were not all snapshotted depends on instead), the hinted rows'.
         let fixed = gen_keys.len();
-        let rows_key = returned.rows_key();
         let mut keys = gen_keys;
         keys.push(rows_key);
         keys.extend_from_slice(&hint);
