@@ -595,8 +595,9 @@ impl<C: Codec> Cache<C> {
     }
 
     /// Invalidate the cached queries that a change to a row whose `column`
-    /// holds `value` may affect: those keyed on that value, and those that
-    /// depend on the column's table as a whole. Signal both the old and the
+    /// holds `value` may affect: those keyed on that value (its rows'
+    /// content and membership), and those that depend on the column's table
+    /// as a whole or on the rows they returned. Signal both the old and the
     /// new value of a changed row.
     ///
     /// ```no_run
@@ -605,7 +606,9 @@ impl<C: Codec> Cache<C> {
     /// let cache = cachebot::Cache::in_process();
     /// cache.instrument(conn)?;
     /// cache.invalidate_value(photos::user_id, 7)?;
-    /// assert_eq!(cache.stats().invalidations, 2); // the value and the table's rows
+    /// // The value (content and membership), the table's rows, and what
+    /// // reads depending on their returned rows watch.
+    /// assert_eq!(cache.stats().invalidations, 4);
     /// # Ok(()) }
     /// ```
     pub fn invalidate_value<Col, V>(&self, column: Col, value: V) -> Result<(), Error>

@@ -126,6 +126,10 @@ pub enum Dependency {
     /// Queries that depend on rows a foreign key's action writes in the
     /// table (`ON DELETE CASCADE` of a parent row, say).
     Cascaded(String),
+    /// Queries that depend on the rows they returned (by primary key): bumped
+    /// when rows of the table changed that the crate cannot name
+    /// ([`Cache::invalidate_value`](crate::Cache::invalidate_value)).
+    Returned(String),
     /// Queries that depend on rows being inserted into the table.
     Inserts(String),
     /// Queries that depend on some row's `column` changing (by an update).
@@ -169,6 +173,7 @@ impl Dependency {
                 member_composite_key(table, &parts)
             }
             Dependency::Inserts(t) => inserts_key(t),
+            Dependency::Returned(t) => unnamed_key(t),
             Dependency::Cascaded(t) => cascaded_key(t),
             Dependency::ColumnChanges { table, column } => column_key(table, column),
         }
@@ -298,6 +303,13 @@ pub(crate) fn table_key(table: &str) -> Key {
 /// reaches the table only through that very key (see `read::returned`).
 pub(crate) fn cascaded_key(table: &str) -> Key {
     generation_hash(b'k', &[table.as_bytes()], None)
+}
+
+/// The generation of a table's rows changing in ways the crate cannot
+/// name row by row ([`Cache::invalidate_value`](crate::Cache::invalidate_value)):
+/// the reads that depend on the rows they returned depend on it.
+pub(crate) fn unnamed_key(table: &str) -> Key {
+    generation_hash(b'u', &[table.as_bytes()], None)
 }
 
 /// The table's "rows" generation: bumped by every row write.
@@ -443,6 +455,7 @@ enum DepRef<'a> {
         value: Option<Cow<'a, [u8]>>,
     },
     Inserts(&'a str),
+    Returned(&'a str),
     Cascaded(&'a str),
     ColumnChanges {
         table: &'a str,
@@ -480,6 +493,7 @@ impl DepRef<'_> {
                 value,
             } => member_key(table, column, value.as_deref()),
             DepRef::Inserts(t) => inserts_key(t),
+            DepRef::Returned(t) => unnamed_key(t),
             DepRef::Cascaded(t) => cascaded_key(t),
             DepRef::ColumnChanges { table, column } => column_key(table, column),
         }
@@ -525,6 +539,7 @@ impl DepRef<'_> {
                 value: value.as_ref().map(|v| v.to_vec()),
             },
             DepRef::Inserts(t) => Dependency::Inserts((*t).to_owned()),
+            DepRef::Returned(t) => Dependency::Returned((*t).to_owned()),
             DepRef::Cascaded(t) => Dependency::Cascaded((*t).to_owned()),
             DepRef::ColumnChanges { table, column } => Dependency::ColumnChanges {
                 table: (*table).to_owned(),
@@ -622,7 +637,9 @@ fn dependency_refs<'a, DB: CacheBackend>(
         if !table_values::<DB>(t, name, resolved, binds, keying, &analysis.shape.reads, out) {
             match keying.returned {
                 Some((table, entry)) if table == t.table => {
-                    // The returned rows are the rest of the dependency.
+                    // The returned rows are the rest of the dependency (and
+                    // rows changed that no write named).
+                    out.push(DepRef::Returned(name));
                     if let crate::extract::Entry::Alone { columns } = entry {
                         out.push(DepRef::Inserts(name));
                         for column in columns {

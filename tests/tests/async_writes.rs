@@ -356,7 +356,7 @@ async fn explicit_invalidation_awaited() {
             .invalidate_value_async(photos::user_id, s.bob.id)
             .await
             .unwrap();
-        assert_eq!(since(&cache, b).invalidations, 2, "{store}");
+        assert_eq!(since(&cache, b).invalidations, 4, "{store}");
         // (Keyed on the composite (user_id, status): the plain value's
         // key is not one it depends on; the table's rows are.)
         published(&cache, conn, ann).await;

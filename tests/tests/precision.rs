@@ -683,3 +683,79 @@ fn another_key_writing_the_join_table_keeps_its_cascades_visible() {
         .unwrap();
     }
 }
+
+/// A write the crate does not see (another connection, not instrumented), then
+/// `invalidate_value` of the changed rows' value: reads keyed on the value's membership and
+/// reads depending on their returned rows must both see it.
+#[test]
+fn invalidate_value_reaches_membership_and_returned_rows_reads() {
+    let db = TestDb::new();
+    for (_, cache) in caches() {
+        let conn = &mut db.conn();
+        cache.instrument(conn).unwrap();
+        let s = seed(conn);
+        let ann = s.ann.id;
+        let count = |conn: &mut PgConnection| -> i64 {
+            photos::table
+                .filter(photos::user_id.eq(ann))
+                .count()
+                .cache(&cache)
+                .get_result(conn)
+                .unwrap()
+        };
+        let count_truth = |conn: &mut PgConnection| -> i64 {
+            photos::table
+                .filter(photos::user_id.eq(ann))
+                .count()
+                .get_result(conn)
+                .unwrap()
+        };
+        let want = count_truth(conn);
+        check(&cache, false, "count", || count(conn), || want);
+        let want_latest = latest_truth(conn);
+        check(
+            &cache,
+            false,
+            "latest",
+            || latest(&cache, conn),
+            || want_latest.clone(),
+        );
+        check(
+            &cache,
+            true,
+            "latest again",
+            || latest(&cache, conn),
+            || want_latest.clone(),
+        );
+        // Behind the crate's back: ann's newest photo changes hands and title.
+        let mut other = db.conn();
+        other
+            .batch_execute(&format!(
+                "UPDATE photos SET user_id = {}, title = 'moved' WHERE id = {}",
+                s.bob.id, want_latest[0].id
+            ))
+            .unwrap();
+        cache.invalidate_value(photos::user_id, ann).unwrap();
+        cache.invalidate_value(photos::user_id, s.bob.id).unwrap();
+        let want = count_truth(conn);
+        check(
+            &cache,
+            false,
+            "count after invalidate_value",
+            || count(conn),
+            || want,
+        );
+        let want_latest = latest_truth(conn);
+        assert_eq!(want_latest[0].title, "moved");
+        check(
+            &cache,
+            false,
+            "latest after invalidate_value",
+            || latest(&cache, conn),
+            || want_latest.clone(),
+        );
+        drop(cache);
+        diesel::delete(photos::table).execute(conn).unwrap();
+        conn.batch_execute("DELETE FROM users").unwrap();
+    }
+}

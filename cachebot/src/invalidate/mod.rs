@@ -314,7 +314,14 @@ impl Invalidator {
         match self.known().qualified(table) {
             Some(names) => names
                 .iter()
-                .flat_map(|t| [key::value_key(t, column, value), key::rows_key(t)])
+                .flat_map(|t| {
+                    [
+                        key::value_key(t, column, value),
+                        key::member_key(t, column, value),
+                        key::rows_key(t),
+                        key::unnamed_key(t),
+                    ]
+                })
                 .collect(),
             None => vec![key::global_key()],
         }
