@@ -5,7 +5,7 @@
 //!   key, and the table's "rows" generation. The values are encoded through
 //!   the very bind collector the read side uses, so a column value and the
 //!   same value in a `WHERE` clause always produce the same key. On the
-//!   write path the same pass records each column's value ([`images`]),
+//!   write path the same pass records each column's value (module `images`),
 //!   for the finer generations that depend on what changed.
 //! - [`CachedModel`] provides the cached gets (`get`, `get_many`, `get_by`
 //!   with a [`DeclaredKey`]) and the invalidating writes (`insert`, `save`,
