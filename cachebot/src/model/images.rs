@@ -74,11 +74,27 @@ pub(crate) struct Images {
     pub(crate) rows: Vec<RowImage>,
     /// The row being recorded.
     open: Option<RowImage>,
+    /// How many rows will be recorded (a hint: the first one's size
+    /// reserves room for the others).
+    expected: usize,
 }
 
 impl Images {
+    /// Images of about `rows` rows.
+    pub(crate) fn with_rows(rows: usize) -> Images {
+        Images {
+            rows: Vec::with_capacity(rows),
+            expected: rows,
+            ..Images::default()
+        }
+    }
+
     /// Start recording a row.
     pub(crate) fn begin_row(&mut self) {
+        if self.rows.is_empty() {
+            // Room for a typical model's first row: no growth step by step.
+            self.values.reserve(8);
+        }
         self.open = Some(RowImage {
             values: self.values.len()..self.values.len(),
             composites: self.composites.len()..self.composites.len(),
@@ -91,6 +107,14 @@ impl Images {
         if let Some(mut row) = self.open.take() {
             row.values.end = self.values.len();
             row.composites.end = self.composites.len();
+            if self.rows.is_empty() && self.expected > 1 {
+                // Rows of one model are alike: room for the others at once.
+                let more = self.expected - 1;
+                self.values.reserve(more.saturating_mul(self.values.len()));
+                self.composites
+                    .reserve(more.saturating_mul(self.composites.len()));
+                self.parts.reserve(more.saturating_mul(self.parts.len()));
+            }
             self.rows.push(row);
         }
     }

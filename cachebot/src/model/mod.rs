@@ -5,7 +5,7 @@
 //!   key, and the table's "rows" generation. The values are encoded through
 //!   the very bind collector the read side uses, so a column value and the
 //!   same value in a `WHERE` clause always produce the same key. On the
-//!   write path the same pass records each column's value (`images`),
+//!   write path the same pass records each column's value (module `images`),
 //!   for the finer generations that depend on what changed.
 //! - [`CachedModel`] provides the cached gets (`get`, `get_many`, `get_by`
 //!   with a [`DeclaredKey`]) and the invalidating writes (`insert`, `save`,
@@ -98,6 +98,8 @@ pub struct RowKeys<'a> {
     /// What each row's image held, when the caller compares images (a
     /// write: see [`images`]); `None` otherwise (nothing recorded).
     images: Option<Images>,
+    /// The table last resolved: (as written, as `tables` resolved it).
+    resolved: Option<(String, Option<Vec<String>>)>,
 }
 
 impl std::fmt::Debug for RowKeys<'_> {
@@ -112,14 +114,15 @@ impl<'a> RowKeys<'a> {
             keys: Vec::new(),
             tables,
             images: None,
+            resolved: None,
         }
     }
 
-    /// Keys that also record each row's image, for
+    /// Keys that also record each row's image (about `rows` of them), for
     /// [`record_row`](Self::record_row).
-    pub(crate) fn recording(tables: &'a dyn Tables) -> RowKeys<'a> {
+    pub(crate) fn recording(tables: &'a dyn Tables, rows: usize) -> RowKeys<'a> {
         RowKeys {
-            images: Some(Images::default()),
+            images: Some(Images::with_rows(rows)),
             ..RowKeys::new(tables)
         }
     }
@@ -160,7 +163,12 @@ impl<'a> RowKeys<'a> {
 
     /// Push `key(t)` for each table `written` resolves to, or the global key.
     fn per_table(&mut self, written: &str, key: impl Fn(&str) -> Key) {
-        match self.tables.qualified(written) {
+        // Every key of a row names the same table: resolve it once.
+        let known = matches!(&self.resolved, Some((w, _)) if w == written);
+        if !known {
+            self.resolved = Some((written.to_owned(), self.tables.qualified(written)));
+        }
+        match self.resolved.as_ref().and_then(|(_, r)| r.as_ref()) {
             Some(tables) => self.keys.extend(tables.iter().map(|t| key(t))),
             None => self.keys.push(key::global_key()),
         }

@@ -40,13 +40,20 @@ pub(crate) fn row_keys<M: CacheModel>(
     old: &[M],
     new: &[M],
 ) -> (Vec<Key>, bool) {
-    let mut rows = RowKeys::recording(tables);
+    let mut rows = RowKeys::recording(tables, old.len() + new.len());
     for row in old.iter().chain(new) {
         rows.record_row(row);
     }
     let (keys, images) = rows.into_parts();
     let images = images.unwrap_or_default();
     let mut changes = ChangeKeys::new(&images, tables);
+    // One row updated (the common write): no pairing tables.
+    if let ([o], [n]) = (old, new) {
+        if o.identity() == n.identity() {
+            changes.update(0, 1);
+            return (changes.finish::<M>(keys), false);
+        }
+    }
     let mut paired = vec![false; new.len()];
     for (i, j) in pair(old, new).into_iter().enumerate() {
         match j {
@@ -75,7 +82,7 @@ pub(crate) fn row_keys<M: CacheModel>(
 /// the column key of each of its columns and the table's inserts key.
 /// Sorted, without duplicates.
 pub(crate) fn any_change_keys<M: CacheModel>(tables: &dyn Tables, row: &M) -> Vec<Key> {
-    let mut rows = RowKeys::recording(tables);
+    let mut rows = RowKeys::recording(tables, 1);
     rows.record_row(row);
     let (keys, images) = rows.into_parts();
     let images = images.unwrap_or_default();
@@ -108,7 +115,7 @@ impl<'a> ChangeKeys<'a> {
             images,
             tables,
             resolved: vec![None; images.tables.len()],
-            keys: Vec::new(),
+            keys: Vec::with_capacity(8),
             widen: false,
             inserted: false,
         }
@@ -118,6 +125,7 @@ impl<'a> ChangeKeys<'a> {
     /// table's "all" and inserts keys where needed; sorted, without
     /// duplicates.
     fn finish<M: CacheModel>(mut self, mut content: Vec<Key>) -> Vec<Key> {
+        content.reserve(self.keys.len() + 2);
         content.append(&mut self.keys);
         let table = |key: fn(&str) -> Key| match self.tables.qualified(M::table_name()) {
             Some(names) => names.iter().map(|t| key(t)).collect(),
