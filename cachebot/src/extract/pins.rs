@@ -336,7 +336,7 @@ fn assign<'a>(
 }
 
 /// Strip redundant parentheses.
-fn strip(mut e: &Expr) -> &Expr {
+pub(super) fn strip(mut e: &Expr) -> &Expr {
     while let Expr::Nested(inner) = e {
         e = inner;
     }
@@ -344,7 +344,7 @@ fn strip(mut e: &Expr) -> &Expr {
 }
 
 /// The operands of a chain of one boolean operator (through parentheses), without recursion.
-fn flatten(e: &Expr, op: BinaryOperator) -> Vec<&Expr> {
+pub(super) fn flatten(e: &Expr, op: BinaryOperator) -> Vec<&Expr> {
     let mut out = Vec::new();
     let mut stack = vec![e];
     while let Some(e) = stack.pop() {
@@ -378,6 +378,52 @@ fn placeholder(e: &Expr) -> Option<usize> {
 
 /// A column of one relation.
 type Col = (usize, String);
+
+/// Which relation a qualifier (normalised name parts) names among relations named by `names`:
+/// each one's single-part name (its alias, else its table's last name part) and, unaliased,
+/// its full name. `None` when it names none or several.
+pub(super) fn relation_of<'a>(
+    names: impl Iterator<Item = (Option<&'a str>, Option<&'a str>)>,
+    qualifier: &[String],
+) -> Option<usize> {
+    let full = join_name(qualifier.to_vec());
+    let mut found = None;
+    for (index, (single, whole)) in names.enumerate() {
+        let hit = match qualifier {
+            [one] => single == Some(one.as_str()),
+            _ => whole == Some(full.as_str()),
+        };
+        if hit {
+            if found.is_some() {
+                return None;
+            }
+            found = Some(index);
+        }
+    }
+    found
+}
+
+/// A plain column reference (`"t"."c"`, or `c` when the FROM list has a single relation, of
+/// `count`), resolved to its relation by `relation` (see [`relation_of`]).
+pub(super) fn column_of(
+    e: &Expr,
+    count: usize,
+    relation: impl FnOnce(&[String]) -> Option<usize>,
+) -> Option<Col> {
+    match strip(e) {
+        // Unqualified: only when there is no choice.
+        Expr::Identifier(ident) if count == 1 => Some((0, norm_ident(ident))),
+        Expr::CompoundIdentifier(parts) => {
+            let (column, qualifier) = parts.split_last()?;
+            if qualifier.is_empty() {
+                return None;
+            }
+            let qualifier: Vec<String> = qualifier.iter().map(norm_ident).collect();
+            Some((relation(&qualifier)?, norm_ident(column)))
+        }
+        _ => None,
+    }
+}
 
 /// AND of two deps: cross product, capped (over the cap keep the narrower side).
 fn and(a: Option<Dnf>, b: Option<Dnf>) -> Option<Dnf> {
@@ -495,39 +541,15 @@ impl<'r> Eval<'r> {
         }
     }
 
-    /// Which relation a qualifier names (none if unknown or ambiguous).
-    fn relation(&self, qualifier: &[String]) -> Option<usize> {
-        let mut found = None;
-        for (index, rel) in self.rels.iter().enumerate() {
-            let hit = match qualifier {
-                [single] => rel.ref_name.as_deref() == Some(single.as_str()),
-                _ => rel.full.as_deref() == Some(join_name(qualifier.to_vec()).as_str()),
-            };
-            if hit {
-                if found.is_some() {
-                    return None;
-                }
-                found = Some(index);
-            }
-        }
-        found
-    }
-
     /// A plain column reference, resolved to its relation.
     fn column(&self, e: &Expr) -> Option<Col> {
-        match strip(e) {
-            // Unqualified: only when there is no choice.
-            Expr::Identifier(ident) if self.rels.len() == 1 => Some((0, norm_ident(ident))),
-            Expr::CompoundIdentifier(parts) => {
-                let (column, qualifier) = parts.split_last()?;
-                if qualifier.is_empty() {
-                    return None;
-                }
-                let qualifier: Vec<String> = qualifier.iter().map(norm_ident).collect();
-                Some((self.relation(&qualifier)?, norm_ident(column)))
-            }
-            _ => None,
-        }
+        column_of(e, self.rels.len(), |q| {
+            let names = self
+                .rels
+                .iter()
+                .map(|r| (r.ref_name.as_deref(), r.full.as_deref()));
+            relation_of(names, q)
+        })
     }
 
     /// `col = value` for the target: one conjunction over every target column linked to `col`.

@@ -26,6 +26,7 @@ use sqlparser::ast::{
     SelectItemQualifiedWildcardKind, SetExpr, TableFactor, TableWithJoins,
 };
 
+use super::pins::{column_of, flatten, relation_of, strip};
 use super::{join_name, name_parts, norm_ident};
 
 /// The facts of one analysed SELECT; empty when the statement is not simple enough.
@@ -292,7 +293,7 @@ fn through(
     }
     let mut found = None;
     for on in ons.iter().flatten() {
-        for conjunct in conjuncts(on) {
+        for conjunct in flatten(on, sqlparser::ast::BinaryOperator::And) {
             let mut refs = Refs::default();
             cx.walk(conjunct, &mut refs);
             if !mentions(&refs) {
@@ -329,33 +330,6 @@ fn through(
         }
     }
     found
-}
-
-/// The operands of a chain of ANDs (through parentheses).
-fn conjuncts(e: &Expr) -> Vec<&Expr> {
-    let mut out = Vec::new();
-    let mut stack = vec![e];
-    while let Some(e) = stack.pop() {
-        match strip(e) {
-            Expr::BinaryOp {
-                left,
-                op: sqlparser::ast::BinaryOperator::And,
-                right,
-            } => {
-                stack.push(right);
-                stack.push(left);
-            }
-            other => out.push(other),
-        }
-    }
-    out
-}
-
-fn strip(mut e: &Expr) -> &Expr {
-    while let Expr::Nested(inner) = e {
-        e = inner;
-    }
-    e
 }
 
 /// The FROM list's relations (plain tables only) and the ON condition of each join.
@@ -456,36 +430,16 @@ struct Cx<'r> {
 impl Cx<'_> {
     /// Which relation a qualifier names (none if unknown or ambiguous).
     fn relation(&self, qualifier: &[String]) -> Option<usize> {
-        let mut found = None;
-        for (index, rel) in self.rels.iter().enumerate() {
-            let hit = match qualifier {
-                [single] => rel.ref_name == *single,
-                _ => rel.full.as_deref() == Some(join_name(qualifier.to_vec()).as_str()),
-            };
-            if hit {
-                if found.is_some() {
-                    return None;
-                }
-                found = Some(index);
-            }
-        }
-        found
+        let names = self
+            .rels
+            .iter()
+            .map(|r| (Some(r.ref_name.as_str()), r.full.as_deref()));
+        relation_of(names, qualifier)
     }
 
     /// A plain column reference, resolved to its relation.
     fn column(&self, e: &Expr) -> Option<(usize, String)> {
-        match strip(e) {
-            Expr::Identifier(ident) if self.rels.len() == 1 => Some((0, norm_ident(ident))),
-            Expr::CompoundIdentifier(parts) => {
-                let (column, qualifier) = parts.split_last()?;
-                if qualifier.is_empty() {
-                    return None;
-                }
-                let qualifier: Vec<String> = qualifier.iter().map(norm_ident).collect();
-                Some((self.relation(&qualifier)?, norm_ident(column)))
-            }
-            _ => None,
-        }
+        column_of(e, self.rels.len(), |q| self.relation(q))
     }
 
     /// Record every column `root` reads; anything outside the accepted forms is unknown.
