@@ -355,8 +355,10 @@ impl Reader {
 
     /// [`read_through`](Self::read_through) for a plan whose entry also
     /// depends on the rows it returned (see `returned`): the hinted keys'
-    /// generations come in the same round trip; a miss is stored only if
-    /// every row it returned was among them.
+    /// generations and the table's rows key come in the same round trip. A
+    /// miss whose rows were all hinted is stored with their generations;
+    /// one that returned others reads theirs and loads again when the
+    /// loader can, and is otherwise stored depending on the rows key.
     async fn read_returned<C, U, Io, Ld>(
         &self,
         io: &Io,
